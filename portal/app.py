@@ -1,0 +1,93 @@
+"""The application factory: `create_app(settings)` builds one complete portal.
+
+Routes are listed here, in one place, so a reader sees the whole surface. Everything with
+a lifetime (pool, clients, breaker, gateway) is opened in the lifespan and reaches handlers
+as `request.state.runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from portal import health
+from portal.pages import landing, language, onboarding
+from portal.pages.rendering import error_response, make_templates
+from portal.request_log import RequestLog
+from portal.runtime import open_runtime
+from portal.sandbox import SandboxMarketplace, sandbox_routes
+from portal.security import BrowserProtection
+from portal.settings import Settings
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SESSION_COOKIE = "portal_session"
+
+
+async def _http_error(request: Request, exc: HTTPException):
+    if exc.status_code == 404:
+        return error_response(request, 404, "NOT_FOUND", "error.not_found", next_step_key=None)
+    if exc.status_code == 413:
+        return error_response(request, 413, "TOO_LARGE", "error.too_large", next_step_key=None)
+    if exc.status_code == 405:
+        return error_response(request, 405, "METHOD_NOT_ALLOWED", "error.not_found", next_step_key=None)
+    return error_response(request, exc.status_code, "HTTP_ERROR", "error.internal", next_step_key=None)
+
+
+async def _server_error(request: Request, exc: Exception):
+    # The owner gets a sentence and a reference; the trace goes to the log only.
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return error_response(request, 500, "INTERNAL_ERROR", "error.internal", next_step_key=None)
+
+
+async def _cross_site(scope, receive, send):
+    request = Request(scope, receive)
+    response = error_response(request, 403, "CROSS_SITE_REQUEST", "error.cross_site", next_step_key=None)
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Starlette:
+    templates = make_templates()
+    market = None
+    if settings.sandbox:
+        market = SandboxMarketplace(f"{settings.base_url}/sandbox", partner_token=settings.partner_token,
+                                    application_id=settings.app_id)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        async with open_runtime(settings, templates, market) as runtime:
+            yield {"runtime": runtime}
+
+    routes = [
+        Route("/livez", health.livez),
+        Route("/readyz", health.readyz),
+        Route("/marketplace/health", health.health),
+        Route("/auth/yclients/redirect", landing.yclients_redirect),
+        Route("/onboarding", onboarding.onboarding_page),
+        Route("/language", language.switch_language, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    if market is not None:
+        routes += sandbox_routes(market)
+
+    middleware = [
+        Middleware(RequestLog),
+        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site),
+        Middleware(SessionMiddleware, secret_key=settings.session_secret, session_cookie=SESSION_COOKIE,
+                   max_age=settings.onboarding_token_ttl_s, same_site="lax",
+                   https_only=settings.secure_cookies),
+    ]
+    return Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        max_body_size=settings.max_body_bytes,
+    )

@@ -1,0 +1,39 @@
+"""The connection pool: to DATABASE_URL, or to an embedded server started for us."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+import asyncpg
+
+from portal.embedded_postgres import EmbeddedPostgres
+from portal.migrations import apply_migrations
+from portal.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """Yield a migrated pool; stop the embedded server (if we started one) afterwards."""
+    embedded = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "pg")
+        dsn = await anyio.to_thread.run_sync(embedded.start)
+    try:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=settings.database_pool_size,
+            # A dead connection (server restarted) is dropped and replaced, not reused.
+            max_inactive_connection_lifetime=60,
+            server_settings={"application_name": "salon-portal"},
+        )
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await anyio.to_thread.run_sync(embedded.stop)

@@ -1,0 +1,65 @@
+"""Health for operators: /livez (process), /readyz (database) and /marketplace/health.
+
+The public answer is the status and a timestamp; the detailed one (services, feature
+flags, circuit breakers, warnings) needs `Authorization: Bearer <HEALTH_CHECK_TOKEN>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from portal.runtime import Runtime
+
+
+async def database_check(runtime: Runtime) -> tuple[bool, float | None]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(runtime.settings.health_db_timeout_s):
+            async with runtime.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means "not reachable" to an operator
+        return False, None
+    return True, round((time.perf_counter() - started) * 1000, 2)
+
+
+def _authorized(request: Request, token: str | None) -> bool:
+    given = request.headers.get("authorization", "")
+    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+async def health(request: Request) -> JSONResponse:
+    runtime: Runtime = request.state.runtime
+    db_ok, latency = await database_check(runtime)
+    breaker = runtime.breaker.stats()
+    warnings = []
+    if not db_ok:
+        warnings.append("database unreachable")
+    if breaker["state"] != "closed":
+        warnings.append(f"QR circuit breaker is {breaker['state']}")
+    status = "error" if not db_ok else ("degraded" if warnings else "ok")
+    body = {"status": status, "timestamp": datetime.now(UTC).isoformat()}
+    if _authorized(request, runtime.settings.health_check_token):
+        body |= {
+            "environment": "sandbox" if runtime.settings.sandbox else "production",
+            "services": {"database_connected": db_ok, "database_latency_ms": latency},
+            "featureFlags": {"useTransactionActivation": runtime.settings.use_transaction_activation},
+            "circuitBreakers": {"qrGeneration": breaker},
+            "warnings": warnings,
+        }
+    return JSONResponse(body, status_code=503 if status == "error" else 200,
+                        headers={"Cache-Control": "no-store"})
+
+
+async def livez(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    ok, _ = await database_check(request.state.runtime)
+    return JSONResponse({"status": "ok" if ok else "error"}, status_code=200 if ok else 503)

@@ -1,0 +1,123 @@
+"""Every sentence a person reads, in Russian and English, and how a language is chosen.
+
+Salon owners mostly read Russian, so Russian is the default. `Accept-Language` picks, and
+the visible switch (a `lang` cookie) overrides. Templates call `t("key", name=...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+LANGUAGES = ("ru", "en")
+DEFAULT_LANGUAGE = "ru"
+LANG_COOKIE = "lang"
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # key: (ru, en)
+    "app.title": ("Подключение WhatsApp к записи", "Connect WhatsApp to bookings"),
+    "app.lang_switch": ("English", "Русский"),
+    "error.title": ("Что-то пошло не так", "Something went wrong"),
+    "error.next_step_marketplace": (
+        "Откройте приложение в маркетплейсе YClients ещё раз — мы начнём подключение заново.",
+        "Open the app in the YClients marketplace again and we will start over.",
+    ),
+    "error.salon_id_missing": ("В ссылке нет номера филиала.", "The link has no branch number."),
+    "error.salon_id_invalid": ("Номер филиала в ссылке неверный.", "The branch number in the link is not valid."),
+    "error.signature_missing": (
+        "Ссылка не подписана YClients, поэтому мы не можем ей доверять.",
+        "The link is not signed by YClients, so we cannot trust it.",
+    ),
+    "error.signature_invalid": (
+        "Подпись ссылки не совпала — возможно, ссылку изменили.",
+        "The link's signature does not match; the link may have been changed.",
+    ),
+    "error.user_data_corrupt": ("Данные пользователя в ссылке повреждены.", "The user details in the link are damaged."),
+    "error.not_configured": (
+        "Подключение временно недоступно: приложение ещё не настроено. Попробуйте позже.",
+        "Connecting is unavailable for now: the app is not configured yet. Please try later.",
+    ),
+    "error.not_found": ("Такой страницы нет.", "There is no such page."),
+    "error.too_large": ("Запрос слишком большой.", "The request is too large."),
+    "error.cross_site": (
+        "Запрос пришёл с другого сайта и был отклонён.",
+        "The request came from another site and was refused.",
+    ),
+    "error.internal": (
+        "У нас что-то сломалось. Мы уже знаем; попробуйте ещё раз через минуту.",
+        "Something broke on our side. We know about it; please try again in a minute.",
+    ),
+    "onboarding.heading": ("Подключение WhatsApp: {name}", "Connecting WhatsApp: {name}"),
+    "onboarding.heading_unnamed": ("Подключение WhatsApp для филиала {id}", "Connecting WhatsApp for branch {id}"),
+    "onboarding.intro": (
+        "Три шага: привяжите WhatsApp салона, включите интеграцию — и ассистент начнёт записывать клиентов.",
+        "Three steps: link the salon's WhatsApp, switch the integration on, and the assistant starts taking bookings.",
+    ),
+    "onboarding.step_whatsapp": ("WhatsApp", "WhatsApp"),
+    "onboarding.step_activation": ("Активация", "Activation"),
+    "onboarding.step_done": ("Готово", "Done"),
+    "onboarding.whatsapp_next": (
+        "Сейчас: привяжите номер WhatsApp салона к ассистенту.",
+        "Now: link the salon's WhatsApp number to the assistant.",
+    ),
+    "onboarding.activation_next": (
+        "Потом: мы включим интеграцию в YClients — это займёт несколько секунд.",
+        "Then: we switch the integration on in YClients; it takes a few seconds.",
+    ),
+    "onboarding.done_next": (
+        "В конце вы вернётесь в YClients, а ассистент начнёт отвечать клиентам.",
+        "Finally you return to YClients and the assistant starts answering clients.",
+    ),
+    "onboarding.no_session_title": ("Начните из YClients", "Start from YClients"),
+    "onboarding.no_session": (
+        "Эта страница открывается из маркетплейса YClients. Откройте YClients → Маркетплейс → наше приложение → «Подключить». Ссылка действует один час.",
+        "This page opens from the YClients marketplace. Open YClients → Marketplace → our app → “Connect”. The link works for one hour.",
+    ),
+    "onboarding.session_expires": ("Ссылка действует до {time} (UTC).", "This link works until {time} (UTC)."),
+    "sandbox.banner": (
+        "ПЕСОЧНИЦА: это демонстрационная замена маркетплейса YClients, а не настоящий YClients.",
+        "SANDBOX: a demo stand-in for the YClients marketplace, not the real YClients.",
+    ),
+    "sandbox.title": ("Маркетплейс YClients (песочница)", "YClients marketplace (sandbox)"),
+    "sandbox.intro": (
+        "Выберите демо-салон и нажмите «Установить» — вы попадёте на портал так же, как из настоящего YClients.",
+        "Pick a demo salon and press Install: you reach the portal just as you would from the real YClients.",
+    ),
+    "sandbox.install": ("Установить", "Install"),
+    "sandbox.installed_title": ("Приложение установлено", "App installed"),
+    "sandbox.installed": (
+        "YClients принял подключение филиала {id}. В настоящем YClients здесь открылась бы страница приложения.",
+        "YClients accepted the connection of branch {id}. The real YClients would show the app's page here.",
+    ),
+    "sandbox.back": ("Назад в песочницу", "Back to the sandbox"),
+}
+
+
+def pick_language(request: Request) -> str:
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    header = request.headers.get("accept-language", "")
+    ranked = []
+    for i, part in enumerate(header.split(",")):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            weight = 0.0
+        ranked.append((-weight, i, tag.strip().lower()[:2]))
+    for _, _, tag in sorted(ranked):
+        if tag in LANGUAGES:
+            return tag
+    return DEFAULT_LANGUAGE
+
+
+def translator(language: str) -> Callable[..., str]:
+    index = LANGUAGES.index(language)
+
+    def t(key: str, **values) -> str:
+        text = MESSAGES[key][index]
+        return text.format(**values) if values else text
+
+    return t

@@ -1,0 +1,57 @@
+"""The onboarding credential: a short-lived JWT that says "the owner of salon N".
+
+It is signed with JWT_SECRET (HS256, pinned on verify), carries an audience and a type that
+only onboarding accepts, and lives at most an hour (the marketplace's own window). Admin
+routes never accept it: they use a different credential altogether.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+AUDIENCE = "salon-portal:onboarding"
+TOKEN_TYPE = "onboarding"
+MAX_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class OnboardingClaims:
+    yclients_salon_id: int
+    expires_at: int
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def issue(yclients_salon_id: int, *, secret: str, ttl_s: int = MAX_TTL_S, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": str(yclients_salon_id),
+        "typ": TOKEN_TYPE,
+        "aud": AUDIENCE,
+        "iat": issued,
+        "exp": issued + min(ttl_s, MAX_TTL_S),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify(token: str | None, *, secret: str) -> OnboardingClaims:
+    if not token or not isinstance(token, str) or len(token) > 2048:
+        raise InvalidToken("missing")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], audience=AUDIENCE,
+            options={"require": ["exp", "iat", "sub", "aud", "typ"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(type(exc).__name__) from None
+    sub = claims.get("sub")
+    if claims.get("typ") != TOKEN_TYPE or not isinstance(sub, str) or not sub.isdigit():
+        raise InvalidToken("wrong type")
+    return OnboardingClaims(yclients_salon_id=int(sub), expires_at=int(claims["exp"]))

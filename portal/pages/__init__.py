@@ -1,0 +1,1 @@
+"""Request handlers: parse, call one service function, render. No SQL here."""

@@ -1,0 +1,46 @@
+"""GET /auth/yclients/redirect: the owner arrives from the YClients marketplace."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from portal import events, onboarding_token, salons
+from portal.landing import LandingError, parse_landing
+from portal.pages.owner import SESSION_KEY
+from portal.pages.rendering import error_response, wants_json
+from portal.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def yclients_redirect(request: Request) -> Response:
+    runtime: Runtime = request.state.runtime
+    settings = runtime.settings
+    if not settings.partner_token:
+        log.error("landing refused: partner token not configured")
+        return error_response(request, 503, "NOT_CONFIGURED", "error.not_configured", next_step_key=None)
+    try:
+        landing = parse_landing(request.query_params, partner_token=settings.partner_token,
+                                allow_unsigned=settings.allow_unsigned_landing)
+    except LandingError as exc:
+        log.warning("landing refused", extra={"code": exc.code, "status": exc.status})
+        return error_response(request, exc.status, exc.code, exc.message_key)
+    if not landing.signed:
+        log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)", extra={"salon_id": landing.salon_id})
+
+    async with runtime.pool.acquire() as conn:
+        salon, is_new = await salons.record_landing(conn, landing)
+    await events.record_quietly(runtime.pool, salon.id, "landed",
+                                {"signed": landing.signed, "new": is_new, "status": salon.integration_status})
+
+    ttl = min(settings.onboarding_token_ttl_s, settings.registration_window_s)
+    token = onboarding_token.issue(salon.yclients_salon_id, secret=settings.jwt_secret, ttl_s=ttl)
+    onboarding_url = f"{settings.base_url}/onboarding"
+    if wants_json(request):
+        return JSONResponse({"token": token, "expires_in": ttl, "onboarding_url": onboarding_url},
+                            headers={"Cache-Control": "no-store"})
+    request.session[SESSION_KEY] = token
+    return RedirectResponse("/onboarding", status_code=303, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,25 @@
+"""POST /language: the visible language switch; remembers the choice in a cookie."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from portal.i18n import LANG_COOKIE, LANGUAGES
+
+
+def _safe_next(value) -> str:
+    # Only a local path: never an open redirect to another site.
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value[:512]
+    return "/onboarding"
+
+
+async def switch_language(request: Request) -> RedirectResponse:
+    form = await request.form()
+    lang = form.get("lang")
+    response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
+    if lang in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax",
+                            secure=request.state.runtime.settings.secure_cookies)
+    return response

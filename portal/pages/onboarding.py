@@ -1,0 +1,45 @@
+"""GET /onboarding: the page shell with the three steps for the owner's own salon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portal import salons
+from portal.htmx import vary_on_htmx
+from portal.pages.owner import current_owner
+from portal.pages.rendering import render
+
+STEP_KEYS = ("onboarding.step_whatsapp", "onboarding.step_activation", "onboarding.step_done")
+
+
+def step_states(integration_status: str, whatsapp_connected: bool) -> list[tuple[str, str]]:
+    """Which of the three steps are done, current or still to come."""
+    if integration_status == "active":
+        current = 3
+    elif whatsapp_connected:
+        current = 1
+    else:
+        current = 0
+    states = ["done" if i < current else "current" if i == current else "todo" for i in range(3)]
+    return list(zip(STEP_KEYS, states))
+
+
+async def onboarding_page(request: Request) -> Response:
+    owner = current_owner(request)
+    if owner is None:
+        return render(request, "onboarding_start.html", status_code=401)
+    runtime = request.state.runtime
+    async with runtime.pool.acquire() as conn:
+        salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
+    if salon is None:
+        return render(request, "onboarding_start.html", status_code=401)
+    context = {
+        "salon": salon,
+        "steps": step_states(salon.integration_status, whatsapp_connected=False),
+        "expires_at": datetime.fromtimestamp(owner.expires_at, UTC).strftime("%H:%M"),
+    }
+    response = render(request, "onboarding.html", context, headers={"Cache-Control": "no-store"})
+    return vary_on_htmx(response)

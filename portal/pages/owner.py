@@ -1,0 +1,28 @@
+"""Who is asking: the salon owner's onboarding credential, from a Bearer header or the
+session cookie. Every owner route derives the salon from this and nothing else: no route
+takes a salon or session id from the client, so one salon's token never reaches another.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from portal import onboarding_token
+from portal.onboarding_token import InvalidToken, OnboardingClaims
+
+SESSION_KEY = "onboarding_token"
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def current_owner(request: Request, *, allow_session: bool = True) -> OnboardingClaims | None:
+    token = bearer_token(request)
+    if token is None and allow_session:
+        token = request.session.get(SESSION_KEY)
+    try:
+        return onboarding_token.verify(token, secret=request.state.runtime.settings.jwt_secret)
+    except InvalidToken:
+        return None

@@ -1,0 +1,53 @@
+"""Rendering shared by every handler: templates with the translator, and errors as values.
+
+An error reaches a salon owner as a sentence and a next step (an HTML page), and an API
+client as JSON with a stable `code`; both with the real status code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.templating import Jinja2Templates
+
+from portal.i18n import pick_language, translator
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def _context(request: Request) -> dict:
+    lang = pick_language(request)
+    runtime = getattr(request.state, "runtime", None)
+    return {"lang": lang, "t": translator(lang), "sandbox": bool(runtime and runtime.settings.sandbox)}
+
+
+def make_templates() -> Jinja2Templates:
+    return Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_context])
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def render(request: Request, name: str, context: dict | None = None, status_code: int = 200,
+           headers: dict | None = None) -> HTMLResponse:
+    return request.state.runtime.templates.TemplateResponse(
+        request, name, context or {}, status_code=status_code, headers=headers)
+
+
+def error_response(request: Request, status_code: int, code: str, message_key: str,
+                   next_step_key: str | None = "error.next_step_marketplace",
+                   headers: dict | None = None, extra: dict | None = None) -> Response:
+    t = translator(pick_language(request))
+    if wants_json(request):
+        body = {"success": False, "error": t(message_key), "code": code, **(extra or {})}
+        return JSONResponse(body, status_code=status_code, headers=headers)
+    context = {
+        "code": code, "message": t(message_key),
+        "next_step": t(next_step_key) if next_step_key else None,
+        "request_id": request.scope.get("state", {}).get("request_id"),
+    }
+    return render(request, "error.html", context, status_code=status_code, headers=headers)

@@ -1,0 +1,72 @@
+"""What one running portal holds: the pool, outgoing clients, breaker, gateway.
+
+Built in the app's lifespan and handed to every request as `request.state.runtime`. Nothing
+here is module-level: two apps in one process share nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.templating import Jinja2Templates
+
+from portal.breaker import CircuitBreaker
+from portal.database import open_database
+from portal.sandbox.marketplace_state import SandboxMarketplace
+from portal.settings import Settings
+from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
+from portal.yclients import PartnerClient
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: asyncpg.Pool
+    templates: Jinja2Templates
+    partner: PartnerClient
+    gateway: WhatsAppGateway
+    breaker: CircuitBreaker
+    market: SandboxMarketplace | None  # the sandbox's stand-in for YClients, demo mode only
+
+
+def build_gateway(settings: Settings) -> WhatsAppGateway:
+    if settings.whatsapp_gateway == "waha":
+        return WahaGateway(
+            settings.waha_url, settings.waha_api_key or "",
+            webhook_url=f"{settings.base_url}/webhook/whatsapp",
+            webhook_hmac_key=settings.waha_webhook_hmac_key,
+            timeout_s=settings.waha_timeout_s,
+        )
+    return SimulatedGateway(
+        starting_s=settings.sim_starting_s, qr_first_ttl_s=settings.sim_qr_first_ttl_s,
+        qr_next_ttl_s=settings.sim_qr_next_ttl_s, qr_count=settings.sim_qr_count,
+        linking_s=settings.sim_linking_s,
+    )
+
+
+def build_breaker(settings: Settings) -> CircuitBreaker:
+    return CircuitBreaker(
+        failure_threshold=settings.qr_breaker_failure_threshold,
+        reset_timeout_s=settings.qr_breaker_reset_timeout_s,
+        call_timeout_s=settings.qr_breaker_call_timeout_s,
+        success_threshold=settings.qr_breaker_success_threshold,
+        name="qrGeneration",
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, templates: Jinja2Templates,
+                       market: SandboxMarketplace | None) -> AsyncIterator[Runtime]:
+    async with open_database(settings) as pool:
+        partner = PartnerClient(settings.yclients_api_url, settings.partner_token or "",
+                                timeout_s=settings.yclients_timeout_s)
+        gateway = build_gateway(settings)
+        try:
+            yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
+                          gateway=gateway, breaker=build_breaker(settings), market=market)
+        finally:
+            await partner.aclose()
+            await gateway.aclose()

@@ -1,0 +1,71 @@
+"""Salon rows: the repository for `salons` and `marketplace_users`, SQL by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from portal.landing import Landing
+
+
+@dataclass(frozen=True)
+class Salon:
+    id: int
+    yclients_salon_id: int
+    name: str | None
+    integration_status: str
+    install_generation: int
+    landed_at: datetime
+    activated_at: datetime | None
+    api_key_prefix: str | None
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Salon:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+
+_COLUMNS = ", ".join(Salon.__dataclass_fields__)
+
+# A landing restarts onboarding for a salon that is not (or no longer) active: its window
+# begins again. An active, activating or frozen salon keeps its status: a second visit
+# from the marketplace must not undo an activation. (Frozen salons come back through
+# activation, which needs WhatsApp, so they keep the status until then.)
+_UPSERT = f"""
+INSERT INTO salons (yclients_salon_id, name, landed_at)
+VALUES ($1, $2, now())
+ON CONFLICT (yclients_salon_id) DO UPDATE SET
+    name = COALESCE(EXCLUDED.name, salons.name),
+    landed_at = now(),
+    integration_status = CASE
+        WHEN salons.integration_status IN ('uninstalled', 'activation_failed')
+        THEN 'pending_whatsapp' ELSE salons.integration_status END,
+    updated_at = now()
+RETURNING {_COLUMNS}, (xmax = 0) AS inserted
+"""
+
+
+async def record_landing(conn: asyncpg.Connection, landing: Landing) -> tuple[Salon, bool]:
+    """Upsert the salon and its marketplace user in one transaction; (salon, is_new)."""
+    user = landing.user
+    async with conn.transaction():
+        row = await conn.fetchrow(_UPSERT, landing.salon_id, user.salon_name if user else None)
+        if user is not None and user.id is not None:
+            await conn.execute(
+                """
+                INSERT INTO marketplace_users (salon_id, yclients_user_id, name, phone, email, is_approved)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (salon_id, yclients_user_id) DO UPDATE SET
+                    name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
+                    is_approved = EXCLUDED.is_approved, last_landed_at = now()
+                """,
+                row["id"], user.id, user.name, user.phone, user.email, user.is_approved,
+            )
+    return Salon.from_row(row), row["inserted"]
+
+
+async def by_yclients_id(conn, yclients_salon_id: int) -> Salon | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM salons WHERE yclients_salon_id = $1", yclients_salon_id)
+    return Salon.from_row(row) if row else None

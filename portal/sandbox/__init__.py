@@ -1,0 +1,21 @@
+"""The demo sandbox: a local YClients marketplace stand-in, mounted only in demo mode."""
+
+from __future__ import annotations
+
+from starlette.routing import Mount, Route
+
+from portal.sandbox.marketplace_state import SandboxMarketplace
+from portal.sandbox.partner_api import create_partner_api
+from portal.sandbox import pages
+
+
+__all__ = ["SandboxMarketplace", "sandbox_routes"]
+
+
+def sandbox_routes(market: SandboxMarketplace) -> list:
+    return [
+        Route("/sandbox/", pages.marketplace),
+        Route("/sandbox/install/{salon_id}", pages.install),
+        Route("/sandbox/installed/{salon_id}", pages.installed),
+        Mount("/sandbox/api", app=create_partner_api(market)),
+    ]

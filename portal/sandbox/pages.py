@@ -1,0 +1,51 @@
+"""The sandbox's pages: a stand-in for the YClients marketplace, for demos and tests.
+
+"Install" sends the browser to our landing exactly as YClients would: `salon_id`, base64
+`user_data` (URL-safe, unpadded, as real traffic) and its HMAC signature with the partner
+token. Every page carries the sandbox banner (base.html shows it whenever the sandbox is on).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from portal.landing import encode_user_data, sign_user_data
+from portal.pages.rendering import error_response, render
+
+
+def signed_landing_query(market, salon: dict) -> str:
+    user = {"id": salon["id"] * 10 + 1, "name": salon["owner_name"], "phone": salon["phone"],
+            "email": salon["email"], "is_approved": True, "avatar": "", "salon_name": salon["name"]}
+    raw = json.dumps(user, ensure_ascii=False).encode()
+    return urlencode({"salon_id": salon["id"], "user_data": encode_user_data(raw),
+                      "user_data_sign": sign_user_data(raw, market.partner_token)})
+
+
+def _salon_or_404(request: Request):
+    try:
+        salon_id = int(request.path_params["salon_id"])
+    except ValueError:
+        return None
+    return request.state.runtime.market.demo_salon(salon_id)
+
+
+async def marketplace(request: Request) -> Response:
+    market = request.state.runtime.market
+    salons = [{"id": s["id"], "name": s["name"], "owner": s["owner_name"]} for s in market.demo_salons]
+    return render(request, "sandbox/index.html", {"salons": salons})
+
+
+async def install(request: Request) -> Response:
+    salon = _salon_or_404(request)
+    if salon is None:
+        return error_response(request, 404, "NOT_FOUND", "error.not_found", next_step_key=None)
+    query = signed_landing_query(request.state.runtime.market, salon)
+    return RedirectResponse(f"/auth/yclients/redirect?{query}", status_code=303)
+
+
+async def installed(request: Request) -> Response:
+    return render(request, "sandbox/installed.html", {"salon_id": request.path_params["salon_id"]})

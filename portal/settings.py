@@ -1,0 +1,204 @@
+"""The portal's settings: read once from the environment into one frozen object.
+
+`load_settings(env)` takes the environment as a mapping (and reads `.env` beside it when
+present), so every test builds the settings it needs and no two apps share anything.
+A bad value stops start-up with one line naming the setting (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.config import Config
+
+DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
+LOG_FORMATS = ("console", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+GATEWAYS = ("simulator", "waha")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".portal")
+    base_url: str = "http://127.0.0.1:8000"
+    jwt_secret: str = ""
+    session_secret: str = ""
+    yclients_api_url: str = DEFAULT_YCLIENTS_API_URL
+    partner_token: str | None = None
+    app_id: int = 1
+    yclients_timeout_s: float = 30.0
+    sandbox: bool = True
+    allow_unsigned_landing: bool = False
+    health_check_token: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "console"
+    database_pool_size: int = 10
+    health_db_timeout_s: float = 2.0
+    max_body_bytes: int = 64 * 1024
+    onboarding_token_ttl_s: int = 3600
+    registration_window_s: int = 3600
+    # WhatsApp gateway and the breaker around session creation.
+    whatsapp_gateway: str = "simulator"
+    waha_url: str | None = None
+    waha_api_key: str | None = None
+    waha_webhook_hmac_key: str | None = None
+    waha_timeout_s: float = 10.0
+    qr_breaker_failure_threshold: int = 5
+    qr_breaker_reset_timeout_s: float = 60.0
+    qr_breaker_call_timeout_s: float = 30.0
+    qr_breaker_success_threshold: int = 2
+    qr_poll_interval_s: float = 2.0
+    gateway_refresh_s: float = 1.0
+    sim_starting_s: float = 2.0
+    sim_qr_first_ttl_s: float = 60.0
+    sim_qr_next_ttl_s: float = 20.0
+    sim_qr_count: int = 6
+    sim_linking_s: float = 2.0
+    # Activation.
+    use_transaction_activation: bool = True
+    activation_concurrency: int = 4
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.base_url).scheme == "https"
+
+    @property
+    def base_origin(self) -> str:
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(config: Config, name: str, choices: tuple[str, ...], default: str, upper=False) -> str:
+    value = config(name, default=default).strip()
+    value = value.upper() if upper else value.lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _typed(config: Config, name: str, cast, default, minimum=None):
+    try:
+        value = config(name, cast=cast, default=default)
+    except ValueError:
+        raise SettingsError(f"{name} must be a {cast.__name__}, got {config(name)!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _flag(config: Config, name: str, default: bool) -> bool:
+    try:
+        return config(name, cast=bool, default=default)
+    except ValueError:
+        raise SettingsError(f"{name} must be true or false, got {config(name)!r}") from None
+
+
+def _url(config: Config, name: str, default: str | None) -> str | None:
+    value = config(name, default=default)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _demo_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for demo mode, generated once and kept in the data dir so sessions and
+    tokens survive a restart of `make run`."""
+    path = data_dir / "demo-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    values = {name: secrets.token_urlsafe(32) for name in ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN")}
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:
+    """Build settings from `env` (default: the process environment) and `.env`."""
+    env = dict(os.environ if env is None else env)
+    env_path = Path(env_file) if env_file else None
+    config = Config(env_file=env_path if env_path and env_path.is_file() else None, environ=env)
+
+    data_dir = Path(config("PORTAL_DATA_DIR", default=".portal"))
+    partner_token = config("YCLIENTS_PARTNER_TOKEN", default=None) or None
+    sandbox = _flag(config, "SANDBOX", default=partner_token is None)
+    base_url = _url(config, "PORTAL_BASE_URL", "http://127.0.0.1:8000")
+
+    jwt_secret = config("JWT_SECRET", default=None)
+    session_secret = config("SESSION_SECRET", default=None)
+    api_url = _url(config, "YCLIENTS_API_URL", None)
+    if sandbox:
+        demo = _demo_secrets(data_dir)
+        jwt_secret = jwt_secret or demo["JWT_SECRET"]
+        session_secret = session_secret or demo["SESSION_SECRET"]
+        # The sandbox stands in for YClients, so the partner token is ours to invent.
+        partner_token = partner_token or demo["YCLIENTS_PARTNER_TOKEN"]
+        api_url = api_url or f"{base_url}/sandbox/api"
+    else:
+        for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret),
+                            ("YCLIENTS_PARTNER_TOKEN", partner_token)):
+            if not value:
+                raise SettingsError(f"{name} is required in production mode (SANDBOX is off)")
+        for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret)):
+            if len(value) < 32:
+                raise SettingsError(f"{name} must be at least 32 characters")
+        if jwt_secret == session_secret:
+            raise SettingsError("JWT_SECRET and SESSION_SECRET must differ")
+
+    gateway = _choice(config, "WHATSAPP_GATEWAY", GATEWAYS, "simulator" if sandbox else "waha")
+    if gateway == "simulator" and not sandbox:
+        raise SettingsError("WHATSAPP_GATEWAY=simulator is refused in production mode (SANDBOX is off)")
+    waha_url = _url(config, "WAHA_URL", None)
+    if gateway == "waha" and not waha_url:
+        raise SettingsError("WAHA_URL is required when WHATSAPP_GATEWAY=waha")
+
+    return Settings(
+        database_url=config("DATABASE_URL", default=None) or None,
+        data_dir=data_dir,
+        base_url=base_url,
+        jwt_secret=jwt_secret,
+        session_secret=session_secret,
+        yclients_api_url=api_url or DEFAULT_YCLIENTS_API_URL,
+        partner_token=partner_token,
+        app_id=_typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
+        yclients_timeout_s=_typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
+        sandbox=sandbox,
+        allow_unsigned_landing=_flag(config, "ALLOW_UNSIGNED_LANDING", False),
+        health_check_token=config("HEALTH_CHECK_TOKEN", default=None) or None,
+        log_level=_choice(config, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+        log_format=_choice(config, "LOG_FORMAT", LOG_FORMATS, "console"),
+        database_pool_size=_typed(config, "DATABASE_POOL_SIZE", int, 10, minimum=2),
+        whatsapp_gateway=gateway,
+        waha_url=waha_url,
+        waha_api_key=config("WAHA_API_KEY", default=None) or None,
+        waha_webhook_hmac_key=config("WAHA_WEBHOOK_HMAC_KEY", default=None) or None,
+        waha_timeout_s=_typed(config, "WAHA_TIMEOUT_S", float, 10.0, minimum=0.1),
+        qr_breaker_failure_threshold=_typed(config, "QR_BREAKER_FAILURE_THRESHOLD", int, 5, minimum=1),
+        qr_breaker_reset_timeout_s=_typed(config, "QR_BREAKER_RESET_TIMEOUT_S", float, 60.0, minimum=0.1),
+        qr_breaker_call_timeout_s=_typed(config, "QR_BREAKER_CALL_TIMEOUT_S", float, 30.0, minimum=0.1),
+        qr_breaker_success_threshold=_typed(config, "QR_BREAKER_SUCCESS_THRESHOLD", int, 2, minimum=1),
+        sim_starting_s=_typed(config, "SIMULATOR_STARTING_S", float, 2.0, minimum=0),
+        sim_qr_first_ttl_s=_typed(config, "SIMULATOR_QR_FIRST_TTL_S", float, 60.0, minimum=0.1),
+        sim_qr_next_ttl_s=_typed(config, "SIMULATOR_QR_NEXT_TTL_S", float, 20.0, minimum=0.1),
+        sim_linking_s=_typed(config, "SIMULATOR_LINKING_S", float, 2.0, minimum=0),
+        use_transaction_activation=_flag(config, "USE_TRANSACTION_ACTIVATION", True),
+        activation_concurrency=_typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),
+    )

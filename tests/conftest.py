@@ -1,0 +1,86 @@
+"""Fixtures shared by the whole suite: the PostgreSQL server, a database per test, settings
+and apps built per test (nothing is shared between two apps)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from portal.settings import load_settings
+from tests.support.database import Db, TestServer, embedded_server
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        server = TestServer(url)
+        asyncio.run(server.create_template())
+        yield server
+        return
+    with embedded_server() as admin_dsn:
+        server = TestServer(admin_dsn)
+        asyncio.run(server.create_template())
+        yield server
+
+
+@pytest.fixture
+def database_url(pg_server):
+    dsn = asyncio.run(pg_server.create_database())
+    yield dsn
+    asyncio.run(pg_server.drop_database(dsn))
+
+
+@pytest.fixture
+def db(database_url) -> Db:
+    return Db(database_url)
+
+
+# Fast simulator timings: a test walks a QR cycle in milliseconds, not minutes.
+FAST_ENV = {
+    "SIMULATOR_STARTING_S": "0.05",
+    "SIMULATOR_QR_FIRST_TTL_S": "60",
+    "SIMULATOR_QR_NEXT_TTL_S": "20",
+    "SIMULATOR_LINKING_S": "0.05",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture
+def make_settings(database_url, tmp_path: Path):
+    """Build settings as the environment would, on this test's own database."""
+
+    def build(**env: str):
+        base = {"DATABASE_URL": database_url, "PORTAL_DATA_DIR": str(tmp_path / "data"),
+                "HEALTH_CHECK_TOKEN": "health-token-for-tests", **FAST_ENV}
+        return load_settings({**base, **env}, env_file=None)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings()
+
+
+@pytest.fixture
+def client(settings):
+    from starlette.testclient import TestClient
+
+    from portal.app import create_app
+
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        yield c
+
+
+def chromium_path() -> str | None:
+    """A system Chromium where there is one; None lets Playwright use its own browser."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
