@@ -1,0 +1,96 @@
+"""The mutable state of the sandbox: a local stand-in for the YClients marketplace.
+
+Owns who the sandbox believes is installed where, which fault it is told to inject, and the
+log of partner calls it received. Everything lives on a `SandboxMarketplace` instance so two
+apps (or two tests) in one process never share state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+# None means "answer as YClients normally does".
+FAULTS = (None, "fail", "hang", "already_installed", "unauthorized")
+
+ALREADY_INSTALLED_MESSAGE = "Пользователь уже установил это приложение"
+
+DEMO_SALONS: tuple[dict[str, Any], ...] = (
+    {
+        "id": 500001,
+        "name": "Салон красоты «Лилия»",
+        "owner_name": "Анна Смирнова",
+        "phone": "+79000000001",
+        "email": "lilia@example.com",
+    },
+    {
+        "id": 500002,
+        "name": "Барбершоп «Борода»",
+        "owner_name": "Иван Петров",
+        "phone": "+79000000002",
+        "email": "boroda@example.com",
+    },
+    {
+        "id": 500003,
+        "name": "Студия маникюра «Ноготок»",
+        "owner_name": "Мария Кузнецова",
+        "phone": "+79000000003",
+        "email": "nogotok@example.com",
+    },
+)
+
+
+class SandboxMarketplace:
+    """What the fake YClients knows: partner credentials, installs, faults, received calls."""
+
+    def __init__(
+        self,
+        public_base: str,
+        *,
+        partner_token: str = "sandbox-partner-token",
+        application_id: int = 777,
+        hang_s: float = 120.0,
+    ) -> None:
+        # Where the sandbox is reachable from a browser, e.g. "http://127.0.0.1:8000/sandbox";
+        # redirects YClients hands back are absolute, so ours are too.
+        self.public_base = public_base.rstrip("/")
+        self.partner_token = partner_token
+        self.application_id = application_id
+        self.hang_s = hang_s
+        self.installed: dict[int, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.demo_salons: list[dict[str, Any]] = [dict(s) for s in DEMO_SALONS]
+        self._fault: str | None = None
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    @fault.setter
+    def fault(self, mode: str | None) -> None:
+        # A typo in a test or on the sandbox page must not silently mean "no fault".
+        if mode not in FAULTS:
+            raise ValueError(f"unknown sandbox fault {mode!r}; expected one of {FAULTS}")
+        self._fault = mode
+
+    def record_call(self, method: str, path: str) -> None:
+        self.calls.append((method, path))
+
+    def demo_salon(self, salon_id: int) -> dict[str, Any] | None:
+        return next((s for s in self.demo_salons if s["id"] == salon_id), None)
+
+    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+        install = {
+            "api_key": api_key,
+            "webhook_urls": list(webhook_urls),
+            "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.installed[salon_id] = install
+        return install
+
+    def uninstall(self, salon_id: int) -> bool:
+        return self.installed.pop(salon_id, None) is not None
+
+    def redirect_after_install(self, salon_id: int) -> str:
+        """Where YClients sends the owner's browser once the partner finished the install."""
+        return f"{self.public_base}/installed/{salon_id}"

@@ -1,0 +1,242 @@
+"""The sandbox's partner API: the YClients marketplace endpoints a partner calls, faked.
+
+Owns the HTTP side of the stand-in — status codes, the `{"success", "data", "meta"}`
+envelope, the 301 that finishes an install, fault injection — on top of the state in
+`SandboxMarketplace`. The portal mounts it at `/sandbox/api` in demo mode; tests serve it
+standalone as "YClients".
+
+Assumption (not documented by YClients): finishing an install again for an installed salon
+with the *same* api_key is the same install, so it answers 301 again; only a *different*
+api_key is refused as "already installed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from portal.sandbox.marketplace_state import ALREADY_INSTALLED_MESSAGE, SandboxMarketplace
+
+MAX_PAGE_COUNT = 1000
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+Handler = Callable[[SandboxMarketplace, Request], Awaitable[Response]]
+
+
+def _envelope(
+    status: int,
+    data: Any = None,
+    *,
+    message: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> JSONResponse:
+    meta = dict(meta or {})
+    if message is not None:
+        meta["message"] = message
+    if errors is not None:
+        meta["errors"] = errors
+    return JSONResponse({"success": status < 400, "data": data, "meta": meta}, status_code=status)
+
+
+def _route_path(request: Request) -> str:
+    # Mounted at /sandbox/api the scope path keeps the prefix; record the partner's path.
+    root = request.scope.get("root_path", "")
+    path = request.url.path
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+async def _hang(market: SandboxMarketplace, request: Request) -> bool:
+    """Sleep like a stuck YClients; stop early once the caller gave up. True if it did."""
+    await request.body()  # read first: polling for a disconnect must not eat the body
+    deadline = time.monotonic() + market.hang_s
+    while time.monotonic() < deadline:
+        # Watching for the disconnect keeps a hung request from holding server shutdown.
+        if await request.is_disconnected():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def _partner_endpoint(market: SandboxMarketplace, handler: Handler):
+    """Record the call, inject the configured fault, check the partner token, then handle."""
+
+    async def endpoint(request: Request) -> Response:
+        market.record_call(request.method, _route_path(request))
+        fault = market.fault
+        if fault == "fail":
+            return _envelope(500, message="Внутренняя ошибка сервера")
+        if fault == "unauthorized":
+            return _envelope(401, message="Доступ запрещён: неверный токен партнёра")
+        if fault == "already_installed":
+            return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
+        if fault == "hang" and await _hang(market, request):
+            return Response(status_code=499)  # nobody is listening any more
+        if not _bearer_matches(request, market.partner_token):
+            return _envelope(401, message="Доступ запрещён: неверный токен партнёра")
+        return await handler(market, request)
+
+    return endpoint
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def _read_install(market: SandboxMarketplace, request: Request, *, with_channels: bool):
+    """Validate an install body as YClients would. Returns (body, None) or (None, 422)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None, _envelope(422, message="Тело запроса не является JSON")
+    if not isinstance(body, dict):
+        return None, _envelope(422, message="Тело запроса должно быть JSON-объектом")
+    errors: dict[str, list[str]] = {}
+    if not _is_int(body.get("salon_id")) or body["salon_id"] <= 0:
+        errors["salon_id"] = ["Должно быть положительным целым числом"]
+    if not _is_int(body.get("application_id")):
+        errors["application_id"] = ["Должно быть целым числом"]
+    elif body["application_id"] != market.application_id:
+        errors["application_id"] = ["Приложение не найдено"]
+    if not isinstance(body.get("api_key"), str) or not body["api_key"].strip():
+        errors["api_key"] = ["Обязательное поле"]
+    urls = body.get("webhook_urls")
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        errors["webhook_urls"] = ["Должно быть списком строк"]
+    channels = body.get("channels")
+    if with_channels and channels is not None and (
+        not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)
+    ):
+        errors["channels"] = ["Должно быть списком строк"]
+    if errors:
+        return None, _envelope(422, message="Переданы некорректные параметры", errors=errors)
+    return body, None
+
+
+def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | None:
+    """Record the install; a 422 if the salon already has it under another api_key."""
+    existing = market.installed.get(body["salon_id"])
+    if existing is None:
+        market.install(body["salon_id"], body["api_key"], body["webhook_urls"])
+        return None
+    if hmac.compare_digest(existing["api_key"].encode(), body["api_key"].encode()):
+        return None  # the same install repeated (see the module docstring)
+    return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
+
+
+async def _callback_redirect(market: SandboxMarketplace, request: Request) -> Response:
+    body, refusal = await _read_install(market, request, with_channels=False)
+    if refusal is None:
+        refusal = _install(market, body)
+    if refusal is not None:
+        return refusal
+    # Real YClients: 301 with a Location for the owner's browser and no JSON body.
+    location = market.redirect_after_install(body["salon_id"])
+    return Response(status_code=301, headers={"Location": location})
+
+
+async def _callback(market: SandboxMarketplace, request: Request) -> Response:
+    body, refusal = await _read_install(market, request, with_channels=True)
+    if refusal is None:
+        refusal = _install(market, body)
+    if refusal is not None:
+        return refusal
+    data = {"salon_id": body["salon_id"], "application_id": body["application_id"]}
+    return _envelope(201, data)
+
+
+def _not_installed() -> JSONResponse:
+    return _envelope(404, message="Приложение не установлено в этом филиале")
+
+
+async def _installation(market: SandboxMarketplace, request: Request) -> Response:
+    salon_id = request.path_params["salon_id"]
+    install = market.installed.get(salon_id)
+    if request.path_params["application_id"] != market.application_id or install is None:
+        return _not_installed()
+    return _envelope(
+        200,
+        {
+            "salon_id": salon_id,
+            "application_id": market.application_id,
+            "api_key_prefix": install["api_key"][:4],  # the key is a secret: never whole
+            "installed_at": install["installed_at"],
+        },
+    )
+
+
+async def _uninstall(market: SandboxMarketplace, request: Request) -> Response:
+    if request.path_params["application_id"] != market.application_id:
+        return _not_installed()
+    if not market.uninstall(request.path_params["salon_id"]):
+        return _not_installed()
+    return _envelope(200, None)
+
+
+def _positive_int(raw: str | None, default: int) -> int | None:
+    if raw is None:
+        return default
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+async def _salons(market: SandboxMarketplace, request: Request) -> Response:
+    if request.path_params["application_id"] != market.application_id:
+        return _envelope(404, message="Приложение не найдено")
+    page = _positive_int(request.query_params.get("page"), 1)
+    count = _positive_int(request.query_params.get("count"), 100)
+    errors: dict[str, list[str]] = {}
+    if page is None:
+        errors["page"] = ["Должно быть положительным целым числом"]
+    if count is None or count > MAX_PAGE_COUNT:
+        errors["count"] = [f"Должно быть от 1 до {MAX_PAGE_COUNT}"]
+    if errors:
+        return _envelope(422, message="Переданы некорректные параметры", errors=errors)
+    salon_ids = sorted(market.installed)
+    chosen = salon_ids[(page - 1) * count : page * count]
+    data = [
+        {"salon_id": sid, "installed_at": market.installed[sid]["installed_at"]} for sid in chosen
+    ]
+    return _envelope(200, data, meta={"count": len(salon_ids)})
+
+
+async def _unknown(market: SandboxMarketplace, request: Request) -> Response:
+    return _envelope(404, message="Метод не найден")
+
+
+def create_partner_api(market: SandboxMarketplace) -> Starlette:
+    """The partner endpoints of YClients, answering from `market`."""
+
+    def route(path: str, handler: Handler, methods: list[str]) -> Route:
+        return Route(path, _partner_endpoint(market, handler), methods=methods)
+
+    return Starlette(
+        routes=[
+            route("/partner/callback/redirect", _callback_redirect, ["POST"]),
+            route("/partner/callback", _callback, ["POST"]),
+            route("/salon/{salon_id:int}/application/{application_id:int}", _installation, ["GET"]),
+            route(
+                "/salon/{salon_id:int}/application/{application_id:int}/uninstall",
+                _uninstall,
+                ["POST"],
+            ),
+            route("/application/{application_id:int}/salons", _salons, ["GET"]),
+            # Anything else is still a partner call: recorded, faulted, and answered as JSON.
+            route("/{path:path}", _unknown, _ALL_METHODS),
+        ]
+    )
