@@ -1,0 +1,318 @@
+"""The WAHA (WhatsApp HTTP API) adapter of `WhatsAppGateway`.
+
+This module owns everything WAHA-specific: its endpoints and JSON shapes, the mapping
+of WAHA session statuses onto the neutral `LinkStatus`, the translation of HTTP
+failures into `GatewayError` subclasses, and the verification of WAHA's signed
+`session.status` webhooks.
+
+Status mapping (WAHA → neutral):
+    STOPPED                       → idle
+    STARTING, no `me` yet         → starting
+    STARTING, `me` present        → linking (WAHA restarts the session after a scan)
+    SCAN_QR_CODE                  → awaiting_scan
+    WORKING                       → connected (phone from `me.id`)
+    FAILED, no `me`               → expired
+    FAILED, `me` present          → failed
+    anything else                 → failed (logged, so a new WAHA status gets noticed)
+
+Why FAILED without `me` is "expired": WAHA gives no reason with FAILED, and the one
+failure a not-yet-linked session routinely meets is the QR cycle running out. Were it
+some other start-up failure, "expired" still offers the right remedy (a fresh start),
+so the guess costs nothing. A session that had an account (`me`) and failed did not
+time out waiting for a scan, so it is reported as failed.
+
+WAHA has no "logged out" status; `get_state` never reports `logged_out`. The portal
+knows a number was connected and can say so itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from portal.whatsapp.link import (
+    GatewayAuthError,
+    GatewayConflict,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidWebhook,
+    LinkState,
+    LinkStatus,
+    MalformedWebhook,
+    SessionNotFound,
+    StatusUpdate,
+    validate_phone_digits,
+)
+
+log = logging.getLogger(__name__)
+
+HMAC_HEADER = "x-webhook-hmac"
+HMAC_ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
+STATUS_EVENT = "session.status"
+
+
+def phone_from_me(me: Any) -> str | None:
+    """Digits of the linked account from WAHA's `me`, e.g. {"id": "79161234567@c.us"}."""
+    if not isinstance(me, Mapping):
+        return None
+    account_id = me.get("id")
+    if not isinstance(account_id, str):
+        return None
+    # Some engines add a device suffix ("79161234567:12@s.whatsapp.net").
+    digits = account_id.split("@", 1)[0].split(":", 1)[0]
+    return digits if digits.isdigit() else None
+
+
+def link_status(waha_status: Any, me: Any) -> LinkStatus:
+    """Map a WAHA session status (plus whether an account is attached) to LinkStatus."""
+    has_account = phone_from_me(me) is not None
+    match waha_status:
+        case "STOPPED":
+            return LinkStatus.IDLE
+        case "STARTING":
+            return LinkStatus.LINKING if has_account else LinkStatus.STARTING
+        case "SCAN_QR_CODE":
+            return LinkStatus.AWAITING_SCAN
+        case "WORKING":
+            return LinkStatus.CONNECTED
+        case "FAILED":
+            return LinkStatus.FAILED if has_account else LinkStatus.EXPIRED
+    log.warning(
+        "unknown WAHA session status, treated as failed",
+        extra={"gateway": "waha", "waha_status": str(waha_status)[:40]},
+    )
+    return LinkStatus.FAILED
+
+
+class WahaGateway:
+    """Drives one WAHA server over HTTP with a single pooled client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        webhook_url: str | None = None,
+        webhook_hmac_key: str | None = None,
+        timeout_s: float = 10,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._webhook_url = webhook_url
+        self._webhook_hmac_key = webhook_hmac_key.encode() if webhook_hmac_key else None
+        # WAHA's QR endpoint itself waits up to ~5 s for SCAN_QR_CODE; the default of
+        # 10 s leaves room for that. Every request also passes this timeout explicitly.
+        self._timeout = httpx.Timeout(timeout_s)
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"X-Api-Key": api_key, "Accept": "application/json"},
+            timeout=self._timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:  # never show the key, not even in a debugger
+        return f"WahaGateway({str(self._client.base_url)!r})"
+
+    # --- the WhatsAppGateway contract -----------------------------------------------
+
+    async def start_session(self, name: str, *, metadata: Mapping[str, Any]) -> LinkState:
+        body = self._create_body(name, metadata)
+        try:
+            await self._call("POST", "/api/sessions", "create session", json=body)
+        except GatewayConflict as name_taken:
+            await self._resume_existing(name, name_taken)
+        return await self.get_state(name)
+
+    async def get_state(self, name: str) -> LinkState:
+        try:
+            info = await self._session_info(name)
+        except SessionNotFound:
+            return LinkState(LinkStatus.IDLE)
+        state = self._state_from(info)
+        if state.status is not LinkStatus.AWAITING_SCAN:
+            return state
+        try:
+            qr = await self._call(
+                "GET", f"/api/{_seg(name)}/auth/qr", "get QR", params={"format": "raw"}
+            )
+        except GatewayConflict:
+            # The session moved on between the two calls (usually: the QR was just
+            # scanned). Report where it is now rather than a QR that no longer exists.
+            return self._state_from(await self._session_info(name))
+        value = qr.get("value") if isinstance(qr, Mapping) else None
+        if not isinstance(value, str) or not value:
+            raise GatewayError("get QR: response without a QR value")
+        return LinkState(LinkStatus.AWAITING_SCAN, qr=value)
+
+    async def request_pairing_code(self, name: str, phone_digits: str) -> str:
+        phone = validate_phone_digits(phone_digits)
+        answer = await self._call(
+            "POST", f"/api/{_seg(name)}/auth/request-code", "request pairing code",
+            json={"phoneNumber": phone},
+        )
+        code = answer.get("code") if isinstance(answer, Mapping) else None
+        if not isinstance(code, str) or not code:
+            raise GatewayError("request pairing code: response without a code")
+        return code
+
+    async def restart(self, name: str) -> None:
+        await self._call("POST", f"/api/sessions/{_seg(name)}/restart", "restart session")
+
+    async def logout(self, name: str) -> None:
+        await self._call("POST", f"/api/sessions/{_seg(name)}/logout", "log out session")
+
+    async def stop(self, name: str) -> None:
+        await self._call("POST", f"/api/sessions/{_seg(name)}/stop", "stop session")
+
+    async def delete(self, name: str) -> None:
+        try:
+            await self._call("DELETE", f"/api/sessions/{_seg(name)}", "delete session")
+        except SessionNotFound:
+            pass  # already gone: what the caller wanted
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> StatusUpdate:
+        # Check the signature before reading anything: unauthenticated input is not parsed.
+        if self._webhook_hmac_key is not None:
+            verify_signature(self._webhook_hmac_key, body, headers)
+        try:
+            event = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedWebhook("webhook body is not JSON") from None
+        if not isinstance(event, Mapping):
+            raise MalformedWebhook("webhook body is not a JSON object")
+        if event.get("event") != STATUS_EVENT:
+            raise MalformedWebhook("webhook is not a session.status event")
+        session = event.get("session")
+        payload = event.get("payload")
+        status = payload.get("status") if isinstance(payload, Mapping) else None
+        if not isinstance(session, str) or not session or not isinstance(status, str):
+            raise MalformedWebhook("session.status webhook without session or status")
+        me = event.get("me")
+        return StatusUpdate(session=session, status=link_status(status, me), phone=phone_from_me(me))
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _create_body(self, name: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        _seg(name)  # the same name check every other call makes
+        # WAHA keeps metadata as string → string.
+        config: dict[str, Any] = {"metadata": {str(k): str(v) for k, v in metadata.items()}}
+        if self._webhook_url:
+            webhook: dict[str, Any] = {"url": self._webhook_url, "events": [STATUS_EVENT]}
+            if self._webhook_hmac_key is not None:
+                webhook["hmac"] = {"key": self._webhook_hmac_key.decode()}
+            config["webhooks"] = [webhook]
+        # `start` is sent explicitly: older WAHA versions default it differently.
+        return {"name": name, "start": True, "config": config}
+
+    async def _resume_existing(self, name: str, name_taken: GatewayConflict) -> None:
+        """The session exists already: start it if stopped, give it a new cycle if failed."""
+        try:
+            info = await self._session_info(name)
+        except SessionNotFound:
+            # 422 for a name that does not exist: WAHA rejected the body, not the name.
+            raise name_taken from None
+        match info.get("status"):
+            case "STOPPED":
+                await self._call("POST", f"/api/sessions/{_seg(name)}/start", "start session")
+            case "FAILED":
+                await self.restart(name)
+
+    async def _session_info(self, name: str) -> Mapping[str, Any]:
+        info = await self._call("GET", f"/api/sessions/{_seg(name)}", "get session")
+        if not isinstance(info, Mapping):
+            raise GatewayError("get session: response is not a JSON object")
+        return info
+
+    def _state_from(self, info: Mapping[str, Any]) -> LinkState:
+        me = info.get("me")
+        status = link_status(info.get("status"), me)
+        phone = phone_from_me(me) if status in (LinkStatus.CONNECTED, LinkStatus.LINKING) else None
+        return LinkState(status, phone=phone)
+
+    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """One request; returns the decoded JSON (or None) or raises a GatewayError."""
+        try:
+            response = await self._client.request(method, path, timeout=self._timeout, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise _logged(GatewayUnavailable(f"{what}: timed out")) from exc
+        except httpx.TransportError as exc:
+            raise _logged(GatewayUnavailable(f"{what}: {type(exc).__name__}")) from exc
+        code = response.status_code
+        if code >= 500:
+            raise _logged(GatewayUnavailable(f"{what}: HTTP {code}", status_code=code))
+        if code == 401:
+            raise _logged(GatewayAuthError(f"{what}: API key rejected (HTTP 401)", status_code=401))
+        if code == 404:
+            raise SessionNotFound(f"{what}: no such session", status_code=404)
+        if code == 422:
+            raise GatewayConflict(_conflict_summary(what, response), status_code=422)
+        if code >= 300:
+            raise _logged(GatewayError(f"{what}: HTTP {code}", status_code=code))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise _logged(GatewayError(f"{what}: response is not JSON", status_code=code)) from None
+
+
+def _seg(name: str) -> str:
+    """A session name as one URL path segment (names come from `session_name`, but be safe)."""
+    if not name:
+        raise ValueError("session name must not be empty")
+    return quote(name, safe="")
+
+
+def _conflict_summary(what: str, response: httpx.Response) -> str:
+    """For a wrong-state 422 WAHA names the session's status; that one word is safe to keep."""
+    try:
+        status = response.json().get("status")
+    except (ValueError, AttributeError):
+        status = None
+    if isinstance(status, str) and re.fullmatch(r"[A-Z_]{1,20}", status):
+        return f"{what}: session is {status} (HTTP 422)"
+    return f"{what}: not possible in the session's state (HTTP 422)"
+
+
+def _logged(error: GatewayError) -> GatewayError:
+    log.warning(
+        "whatsapp gateway call failed",
+        extra={"gateway": "waha", "error_class": type(error).__name__, "summary": error.safe_summary},
+    )
+    return error
+
+
+def verify_signature(key: bytes, body: bytes, headers: Mapping[str, str]) -> None:
+    """Raise InvalidWebhook unless `headers` carry WAHA's HMAC-SHA512 of the raw body."""
+    signature = _header(headers, HMAC_HEADER)
+    if not signature:
+        raise InvalidWebhook("webhook signature missing")
+    # WAHA signs with SHA-512 and says so; a different algorithm is not ours.
+    algorithm = _header(headers, HMAC_ALGORITHM_HEADER)
+    if algorithm is not None and algorithm.strip().lower() != "sha512":
+        raise InvalidWebhook("webhook signed with an unexpected algorithm")
+    expected = hmac.new(key, body, hashlib.sha512).hexdigest()
+    # Constant-time, so response timing does not leak how much of a forgery was right.
+    # Compared as bytes: a non-ASCII header must be a mismatch, not a TypeError.
+    given = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(expected.encode(), given):
+        raise InvalidWebhook("webhook signature does not match")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive lookup that works for Starlette's Headers and for a plain dict."""
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None

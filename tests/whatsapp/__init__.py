@@ -1,0 +1,1 @@
+"""Tests of the WhatsApp gateway layer: neutral states, the WAHA adapter, the simulator."""
