@@ -55,3 +55,5 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level)
     # uvicorn's own access log prints query strings (signed user data): ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every outgoing URL at INFO; our clients log their own safe summaries.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

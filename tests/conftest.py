@@ -3,7 +3,6 @@ and apps built per test (nothing is shared between two apps)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from portal.settings import load_settings
-from tests.support.database import Db, TestServer, embedded_server
+from tests.support.database import Db, TestServer, embedded_server, run
 
 
 @pytest.fixture(scope="session")
@@ -19,20 +18,20 @@ def pg_server():
     url = os.environ.get("DATABASE_URL")
     if url:
         server = TestServer(url)
-        asyncio.run(server.create_template())
+        run(server.create_template())
         yield server
         return
     with embedded_server() as admin_dsn:
         server = TestServer(admin_dsn)
-        asyncio.run(server.create_template())
+        run(server.create_template())
         yield server
 
 
 @pytest.fixture
 def database_url(pg_server):
-    dsn = asyncio.run(pg_server.create_database())
+    dsn = run(pg_server.create_database())
     yield dsn
-    asyncio.run(pg_server.drop_database(dsn))
+    run(pg_server.drop_database(dsn))
 
 
 @pytest.fixture

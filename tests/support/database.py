@@ -8,6 +8,7 @@ see each other's rows and cost ~50 ms each instead of a migration run.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import tempfile
 import uuid
@@ -16,6 +17,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from portal.migrations import apply_migrations
+
+
+def run(coro):
+    """Run a coroutine to completion from sync code, even where a loop is already running
+    in this thread (Playwright's sync API keeps one in the main thread)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -89,16 +97,16 @@ class Db:
             await conn.close()
 
     def fetch(self, sql: str, *args):
-        return asyncio.run(self._run("fetch", sql, args))
+        return run(self._run("fetch", sql, args))
 
     def fetchrow(self, sql: str, *args):
-        return asyncio.run(self._run("fetchrow", sql, args))
+        return run(self._run("fetchrow", sql, args))
 
     def fetchval(self, sql: str, *args):
-        return asyncio.run(self._run("fetchval", sql, args))
+        return run(self._run("fetchval", sql, args))
 
     def execute(self, sql: str, *args):
-        return asyncio.run(self._run("execute", sql, args))
+        return run(self._run("execute", sql, args))
 
     def count(self, table: str) -> int:
         return self.fetchval(f"SELECT count(*) FROM {table}")

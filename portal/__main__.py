@@ -1,0 +1,61 @@
+"""Command line: `python -m portal serve|migrate` (also installed as `portal`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from portal.settings import SettingsError, load_settings
+
+
+def _serve(args, settings) -> None:
+    import uvicorn
+
+    from portal.app import create_app
+    from portal.logs import configure
+
+    configure(settings.log_level, settings.log_format)
+    if settings.sandbox:
+        print(
+            f"\n  Demo mode: the sandbox stands in for YClients.\n"
+            f"  Open {settings.base_url}/sandbox/ and press Install on a demo salon.\n",
+            flush=True,
+        )
+    # access_log off: uvicorn's line includes query strings (signed user data); the
+    # portal's own request log replaces it.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+
+
+async def _migrate(settings) -> None:
+    from portal.database import open_database
+
+    # open_database applies pending migrations under the migrations lock.
+    async with open_database(settings):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portal", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"portal: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        _serve(args, settings)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("migrations applied")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
