@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import health
-from portal.pages import landing, language, onboarding
+from portal.pages import gateway_webhook, landing, language, onboarding, owner_api, whatsapp
 from portal.pages.rendering import error_response, make_templates
 from portal.request_log import RequestLog
 from portal.runtime import open_runtime
@@ -73,6 +73,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/marketplace/health", health.health),
         Route("/auth/yclients/redirect", landing.yclients_redirect),
         Route("/onboarding", onboarding.onboarding_page),
+        Route("/onboarding/whatsapp/status", whatsapp.link_status),
+        Route("/onboarding/whatsapp/start", whatsapp.start_link, methods=["POST"]),
+        Route("/onboarding/whatsapp/pairing-code", whatsapp.pairing_code, methods=["POST"]),
+        Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
+        Route("/marketplace/api/status", owner_api.status),
+        Route("/webhook/whatsapp", gateway_webhook.whatsapp_webhook, methods=["POST"]),
         Route("/language", language.switch_language, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -61,6 +61,9 @@ class Settings:
     qr_breaker_success_threshold: int = 2
     qr_poll_interval_s: float = 2.0
     gateway_refresh_s: float = 1.0
+    qr_wait_initial_s: float = 1.0
+    qr_wait_max_s: float = 5.0
+    qr_wait_attempts: int = 5
     sim_starting_s: float = 2.0
     sim_qr_first_ttl_s: float = 60.0
     sim_qr_next_ttl_s: float = 20.0
@@ -195,6 +198,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
         qr_breaker_reset_timeout_s=_typed(config, "QR_BREAKER_RESET_TIMEOUT_S", float, 60.0, minimum=0.1),
         qr_breaker_call_timeout_s=_typed(config, "QR_BREAKER_CALL_TIMEOUT_S", float, 30.0, minimum=0.1),
         qr_breaker_success_threshold=_typed(config, "QR_BREAKER_SUCCESS_THRESHOLD", int, 2, minimum=1),
+        qr_poll_interval_s=_typed(config, "QR_POLL_INTERVAL_S", float, 2.0, minimum=0.2),
+        gateway_refresh_s=_typed(config, "WHATSAPP_REFRESH_S", float, 1.0, minimum=0.0),
+        qr_wait_initial_s=_typed(config, "QR_WAIT_INITIAL_S", float, 1.0, minimum=0.01),
+        qr_wait_max_s=_typed(config, "QR_WAIT_MAX_S", float, 5.0, minimum=0.01),
+        qr_wait_attempts=_typed(config, "QR_WAIT_ATTEMPTS", int, 5, minimum=1),
+        sim_qr_count=_typed(config, "SIMULATOR_QR_COUNT", int, 6, minimum=1),
         sim_starting_s=_typed(config, "SIMULATOR_STARTING_S", float, 2.0, minimum=0),
         sim_qr_first_ttl_s=_typed(config, "SIMULATOR_QR_FIRST_TTL_S", float, 60.0, minimum=0.1),
         sim_qr_next_ttl_s=_typed(config, "SIMULATOR_QR_NEXT_TTL_S", float, 20.0, minimum=0.1),

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal import salons
+from portal import linking, salons
 from portal.htmx import vary_on_htmx
 from portal.pages.owner import current_owner
 from portal.pages.rendering import render
+from portal.pages.whatsapp import widget_context
 
 STEP_KEYS = ("onboarding.step_whatsapp", "onboarding.step_activation", "onboarding.step_done")
 
@@ -27,7 +28,7 @@ def step_states(integration_status: str, whatsapp_connected: bool) -> list[tuple
     return list(zip(STEP_KEYS, states))
 
 
-async def onboarding_page(request: Request) -> Response:
+async def onboarding_page(request: Request, extra: dict | None = None, status_code: int = 200) -> Response:
     owner = current_owner(request)
     if owner is None:
         return render(request, "onboarding_start.html", status_code=401)
@@ -36,10 +37,14 @@ async def onboarding_page(request: Request) -> Response:
         salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
     if salon is None:
         return render(request, "onboarding_start.html", status_code=401)
+    view = await linking.current(runtime, salon)
     context = {
         "salon": salon,
-        "steps": step_states(salon.integration_status, whatsapp_connected=False),
+        "steps": step_states(salon.integration_status, whatsapp_connected=view.status == "connected"),
         "expires_at": datetime.fromtimestamp(owner.expires_at, UTC).strftime("%H:%M"),
+        **widget_context(request, view),
+        **(extra or {}),
     }
-    response = render(request, "onboarding.html", context, headers={"Cache-Control": "no-store"})
+    response = render(request, "onboarding.html", context, status_code=status_code,
+                      headers={"Cache-Control": "no-store"})
     return vary_on_htmx(response)

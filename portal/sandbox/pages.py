@@ -35,8 +35,14 @@ def _salon_or_404(request: Request):
 
 async def marketplace(request: Request) -> Response:
     market = request.state.runtime.market
-    salons = [{"id": s["id"], "name": s["name"], "owner": s["owner_name"]} for s in market.demo_salons]
-    return render(request, "sandbox/index.html", {"salons": salons})
+    salons = [{"id": s["id"], "name": s["name"], "owner": s["owner_name"], "phone": s["phone"]}
+              for s in market.demo_salons]
+    simulator = _simulator(request)
+    return render(request, "sandbox/index.html", {
+        "salons": salons, "simulator": simulator is not None,
+        "fault": (simulator.fault or "none") if simulator else None,
+        "result": request.query_params.get("result") if request.query_params.get("result") in ("done", "refused") else None,
+    })
 
 
 async def install(request: Request) -> Response:
@@ -49,3 +55,46 @@ async def install(request: Request) -> Response:
 
 async def installed(request: Request) -> Response:
     return render(request, "sandbox/installed.html", {"salon_id": request.path_params["salon_id"]})
+
+
+# --- the WhatsApp simulator's controls: the sandbox plays the salon's phone and the gateway.
+
+def _simulator(request: Request):
+    from portal.whatsapp import SimulatedGateway
+
+    gateway = request.state.runtime.gateway
+    return gateway if isinstance(gateway, SimulatedGateway) else None
+
+
+def _back(result: str) -> RedirectResponse:
+    return RedirectResponse(f"/sandbox/?result={result}#simulator", status_code=303)
+
+
+async def simulator_scan(request: Request) -> Response:
+    from portal.phones import PhoneError, normalise_phone
+    from portal.whatsapp import GatewayError, session_name
+
+    simulator, salon = _simulator(request), _salon_or_404(request)
+    if simulator is None or salon is None:
+        return _back("refused")
+    form = await request.form()
+    try:
+        phone = normalise_phone(str(form.get("phone") or salon["phone"]))
+        code = str(form.get("code") or "").strip()
+        if code:
+            simulator.enter_pairing_code(session_name(salon["id"]), code)
+        else:
+            simulator.scan(session_name(salon["id"]), phone)
+    except (PhoneError, GatewayError, ValueError):
+        return _back("refused")
+    return _back("done")
+
+
+async def simulator_fault(request: Request) -> Response:
+    simulator = _simulator(request)
+    form = await request.form()
+    mode = form.get("mode")
+    if simulator is None or mode not in ("down", "slow", "none"):
+        return _back("refused")
+    simulator.set_fault(None if mode == "none" else mode)
+    return _back("done")

@@ -1,0 +1,186 @@
+"""Linking a salon's WhatsApp: start the session, show its QR or pairing code, follow it to
+connected. The one place that combines the gateway, the breaker and the link rows.
+
+- `start` goes through the circuit breaker ("start the session and wait for its first QR")
+  unless a live QR is already known (the fast path: no gateway call at all).
+- `current` answers polls from the database and asks the gateway at most once per refresh
+  interval per salon, however many tabs and instances poll.
+- `apply_update` takes the gateway's status webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from portal import events, links
+from portal.breaker import CircuitOpen, summarize_error
+from portal.links import Link
+from portal.phones import mask_phone
+from portal.runtime import Runtime
+from portal.salons import Salon
+from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, StatusUpdate
+
+log = logging.getLogger(__name__)
+
+# Events for the funnel and the timeline, by the status a link moves into.
+_STATUS_EVENTS = {
+    LinkStatus.AWAITING_SCAN: "qr_shown",
+    LinkStatus.CONNECTED: "whatsapp_connected",
+    LinkStatus.EXPIRED: "qr_expired",
+    LinkStatus.FAILED: "whatsapp_failed",
+    LinkStatus.LOGGED_OUT: "whatsapp_logged_out",
+}
+PAIRING_CODE_LIFETIME_S = 180.0
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the owner's page (and the JSON API) shows of a link at one moment."""
+
+    status: LinkStatus
+    qr: str | None = None
+    qr_expires_in: float | None = None
+    phone_masked: str | None = None
+    pairing_code: str | None = None
+    pairing_expires_in: float | None = None
+    retry_after: float | None = None  # set while the breaker refuses: the friendly retry screen
+    problem: str | None = None  # an i18n key saying what went wrong, for failed starts
+
+    @property
+    def version(self) -> str:
+        """Changes exactly when what the owner sees changes; polls answer 'no change' else."""
+        key = f"{self.status}|{self.qr}|{self.phone_masked}|{self.pairing_code}|{self.retry_after is not None}|{self.problem}"
+        return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
+
+    @property
+    def waiting(self) -> bool:
+        return self.status in links.WAITING
+
+    @classmethod
+    def of(cls, link: Link | None, **extra) -> LinkView:
+        if link is None:
+            return cls(LinkStatus.IDLE, **extra)
+        qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
+        pairing_left = (link.pairing_expires_at - link.now).total_seconds() if link.pairing_expires_at else None
+        has_pairing = link.pairing_code and pairing_left and pairing_left > 0
+        return cls(
+            status=link.status,
+            qr=link.qr if link.status is LinkStatus.AWAITING_SCAN else None,
+            qr_expires_in=max(qr_left, 0) if qr_left is not None else None,
+            phone_masked=mask_phone(link.phone),
+            pairing_code=link.pairing_code if has_pairing else None,
+            pairing_expires_in=pairing_left if has_pairing else None,
+            **extra,
+        )
+
+
+async def _store(runtime: Runtime, salon_id: int, state: LinkState, *, error: str | None = None) -> Link:
+    async with runtime.pool.acquire() as conn:
+        link, previous = await links.save_state(conn, salon_id, state, error=error)
+    if previous is not state.status and state.status in _STATUS_EVENTS:
+        payload = {"from": previous.value}
+        if error:
+            payload["error"] = error
+        await events.record_quietly(runtime.pool, salon_id, _STATUS_EVENTS[state.status], payload)
+    return link
+
+
+async def current(runtime: Runtime, salon: Salon) -> LinkView:
+    """The poll: the stored state, refreshed from the gateway when due."""
+    settings = runtime.settings
+    async with runtime.pool.acquire() as conn:
+        link, claimed = await links.read_for_poll(conn, salon.id, settings.gateway_refresh_s)
+    if not claimed or runtime.breaker.state != "closed":
+        return LinkView.of(link)
+    try:
+        async with asyncio.timeout(settings.waha_timeout_s):
+            state = await runtime.gateway.get_state(link.session_name)
+    except (GatewayError, TimeoutError) as exc:
+        # Keep showing what we had: one failed read is no reason to flip the owner's page.
+        log.info("gateway read failed", extra={"salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
+        return LinkView.of(link)
+    if state.status is link.status and state.qr == link.qr and state.phone == link.phone:
+        return LinkView.of(link)
+    return LinkView.of(await _store(runtime, salon.id, state))
+
+
+async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict) -> LinkState:
+    """Start (or reuse) the session, then poll with backoff until it shows a QR."""
+    settings = runtime.settings
+    state = await runtime.gateway.start_session(name, metadata=metadata)
+    delay = settings.qr_wait_initial_s
+    for _ in range(settings.qr_wait_attempts):
+        if state.status in (LinkStatus.LINKING, LinkStatus.CONNECTED) or (
+            state.status is LinkStatus.AWAITING_SCAN and state.qr
+        ):
+            return state
+        if state.status in (LinkStatus.FAILED, LinkStatus.EXPIRED):
+            raise GatewayError(f"session is {state.status} right after start")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, settings.qr_wait_max_s)
+        state = await runtime.gateway.get_state(name)
+    if state.status is LinkStatus.AWAITING_SCAN and state.qr:
+        return state
+    raise GatewayError("no QR code within the wait")
+
+
+async def start(runtime: Runtime, salon: Salon) -> LinkView:
+    """Make a QR appear: reuse a live one, else start the session through the breaker."""
+    async with runtime.pool.acquire() as conn:
+        link = await links.get_or_create(conn, salon.id, salon.yclients_salon_id)
+    view = LinkView.of(link)
+    if view.status is LinkStatus.AWAITING_SCAN and view.qr and (view.qr_expires_in or 0) > 1:
+        return view  # the fast path: a QR the owner can still scan
+    if view.status in (LinkStatus.LINKING, LinkStatus.CONNECTED):
+        return view
+    metadata = {"yclients_salon_id": str(salon.yclients_salon_id)}
+    try:
+        state = await runtime.breaker.call(lambda: _start_and_wait_for_qr(runtime, link.session_name, metadata))
+    except CircuitOpen as exc:
+        return LinkView.of(link, retry_after=max(1.0, exc.retry_after))
+    except (GatewayError, TimeoutError) as exc:
+        summary = summarize_error(exc)
+        log.warning("WhatsApp session did not start", extra={"salon_id": salon.yclients_salon_id, "error": summary})
+        stored = await _store(runtime, salon.id, LinkState(LinkStatus.FAILED), error=summary)
+        return LinkView.of(stored, problem="whatsapp.problem_gateway")
+    return LinkView.of(await _store(runtime, salon.id, state))
+
+
+async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str) -> LinkView:
+    """Link by phone number: needs a session showing a QR, then asks for a code."""
+    view = await start(runtime, salon)
+    if view.retry_after is not None or view.status is not LinkStatus.AWAITING_SCAN:
+        return view
+    async with runtime.pool.acquire() as conn:
+        link = await links.get_or_create(conn, salon.id, salon.yclients_salon_id)
+    try:
+        async with asyncio.timeout(runtime.settings.waha_timeout_s):
+            code = await runtime.gateway.request_pairing_code(link.session_name, phone_digits)
+    except (GatewayError, TimeoutError) as exc:
+        log.warning("pairing code refused", extra={"salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
+        problem = "whatsapp.problem_pairing_state" if isinstance(exc, GatewayConflict) else "whatsapp.problem_gateway"
+        return LinkView.of(link, problem=problem)
+    async with runtime.pool.acquire() as conn:
+        link = await links.save_pairing_code(conn, salon.id, code, PAIRING_CODE_LIFETIME_S)
+    await events.record_quietly(runtime.pool, salon.id, "pairing_code_requested", {})
+    return LinkView.of(link)
+
+
+async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
+    """A gateway webhook: store the new status at once. False if the session is unknown."""
+    async with runtime.pool.acquire() as conn:
+        salon_id = await links.salon_of_session(conn, update.session)
+    if salon_id is None:
+        return False
+    qr = None
+    if update.status is LinkStatus.AWAITING_SCAN:
+        # The webhook carries no QR; fetch it now rather than show a stale one.
+        try:
+            qr = (await runtime.gateway.get_state(update.session)).qr
+        except GatewayError:
+            qr = None
+    await _store(runtime, salon_id, LinkState(update.status, qr=qr, phone=update.phone))
+    return True

@@ -1,0 +1,111 @@
+"""WhatsApp link rows (`whatsapp_links`): one per salon, SQL by hand.
+
+The link state lives in PostgreSQL so any instance answers any poll. `read_for_poll` is the
+hot path: one round trip that reads the state and, at most once per refresh interval per
+salon (whatever the number of tabs and instances), claims the right to ask the gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from portal.whatsapp import LinkState, LinkStatus, session_name
+
+WAITING = (LinkStatus.STARTING, LinkStatus.AWAITING_SCAN, LinkStatus.LINKING)
+
+
+@dataclass(frozen=True)
+class Link:
+    salon_id: int
+    session_name: str
+    status: LinkStatus
+    qr: str | None
+    qr_expires_at: datetime | None
+    phone: str | None
+    last_error: str | None
+    pairing_code: str | None
+    pairing_expires_at: datetime | None
+    now: datetime  # the database's clock, so expiry maths never mixes two clocks
+
+    @classmethod
+    def from_row(cls, row) -> Link:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__ if f != "status"},
+                   status=LinkStatus(row["status"]))
+
+
+_LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
+                 " l.pairing_code, l.pairing_expires_at, now() AS now")
+
+# The CTE claims the refresh (moving checked_at) only when it is due; the outer SELECT
+# still sees the row as it was, which is what the caller shows if it did not win.
+_POLL = f"""
+WITH claim AS (
+    UPDATE whatsapp_links l SET checked_at = now()
+    WHERE l.salon_id = $1 AND l.status = ANY($2::text[])
+      AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3))
+    RETURNING l.salon_id
+)
+SELECT {_LINK_COLUMNS}, EXISTS (SELECT 1 FROM claim) AS claimed
+FROM whatsapp_links l WHERE l.salon_id = $1
+"""
+
+
+async def read_for_poll(conn, salon_id: int, refresh_s: float) -> tuple[Link | None, bool]:
+    row = await conn.fetchrow(_POLL, salon_id, [s.value for s in WAITING], refresh_s)
+    return (Link.from_row(row), row["claimed"]) if row else (None, False)
+
+
+async def get_or_create(conn, salon_id: int, yclients_salon_id: int) -> Link:
+    row = await conn.fetchrow(
+        f"""
+        WITH ins AS (
+            INSERT INTO whatsapp_links (salon_id, session_name) VALUES ($1, $2)
+            ON CONFLICT (salon_id) DO NOTHING RETURNING *
+        )
+        SELECT {_LINK_COLUMNS} FROM ins l
+        UNION ALL SELECT {_LINK_COLUMNS} FROM whatsapp_links l WHERE l.salon_id = $1
+        LIMIT 1
+        """,
+        salon_id, session_name(yclients_salon_id),
+    )
+    return Link.from_row(row)
+
+
+async def save_state(conn, salon_id: int, state: LinkState, *, error: str | None = None) -> tuple[Link, LinkStatus | None]:
+    """Store what the gateway said; returns the link and the status it had before."""
+    row = await conn.fetchrow(
+        f"""
+        WITH before AS (SELECT status FROM whatsapp_links WHERE salon_id = $1 FOR UPDATE)
+        UPDATE whatsapp_links l SET
+            status = $2,
+            qr = $3,
+            qr_expires_at = CASE WHEN $3::text IS NULL THEN NULL
+                                 ELSE now() + make_interval(secs => COALESCE($4, 20)) END,
+            phone = COALESCE($5, CASE WHEN $2 IN ('linking', 'connected') THEN l.phone END),
+            connected_at = CASE WHEN $2 = 'connected' THEN COALESCE(l.connected_at, now()) ELSE l.connected_at END,
+            pairing_code = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_code END,
+            pairing_expires_at = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_expires_at END,
+            last_error = $6,
+            checked_at = now(),
+            updated_at = now()
+        FROM before WHERE l.salon_id = $1
+        RETURNING {_LINK_COLUMNS}, before.status AS previous
+        """,
+        salon_id, state.status.value, state.qr, state.qr_expires_in, state.phone, error,
+    )
+    return Link.from_row(row), LinkStatus(row["previous"])
+
+
+async def save_pairing_code(conn, salon_id: int, code: str, lifetime_s: float) -> Link:
+    row = await conn.fetchrow(
+        f"""UPDATE whatsapp_links l SET pairing_code = $2,
+               pairing_expires_at = now() + make_interval(secs => $3), updated_at = now()
+            WHERE l.salon_id = $1 RETURNING {_LINK_COLUMNS}""",
+        salon_id, code, lifetime_s,
+    )
+    return Link.from_row(row)
+
+
+async def salon_of_session(conn, name: str) -> int | None:
+    return await conn.fetchval("SELECT salon_id FROM whatsapp_links WHERE session_name = $1", name)

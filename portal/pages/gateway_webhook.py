@@ -1,0 +1,29 @@
+"""POST /webhook/whatsapp: the gateway's `session.status` notices, HMAC-verified."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from portal import linking
+from portal.whatsapp import InvalidWebhook, MalformedWebhook
+
+log = logging.getLogger(__name__)
+
+
+async def whatsapp_webhook(request: Request) -> JSONResponse:
+    runtime = request.state.runtime
+    body = await request.body()
+    try:
+        update = runtime.gateway.parse_webhook(body, request.headers)
+    except InvalidWebhook:
+        log.warning("WhatsApp webhook refused: bad signature")
+        return JSONResponse({"error": "invalid signature", "code": "INVALID_SIGNATURE"}, status_code=401)
+    except MalformedWebhook as exc:
+        return JSONResponse({"error": exc.safe_summary, "code": "MALFORMED"}, status_code=400)
+    if not await linking.apply_update(runtime, update):
+        log.info("WhatsApp webhook for an unknown session ignored", extra={"session": update.session[:64]})
+        return JSONResponse({"ignored": True})
+    return JSONResponse({"ok": True})

@@ -1,0 +1,64 @@
+"""The owner's JSON API (compatible with the earlier integration): QR and link status.
+
+Bearer onboarding token only: the salon comes from the token, never from the request, so
+one salon's token can never read or change another's.
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from portal import linking, salons
+from portal.pages.owner import current_owner
+from portal.whatsapp import LinkStatus
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _unauthorized() -> JSONResponse:
+    return JSONResponse({"success": False, "error": "Invalid or expired token", "code": "UNAUTHORIZED"},
+                        status_code=401, headers={"WWW-Authenticate": "Bearer", **NO_STORE})
+
+
+async def _salon(request: Request):
+    owner = current_owner(request, allow_session=False)
+    if owner is None:
+        return None
+    async with request.state.runtime.pool.acquire() as conn:
+        return await salons.by_yclients_id(conn, owner.yclients_salon_id)
+
+
+async def qr(request: Request) -> JSONResponse:
+    salon = await _salon(request)
+    if salon is None:
+        return _unauthorized()
+    view = await linking.start(request.state.runtime, salon)
+    if view.retry_after is not None:
+        retry = math.ceil(view.retry_after)
+        return JSONResponse(
+            {"error": "Service temporarily unavailable", "code": "SERVICE_UNAVAILABLE",
+             "message": "The WhatsApp gateway is recovering; try again shortly.", "retry_after": retry},
+            status_code=503, headers={"Retry-After": str(retry), **NO_STORE})
+    if view.status is LinkStatus.FAILED:
+        return JSONResponse({"success": False, "code": "GATEWAY_ERROR", "status": view.status.value,
+                             "message": "The WhatsApp gateway could not start the session; try again."},
+                            status_code=502, headers=NO_STORE)
+    return JSONResponse({
+        "success": True, "qr": view.qr, "status": view.status.value,
+        "session_id": f"salon-{salon.yclients_salon_id}",
+        "expires_in": math.floor(view.qr_expires_in) if view.qr_expires_in is not None else None,
+    }, headers=NO_STORE)
+
+
+async def status(request: Request) -> JSONResponse:
+    salon = await _salon(request)
+    if salon is None:
+        return _unauthorized()
+    view = await linking.current(request.state.runtime, salon)
+    return JSONResponse({
+        "status": view.status.value, "connected": view.status is LinkStatus.CONNECTED,
+        "phone": view.phone_masked, "has_qr": view.qr is not None,
+    }, headers=NO_STORE)
