@@ -1,0 +1,82 @@
+"""Linking WhatsApp in real Chromium: QR and scan, the busy screen and recovery, pairing
+by phone number on a phone-sized screen."""
+
+import re
+
+from playwright.sync_api import expect
+
+
+def test_qr_appears_then_a_scan_connects(live_portal, browser):
+    base, _, _ = live_portal()
+    context = browser.new_context(locale="en-US")
+    owner = context.new_page()
+    owner.goto(f"{base}/sandbox/install/500001")
+    qr = owner.get_by_test_id("qr")
+    expect(qr).to_be_visible()
+    expect(qr.locator("svg")).to_be_visible()
+    assert qr.get_attribute("data-qr").startswith("2@")
+
+    phone = context.new_page()  # the sandbox plays the salon's phone
+    phone.goto(f"{base}/sandbox/")
+    phone.get_by_test_id("scan-500001").click()
+    expect(phone.get_by_test_id("sandbox-result")).to_have_text("Done.")
+
+    expect(owner.get_by_test_id("connected")).to_contain_text("+7 ••• •••-••-01", timeout=10_000)
+    expect(owner.locator("#link-phone")).to_be_empty()
+    context.close()
+
+
+def test_breaker_opens_shows_the_busy_screen_then_recovers_without_reload(live_portal, browser):
+    base, _, _ = live_portal(QR_BREAKER_FAILURE_THRESHOLD="2", QR_BREAKER_RESET_TIMEOUT_S="3")
+    context = browser.new_context(locale="en-US")
+    control = context.new_page()
+    control.goto(f"{base}/sandbox/")
+    control.get_by_test_id("fault-down").click()
+    expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
+
+    owner = context.new_page()
+    owner.goto(f"{base}/sandbox/install/500002")
+    owner.evaluate("window.__notReloaded = true")
+    status = owner.locator("#link-status")
+    expect(status).to_have_attribute("data-state", "failed")  # first failure, on load
+    owner.get_by_test_id("try-again").click()  # second failure opens the breaker
+    expect(status).to_have_attribute("data-state", "failed")
+    owner.get_by_test_id("try-again").click()
+    expect(status).to_have_attribute("data-state", "busy")
+    expect(status).to_contain_text("WhatsApp connection is busy right now")
+    countdown = owner.locator("[data-countdown]")
+    expect(countdown).to_have_text(re.compile(r"^[0-3]$"))
+
+    control.get_by_test_id("fault-none").click()
+    # The busy screen retries by itself when the countdown ends; the QR arrives in place.
+    expect(owner.get_by_test_id("qr")).to_be_visible(timeout=15_000)
+    assert owner.evaluate("window.__notReloaded") is True
+    context.close()
+
+
+def test_pairing_code_on_a_phone(live_portal, browser):
+    base, _, _ = live_portal()
+    context = browser.new_context(locale="ru-RU", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    owner = context.new_page()
+    owner.goto(f"{base}/sandbox/install/500003")
+    form_box = owner.get_by_test_id("phone-input").bounding_box()
+    status_box = owner.locator("#link-status").bounding_box()
+    assert form_box["y"] < status_box["y"], "on a phone the phone-number option comes first"
+
+    owner.get_by_test_id("phone-input").fill("12")
+    owner.get_by_test_id("phone-submit").click()
+    expect(owner.get_by_test_id("phone-error")).to_be_visible()
+
+    owner.get_by_test_id("phone-input").fill("+7 (916) 555-44-33")
+    owner.get_by_test_id("phone-submit").click()
+    code = owner.get_by_test_id("pairing-code")
+    expect(code).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$"))
+
+    phone = context.new_page()
+    phone.goto(f"{base}/sandbox/")
+    phone.get_by_test_id("code-500003").fill(code.inner_text())
+    phone.get_by_test_id("enter-code-500003").click()
+    expect(phone.get_by_test_id("sandbox-result")).to_be_visible()
+    expect(owner.get_by_test_id("connected")).to_contain_text("33", timeout=10_000)
+    assert owner.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()

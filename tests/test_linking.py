@@ -1,0 +1,224 @@
+"""Linking WhatsApp through the portal's pages and JSON API, on the simulator and on a
+fake WAHA server over real HTTP."""
+
+import re
+import threading
+import time
+
+import pytest
+from starlette.testclient import TestClient
+
+from portal.app import create_app
+from tests.support.fake_waha import create_fake_waha
+from tests.support.landing import land, land_for_token
+from tests.support.servers import serve
+
+HX = {"HX-Request": "true"}
+
+
+def version_of(html: str) -> str:
+    return re.search(r"/onboarding/whatsapp/status\?v=([0-9a-f]+)", html).group(1)
+
+
+def test_start_shows_a_qr_and_the_poll_answers_no_change(client, settings, db):
+    land(client, settings.partner_token, salon_id=500001)
+    r = client.post("/onboarding/whatsapp/start", headers=HX)
+    assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text and "<svg" in r.text
+    v = version_of(r.text)
+    again = client.get(f"/onboarding/whatsapp/status?v={v}", headers=HX)
+    assert again.status_code == 204 and again.content == b""
+    stale = client.get("/onboarding/whatsapp/status?v=000000", headers=HX)
+    assert stale.status_code == 200 and 'data-state="awaiting_scan"' in stale.text
+    assert db.fetchval("SELECT status FROM whatsapp_links") == "awaiting_scan"
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'qr_shown'") == 1
+
+
+def test_scan_in_the_simulator_leads_to_connected_with_a_masked_phone(client, settings, db):
+    land(client, settings.partner_token, salon_id=500002)
+    client.post("/onboarding/whatsapp/start", headers=HX)
+    assert client.post("/sandbox/whatsapp/500002/scan", data={"phone": "+7 900 000-00-02"},
+                       follow_redirects=False).headers["location"].startswith("/sandbox/?result=done")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = client.get("/onboarding/whatsapp/status", headers=HX)
+        if 'data-state="connected"' in r.text:
+            break
+        time.sleep(0.2)
+    assert 'data-state="connected"' in r.text and "+7 ••• •••-••-02" in r.text
+    assert "79000000002" not in r.text
+    assert 'id="link-phone" hx-swap-oob="true"' in r.text  # the phone form goes away
+    assert db.fetchval("SELECT phone FROM whatsapp_links") == "79000000002"
+    page = client.get("/onboarding").text
+    assert 'class="step step-done"' in page
+
+
+def test_without_javascript_start_redirects_back_to_the_page(client, settings):
+    land(client, settings.partner_token, salon_id=500003)
+    r = client.post("/onboarding/whatsapp/start", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/onboarding"
+    assert 'data-testid="qr"' in client.get("/onboarding").text
+
+
+@pytest.mark.parametrize("phone", ["", "12", "abc", "+7 916 123", "0000000000000000000", "x" * 40])
+def test_a_bad_phone_gets_a_message_beside_the_field(client, settings, db, phone):
+    land(client, settings.partner_token, salon_id=500001)
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": phone}, headers=HX)
+    assert r.status_code == 422
+    assert r.headers["hx-retarget"] == "#link-phone" and 'data-testid="phone-error"' in r.text
+    no_js = client.post("/onboarding/whatsapp/pairing-code", data={"phone": phone})
+    assert no_js.status_code == 422 and 'data-testid="phone-error"' in no_js.text
+    assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
+
+
+def test_pairing_code_path(client, settings, db):
+    land(client, settings.partner_token, salon_id=500001)
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "8 (916) 123-45-67"}, headers=HX)
+    assert r.status_code == 200
+    code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', r.text).group(1)
+    assert db.fetchval("SELECT pairing_code FROM whatsapp_links") == code
+    client.post("/sandbox/whatsapp/500001/scan", data={"code": code})
+    deadline = time.monotonic() + 5
+    while 'data-state="connected"' not in client.get("/onboarding/whatsapp/status", headers=HX).text:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert db.fetchval("SELECT phone FROM whatsapp_links") == "79161234567"
+
+
+# --- the JSON API -------------------------------------------------------------------
+
+def test_api_qr_and_status(client, settings):
+    token = land_for_token(client, settings.partner_token, salon_id=700)
+    auth = {"Authorization": f"Bearer {token}"}
+    before = client.get("/marketplace/api/status", headers=auth).json()
+    assert before == {"status": "idle", "connected": False, "phone": None, "has_qr": False}
+    r = client.post("/marketplace/api/qr", headers=auth)
+    body = r.json()
+    assert r.status_code == 200 and body["success"] is True and body["qr"].startswith("2@")
+    assert body["session_id"] == "salon-700" and 0 < body["expires_in"] <= 60
+    # The fast path: a live QR is returned again without starting anything.
+    assert client.post("/marketplace/api/qr", headers=auth).json()["qr"] == body["qr"]
+    after = client.get("/marketplace/api/status", headers=auth).json()
+    assert after["status"] == "awaiting_scan" and after["has_qr"] is True
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer nonsense", "Basic abc", "Bearer "])
+def test_api_without_a_valid_token_is_401(client, auth):
+    headers = {"Authorization": auth} if auth else {}
+    assert client.post("/marketplace/api/qr", headers=headers).status_code == 401
+    assert client.get("/marketplace/api/status", headers=headers).status_code == 401
+
+
+def test_api_ignores_the_session_cookie(client, settings):
+    land(client, settings.partner_token, salon_id=701)  # the cookie is set ...
+    assert client.get("/marketplace/api/status").status_code == 401  # ... but the API wants Bearer
+
+
+def test_one_salons_token_never_sees_another_salons_link(client, settings, db):
+    token_a = land_for_token(client, settings.partner_token, salon_id=500001)
+    token_b = land_for_token(client, settings.partner_token, salon_id=500002)
+    client.post("/marketplace/api/qr", headers={"Authorization": f"Bearer {token_a}"})
+    client.post("/sandbox/whatsapp/500001/scan", data={"phone": "79160000001"})
+    time.sleep(0.1)
+    for _ in range(30):
+        a = client.get("/marketplace/api/status", headers={"Authorization": f"Bearer {token_a}"}).json()
+        if a["connected"]:
+            break
+        time.sleep(0.1)
+    b = client.get("/marketplace/api/status?salon_id=500001&session=salon-500001",
+                   headers={"Authorization": f"Bearer {token_b}"}).json()
+    assert a["connected"] is True
+    assert b == {"status": "idle", "connected": False, "phone": None, "has_qr": False}
+
+
+def test_breaker_opens_and_the_api_answers_503_with_retry_after(make_settings):
+    settings = make_settings(QR_BREAKER_FAILURE_THRESHOLD="2", QR_BREAKER_RESET_TIMEOUT_S="30")
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        c.post("/sandbox/whatsapp/fault", data={"mode": "down"})
+        auth = {"Authorization": f"Bearer {land_for_token(c, settings.partner_token, salon_id=900)}"}
+        first = c.post("/marketplace/api/qr", headers=auth)
+        assert first.status_code == 502 and first.json()["code"] == "GATEWAY_ERROR"
+        assert c.post("/marketplace/api/qr", headers=auth).status_code == 502
+        r = c.post("/marketplace/api/qr", headers=auth)
+        assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE"
+        assert 0 < int(r.headers["retry-after"]) <= 30 and r.json()["retry_after"] == int(r.headers["retry-after"])
+        # The page shows the friendly retry screen, as a 200 fragment htmx will swap.
+        land(c, settings.partner_token, salon_id=900)
+        page = c.post("/onboarding/whatsapp/start", headers=HX)
+        assert page.status_code == 200 and 'data-state="busy"' in page.text and "data-countdown" in page.text
+        health = c.get("/marketplace/health", headers={"Authorization": "Bearer health-token-for-tests"}).json()
+        assert health["status"] == "degraded"
+        assert health["circuitBreakers"]["qrGeneration"]["state"] == "open"
+        assert health["circuitBreakers"]["qrGeneration"]["total_rejections"] >= 2
+
+
+# --- against a fake WAHA over HTTP ----------------------------------------------------
+
+@pytest.fixture
+def waha():
+    app, state = create_fake_waha("waha-key")
+    state.status_on_start = "SCAN_QR_CODE"
+    with serve(app) as url:
+        yield url, state
+
+
+def test_many_pollers_ask_the_gateway_at_most_once_per_second(make_settings, waha):
+    url, state = waha
+    settings = make_settings(WHATSAPP_GATEWAY="waha", WAHA_URL=url, WAHA_API_KEY="waha-key",
+                             WHATSAPP_REFRESH_S="1.0")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=321)
+        assert 'data-state="awaiting_scan"' in c.post("/onboarding/whatsapp/start", headers=HX).text
+        state.requests.clear()
+        errors = []
+
+        # 8 threads sharing the app's running loop through the one TestClient.
+        def worker():
+            for _ in range(15):
+                r = c.get("/onboarding/whatsapp/status", headers=HX)
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+                time.sleep(0.02)
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        reads = [p for p in state.paths() if p.startswith("GET /api/sessions/salon-321")]
+        assert not errors
+        # 120 polls over `elapsed` seconds: at most one gateway read per started second.
+        assert 1 <= len(reads) <= int(elapsed) + 1
+
+
+def test_waha_webhook_updates_the_link_at_once(make_settings, waha):
+    import hashlib
+    import hmac
+    import json
+
+    url, state = waha
+    settings = make_settings(WHATSAPP_GATEWAY="waha", WAHA_URL=url, WAHA_API_KEY="waha-key",
+                             WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="3600")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=322)
+        c.post("/onboarding/whatsapp/start", headers=HX)
+        body = json.dumps({"event": "session.status", "session": "salon-322",
+                           "me": {"id": "79165550000@c.us", "pushName": "Salon"},
+                           "payload": {"status": "WORKING"}}).encode()
+        sig = hmac.new(b"hook-key", body, hashlib.sha512).hexdigest()
+        ok = c.post("/webhook/whatsapp", content=body, headers={"X-Webhook-Hmac": sig, "X-Webhook-Hmac-Algorithm": "sha512",
+                                                                "Content-Type": "application/json"})
+        assert ok.status_code == 200 and ok.json() == {"ok": True}
+        # No gateway refresh is due (WHATSAPP_REFRESH_S is an hour): the webhook alone moved it.
+        assert 'data-state="connected"' in c.get("/onboarding/whatsapp/status", headers=HX).text
+        bad = c.post("/webhook/whatsapp", content=body, headers={"X-Webhook-Hmac": "00" * 64})
+        assert bad.status_code == 401
+        junk = b"{not json"
+        junk_sig = hmac.new(b"hook-key", junk, hashlib.sha512).hexdigest()
+        assert c.post("/webhook/whatsapp", content=junk, headers={"X-Webhook-Hmac": junk_sig}).status_code == 400
+        other = body.replace(b"salon-322", b"salon-999")
+        other_sig = hmac.new(b"hook-key", other, hashlib.sha512).hexdigest()
+        r = c.post("/webhook/whatsapp", content=other, headers={"X-Webhook-Hmac": other_sig})
+        assert r.status_code == 200 and r.json() == {"ignored": True}
