@@ -84,3 +84,12 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, and asyncio tests cannot start their own after it."""
+    browser = [i for i in items if "/tests/browser/" in str(i.path)]
+    for item in browser:
+        item.add_marker("browser")
+    items[:] = [i for i in items if i not in browser] + browser

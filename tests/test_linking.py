@@ -174,7 +174,8 @@ def test_many_pollers_ask_the_gateway_at_most_once_per_second(make_settings, wah
 
         # 8 threads sharing the app's running loop through the one TestClient.
         def worker():
-            for _ in range(15):
+            until = time.monotonic() + 2.5
+            while time.monotonic() < until:
                 r = c.get("/onboarding/whatsapp/status", headers=HX)
                 if r.status_code != 200:
                     errors.append(r.status_code)
@@ -189,8 +190,9 @@ def test_many_pollers_ask_the_gateway_at_most_once_per_second(make_settings, wah
         elapsed = time.monotonic() - started
         reads = [p for p in state.paths() if p.startswith("GET /api/sessions/salon-321")]
         assert not errors
-        # 120 polls over `elapsed` seconds: at most one gateway read per started second.
-        assert 1 <= len(reads) <= int(elapsed) + 1
+        polls = 8 * 2.5 / 0.02
+        # Hundreds of polls over `elapsed` seconds: at most one gateway read per started second.
+        assert 2 <= len(reads) <= int(elapsed) + 1 < polls / 10
 
 
 def test_waha_webhook_updates_the_link_at_once(make_settings, waha):

@@ -12,7 +12,6 @@ from portal.app import create_app
 from tests.conftest import chromium_path
 from tests.support.servers import free_port, serve
 
-pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="session")

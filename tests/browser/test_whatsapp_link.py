@@ -59,6 +59,7 @@ def test_pairing_code_on_a_phone(live_portal, browser):
     context = browser.new_context(locale="ru-RU", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     owner = context.new_page()
     owner.goto(f"{base}/sandbox/install/500003")
+    expect(owner.get_by_test_id("qr")).to_be_visible()
     form_box = owner.get_by_test_id("phone-input").bounding_box()
     status_box = owner.locator("#link-status").bounding_box()
     assert form_box["y"] < status_box["y"], "on a phone the phone-number option comes first"
