@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import health
-from portal.pages import gateway_webhook, landing, language, onboarding, owner_api, whatsapp
+from portal.pages import activation, gateway_webhook, landing, language, onboarding, owner_api, whatsapp
 from portal.pages.rendering import error_response, make_templates
 from portal.request_log import RequestLog
 from portal.runtime import open_runtime
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/onboarding/whatsapp/pairing-code", whatsapp.pairing_code, methods=["POST"]),
         Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
         Route("/marketplace/api/status", owner_api.status),
+        Route("/marketplace/activate", activation.activate, methods=["POST"]),
         Route("/webhook/whatsapp", gateway_webhook.whatsapp_webhook, methods=["POST"]),
         Route("/language", language.switch_language, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -6,6 +6,7 @@ here is module-level: two apps in one process share nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class Runtime:
     gateway: WhatsAppGateway
     breaker: CircuitBreaker
     market: SandboxMarketplace | None  # the sandbox's stand-in for YClients, demo mode only
+    # Bounds activations per instance: each holds a pool connection for the partner call.
+    activation_slots: asyncio.Semaphore
 
 
 def build_gateway(settings: Settings) -> WhatsAppGateway:
@@ -66,7 +69,8 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
         gateway = build_gateway(settings)
         try:
             yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
-                          gateway=gateway, breaker=build_breaker(settings), market=market)
+                          gateway=gateway, breaker=build_breaker(settings), market=market,
+                          activation_slots=asyncio.Semaphore(settings.activation_concurrency))
         finally:
             await partner.aclose()
             await gateway.aclose()

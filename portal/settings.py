@@ -22,6 +22,7 @@ DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 GATEWAYS = ("simulator", "waha")
+DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_KEY_SECRET")
 
 
 class SettingsError(ValueError):
@@ -35,6 +36,7 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     jwt_secret: str = ""
     session_secret: str = ""
+    api_key_secret: str = ""
     yclients_api_url: str = DEFAULT_YCLIENTS_API_URL
     partner_token: str | None = None
     app_id: int = 1
@@ -72,6 +74,9 @@ class Settings:
     # Activation.
     use_transaction_activation: bool = True
     activation_concurrency: int = 4
+    activation_queue_wait_s: float = 2.0
+    activation_attempts: int = 3
+    marketplace_url: str = "https://yclients.com/"
 
     @property
     def secure_cookies(self) -> bool:
@@ -125,10 +130,12 @@ def _demo_secrets(data_dir: Path) -> dict[str, str]:
     """Secrets for demo mode, generated once and kept in the data dir so sessions and
     tokens survive a restart of `make run`."""
     path = data_dir / "demo-secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
     data_dir.mkdir(parents=True, exist_ok=True)
-    values = {name: secrets.token_urlsafe(32) for name in ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN")}
+    values = json.loads(path.read_text()) if path.exists() else {}
+    missing = [n for n in DEMO_SECRETS if n not in values]
+    if not missing:
+        return values
+    values |= {name: secrets.token_urlsafe(32) for name in missing}
     path.write_text(json.dumps(values))
     path.chmod(0o600)
     return values
@@ -147,24 +154,27 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
 
     jwt_secret = config("JWT_SECRET", default=None)
     session_secret = config("SESSION_SECRET", default=None)
+    api_key_secret = config("API_KEY_SECRET", default=None)
     api_url = _url(config, "YCLIENTS_API_URL", None)
     if sandbox:
         demo = _demo_secrets(data_dir)
         jwt_secret = jwt_secret or demo["JWT_SECRET"]
         session_secret = session_secret or demo["SESSION_SECRET"]
+        api_key_secret = api_key_secret or demo["API_KEY_SECRET"]
         # The sandbox stands in for YClients, so the partner token is ours to invent.
         partner_token = partner_token or demo["YCLIENTS_PARTNER_TOKEN"]
         api_url = api_url or f"{base_url}/sandbox/api"
     else:
         for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret),
-                            ("YCLIENTS_PARTNER_TOKEN", partner_token)):
+                            ("API_KEY_SECRET", api_key_secret), ("YCLIENTS_PARTNER_TOKEN", partner_token)):
             if not value:
                 raise SettingsError(f"{name} is required in production mode (SANDBOX is off)")
-        for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret)):
+        for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret),
+                            ("API_KEY_SECRET", api_key_secret)):
             if len(value) < 32:
                 raise SettingsError(f"{name} must be at least 32 characters")
-        if jwt_secret == session_secret:
-            raise SettingsError("JWT_SECRET and SESSION_SECRET must differ")
+        if len({jwt_secret, session_secret, api_key_secret}) < 3:
+            raise SettingsError("JWT_SECRET, SESSION_SECRET and API_KEY_SECRET must all differ")
 
     gateway = _choice(config, "WHATSAPP_GATEWAY", GATEWAYS, "simulator" if sandbox else "waha")
     if gateway == "simulator" and not sandbox:
@@ -179,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
         base_url=base_url,
         jwt_secret=jwt_secret,
         session_secret=session_secret,
+        api_key_secret=api_key_secret,
         yclients_api_url=api_url or DEFAULT_YCLIENTS_API_URL,
         partner_token=partner_token,
         app_id=_typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
@@ -210,4 +221,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
         sim_linking_s=_typed(config, "SIMULATOR_LINKING_S", float, 2.0, minimum=0),
         use_transaction_activation=_flag(config, "USE_TRANSACTION_ACTIVATION", True),
         activation_concurrency=_typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),
+        activation_queue_wait_s=_typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0),
+        activation_attempts=_typed(config, "ACTIVATION_ATTEMPTS", int, 3, minimum=1),
+        marketplace_url=_url(config, "YCLIENTS_MARKETPLACE_URL", f"{base_url}/sandbox" if sandbox else "https://yclients.com"),
     )

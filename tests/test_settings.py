@@ -4,6 +4,7 @@ from portal.settings import SettingsError, load_settings
 
 PROD = {
     "YCLIENTS_PARTNER_TOKEN": "partner", "JWT_SECRET": "j" * 32, "SESSION_SECRET": "s" * 32,
+    "API_KEY_SECRET": "k" * 32,
     "WAHA_URL": "http://127.0.0.1:3000",
 }
 
@@ -47,7 +48,7 @@ def test_a_bad_value_names_the_setting(env, named, tmp_path):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("missing", ["JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN"])
+@pytest.mark.parametrize("missing", ["JWT_SECRET", "SESSION_SECRET", "API_KEY_SECRET", "YCLIENTS_PARTNER_TOKEN"])
 def test_production_mode_requires_secrets(missing, tmp_path):
     env = {k: v for k, v in PROD.items() if k != missing}
     env["SANDBOX"] = "false"

@@ -28,6 +28,12 @@ def step_states(integration_status: str, whatsapp_connected: bool) -> list[tuple
     return list(zip(STEP_KEYS, states))
 
 
+def activation_panel(integration_status: str, whatsapp_connected: bool) -> str:
+    if integration_status == "active":
+        return "done"
+    return "ready" if whatsapp_connected else "waiting_whatsapp"
+
+
 async def onboarding_page(request: Request, extra: dict | None = None, status_code: int = 200) -> Response:
     owner = current_owner(request)
     if owner is None:
@@ -38,9 +44,12 @@ async def onboarding_page(request: Request, extra: dict | None = None, status_co
     if salon is None:
         return render(request, "onboarding_start.html", status_code=401)
     view = await linking.current(runtime, salon)
+    connected = view.status == "connected"
     context = {
+        "panel": activation_panel(salon.integration_status, connected),
+        "back_url": runtime.settings.marketplace_url,
         "salon": salon,
-        "steps": step_states(salon.integration_status, whatsapp_connected=view.status == "connected"),
+        "steps": step_states(salon.integration_status, whatsapp_connected=connected),
         "expires_at": datetime.fromtimestamp(owner.expires_at, UTC).strftime("%H:%M"),
         **widget_context(request, view),
         **(extra or {}),

@@ -22,8 +22,13 @@ def widget_context(request: Request, view: LinkView) -> dict:
     return {"view": view, "qr_svg": qr_svg, "poll_s": request.state.runtime.settings.qr_poll_interval_s}
 
 
-def render_widget(request: Request, view: LinkView, status_code: int = 200) -> Response:
-    context = widget_context(request, view) | {"oob": True}
+def render_widget(request: Request, view: LinkView, salon, status_code: int = 200) -> Response:
+    # When the link connects, the Activation panel below comes alive in the same swap.
+    from portal.pages.onboarding import activation_panel
+
+    context = widget_context(request, view) | {
+        "oob": True, "activation_panel": activation_panel(salon.integration_status, True),
+        "back_url": request.state.runtime.settings.marketplace_url}
     response = render(request, "partials/whatsapp_link.html", context, status_code=status_code,
                       headers={"Cache-Control": "no-store"})
     return vary_on_htmx(response)
@@ -49,7 +54,7 @@ async def link_status(request: Request) -> Response:
     view = await linking.current(request.state.runtime, salon)
     if is_htmx(request) and request.query_params.get("v") == view.version:
         return Response(status_code=204)  # nothing changed: htmx keeps what it shows
-    return render_widget(request, view)
+    return render_widget(request, view, salon)
 
 
 async def start_link(request: Request) -> Response:
@@ -59,7 +64,7 @@ async def start_link(request: Request) -> Response:
     view = await linking.start(request.state.runtime, salon)
     if not is_htmx(request):
         return RedirectResponse("/onboarding", status_code=303)
-    return render_widget(request, view)
+    return render_widget(request, view, salon)
 
 
 async def pairing_code(request: Request) -> Response:
@@ -82,4 +87,4 @@ async def pairing_code(request: Request) -> Response:
     view = await linking.request_pairing_code(request.state.runtime, salon, phone)
     if not is_htmx(request):
         return RedirectResponse("/onboarding", status_code=303)
-    return render_widget(request, view)
+    return render_widget(request, view, salon)

@@ -19,5 +19,6 @@ def sandbox_routes(market: SandboxMarketplace) -> list:
         Route("/sandbox/installed/{salon_id}", pages.installed),
         Route("/sandbox/whatsapp/{salon_id}/scan", pages.simulator_scan, methods=["POST"]),
         Route("/sandbox/whatsapp/fault", pages.simulator_fault, methods=["POST"]),
+        Route("/sandbox/partner/fault", pages.partner_fault, methods=["POST"]),
         Mount("/sandbox/api", app=create_partner_api(market)),
     ]

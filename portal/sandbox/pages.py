@@ -41,6 +41,7 @@ async def marketplace(request: Request) -> Response:
     return render(request, "sandbox/index.html", {
         "salons": salons, "simulator": simulator is not None,
         "fault": (simulator.fault or "none") if simulator else None,
+        "partner_fault": market.fault or "none",
         "result": request.query_params.get("result") if request.query_params.get("result") in ("done", "refused") else None,
     })
 
@@ -97,4 +98,14 @@ async def simulator_fault(request: Request) -> Response:
     if simulator is None or mode not in ("down", "slow", "none"):
         return _back("refused")
     simulator.set_fault(None if mode == "none" else mode)
+    return _back("done")
+
+
+async def partner_fault(request: Request) -> Response:
+    """Tell the sandbox's partner API how to answer the next installs."""
+    form = await request.form()
+    mode = form.get("mode")
+    if mode not in ("none", "fail", "hang", "already_installed"):
+        return _back("refused")
+    request.state.runtime.market.fault = None if mode == "none" else mode
     return _back("done")

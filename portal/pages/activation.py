@@ -1,0 +1,98 @@
+"""POST /marketplace/activate: the owner switches the integration on.
+
+Three kinds of caller, one service call: JSON `{"token": ...}` (the earlier integration's
+contract) gets JSON with real status codes; htmx gets the Activation panel (or HX-Redirect
+to YClients on success); a no-JS form gets a 303 to YClients or the page with the error.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from portal import activation, onboarding_token
+from portal.activation import Outcome
+from portal.htmx import is_htmx, redirect
+from portal.i18n import pick_language, translator
+from portal.onboarding_token import InvalidToken
+from portal.pages.owner import current_owner
+from portal.pages.rendering import render
+
+
+async def _claims(request: Request):
+    """(claims, json_mode); claims None when no valid credential; raises ValueError on bad JSON."""
+    if "application/json" in request.headers.get("content-type", ""):
+        body = json.loads(await request.body() or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        token = body.get("token")
+        if token is None:
+            return current_owner(request, allow_session=False), True
+        if not isinstance(token, str):
+            raise ValueError("token must be a string")
+        try:
+            return onboarding_token.verify(token, secret=request.state.runtime.settings.jwt_secret), True
+        except InvalidToken:
+            return None, True
+    return current_owner(request), False
+
+
+def _json(outcome: Outcome, request: Request, yclients_salon_id: int) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if outcome.retry_after:
+        headers["Retry-After"] = str(outcome.retry_after)
+    if outcome.ok:
+        body = {"success": True, "salon_id": yclients_salon_id, "redirect_url": outcome.redirect_url}
+        if outcome.already_active:
+            body["already_active"] = True
+        return JSONResponse(body, headers=headers)
+    t = translator(pick_language(request))
+    body = {"success": False, "code": outcome.code, "message": t(outcome.message_key)}
+    if outcome.code == "CONCURRENT_ACTIVATION":
+        body["error"] = "Activation already in progress"
+    if outcome.retry_after:
+        body["retry_after"] = outcome.retry_after
+    if outcome.code == "REGISTRATION_EXPIRED":
+        body["marketplace_url"] = request.state.runtime.settings.marketplace_url
+    return JSONResponse(body, status_code=outcome.status_code, headers=headers)
+
+
+def panel_for(outcome: Outcome) -> str:
+    if outcome.ok:
+        return "done"
+    if outcome.code == "CONCURRENT_ACTIVATION":
+        return "in_progress"
+    if outcome.code == "WHATSAPP_NOT_CONNECTED":
+        return "waiting_whatsapp"
+    return "error"
+
+
+async def activate(request: Request) -> Response:
+    try:
+        claims, json_mode = await _claims(request)
+    except (ValueError, UnicodeDecodeError):
+        return JSONResponse({"success": False, "code": "BAD_REQUEST", "message": "Send JSON like {\"token\": \"...\"}"},
+                            status_code=400)
+    if claims is None:
+        if json_mode or not is_htmx(request) and "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"success": False, "code": "UNAUTHORIZED", "message": "Invalid or expired token"},
+                                status_code=401)
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": "/onboarding"})
+        return RedirectResponse("/onboarding", status_code=303)
+
+    outcome = await activation.activate(request.state.runtime, claims.yclients_salon_id)
+    if json_mode:
+        return _json(outcome, request, claims.yclients_salon_id)
+    if outcome.ok and outcome.redirect_url and not outcome.already_active:
+        return redirect(request, outcome.redirect_url)  # the whole page goes to YClients
+    context = {"panel": panel_for(outcome), "message_key": outcome.message_key,
+               "retry_after": outcome.retry_after, "back_url": request.state.runtime.settings.marketplace_url}
+    if is_htmx(request):
+        # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
+        return render(request, "partials/activation.html", context)
+    from portal.pages.onboarding import onboarding_page
+
+    return await onboarding_page(request, extra=context, status_code=outcome.status_code)

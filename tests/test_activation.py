@@ -1,0 +1,205 @@
+"""Activation against real PostgreSQL and a fake YClients partner server over HTTP."""
+
+import asyncio
+import hashlib
+import json
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from portal.activation import derive_api_key
+from portal.app import create_app
+from tests.support.database import run
+from tests.support.landing import land, land_for_token
+from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
+from tests.support.servers import free_port, serve
+
+
+def connect_whatsapp(db, yclients_salon_id: int) -> None:
+    """Arrange: the salon's WhatsApp is linked (the linking flow has its own tests)."""
+    db.execute(
+        """INSERT INTO whatsapp_links (salon_id, session_name, status, phone, connected_at)
+           SELECT id, 'salon-' || yclients_salon_id, 'connected', '79160000000', now()
+           FROM salons WHERE yclients_salon_id = $1
+           ON CONFLICT (salon_id) DO UPDATE SET status = 'connected'""", yclients_salon_id)
+
+
+@pytest.fixture
+def partner():
+    with partner_server() as (url, market):
+        yield url, market
+
+
+@pytest.fixture
+def portal_env(partner):
+    url, _ = partner
+    return {"SANDBOX": "true", "YCLIENTS_PARTNER_TOKEN": PARTNER_TOKEN, "YCLIENTS_API_URL": url,
+            "YCLIENTS_APP_ID": str(APP_ID), "YCLIENTS_TIMEOUT_S": "2"}
+
+
+@pytest.fixture
+def portal(make_settings, portal_env):
+    settings = make_settings(**portal_env)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        yield c, settings
+
+
+def ready_salon(client, settings, db, salon_id=4001) -> str:
+    token = land_for_token(client, settings.partner_token, salon_id=salon_id)
+    connect_whatsapp(db, salon_id)
+    return token
+
+
+def test_success_follows_the_301_and_keeps_only_a_hash(portal, partner, db):
+    client, settings = portal
+    _, market = partner
+    token = ready_salon(client, settings, db)
+    r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"success": True, "salon_id": 4001, "redirect_url": f"{market.public_base}/installed/4001"}
+    key = derive_api_key(settings.api_key_secret, 4001, 1)
+    assert market.installed[4001]["api_key"] == key
+    assert market.installed[4001]["webhook_urls"] == ["http://127.0.0.1:8000/webhook/yclients"]
+    assert install_calls(market) == 1 and ("GET", "/installed/4001") not in market.calls
+    row = db.fetchrow("SELECT * FROM salons")
+    assert row["integration_status"] == "active" and row["activated_at"] and row["install_generation"] == 1
+    assert row["api_key_hash"] == hashlib.sha256(key.encode()).hexdigest() and row["api_key_prefix"] == key[:7]
+    dump = json.dumps([dict(r) for r in db.fetch("SELECT * FROM salons")], default=str) + json.dumps(
+        [dict(r) for r in db.fetch("SELECT * FROM marketplace_events")], default=str)
+    assert key not in dump
+    event = db.fetchrow("SELECT payload FROM marketplace_events WHERE event_type = 'integration_activated'")
+    assert json.loads(event["payload"])["activation_mode"] == "transaction"
+
+
+def test_already_active_answers_without_a_partner_call(portal, partner, db):
+    client, settings = portal
+    _, market = partner
+    token = ready_salon(client, settings, db)
+    client.post("/marketplace/activate", json={"token": token})
+    again = client.post("/marketplace/activate", json={"token": token})
+    assert again.status_code == 200 and again.json()["already_active"] is True
+    assert install_calls(market) == 1
+
+
+def test_whatsapp_not_connected_is_409(portal, partner, db):
+    client, settings = portal
+    token = land_for_token(client, settings.partner_token, salon_id=4002)
+    r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 409 and r.json()["code"] == "WHATSAPP_NOT_CONNECTED"
+    assert install_calls(partner[1]) == 0
+    assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
+
+
+def test_more_than_an_hour_after_landing_is_410(portal, partner, db):
+    client, settings = portal
+    token = ready_salon(client, settings, db)
+    db.execute("UPDATE salons SET landed_at = now() - interval '61 minutes'")
+    r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 410 and r.json()["code"] == "REGISTRATION_EXPIRED"
+    assert r.json()["marketplace_url"]
+    assert install_calls(partner[1]) == 0
+
+
+@pytest.mark.parametrize("body, status", [(b"{not json", 400), (b"[1]", 400), (b'{"token": 5}', 400),
+                                          (b'{"token": "garbage"}', 401), (b"{}", 401)])
+def test_bad_requests_write_nothing(portal, partner, db, body, status):
+    client, settings = portal
+    ready_salon(client, settings, db)
+    client.cookies.clear()
+    r = client.post("/marketplace/activate", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status
+    assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
+    assert install_calls(partner[1]) == 0
+
+
+@pytest.mark.parametrize("fault, status, code", [
+    ("fail", 502, "PARTNER_SERVER"),
+    ("unauthorized", 502, "PARTNER_AUTH"),
+    ("already_installed", 502, "PARTNER_ALREADY_INSTALLED"),
+])
+def test_partner_failures_roll_back(portal, partner, db, fault, status, code):
+    client, settings = portal
+    _, market = partner
+    token = ready_salon(client, settings, db)
+    market.fault = fault
+    r = client.post("/marketplace/activate", json={"token": token})
+    assert (r.status_code, r.json()["code"], r.json()["success"]) == (status, code, False)
+    assert "Внутренняя ошибка" not in r.json()["message"]  # the partner's raw text stays out
+    row = db.fetchrow("SELECT integration_status, api_key_hash, api_key_prefix, last_error FROM salons")
+    assert row["integration_status"] == "activation_failed"
+    assert row["api_key_hash"] is None and row["api_key_prefix"] is None and row["last_error"]
+    payload = json.loads(db.fetchval("SELECT payload FROM marketplace_events WHERE event_type = 'activation_failed'"))
+    assert payload["activation_mode"] == "transaction" and payload["error"] and payload["timestamp"]
+
+
+def test_html_instead_of_a_redirect_is_a_failure(make_settings, db):
+    html = Starlette(routes=[Route("/partner/callback/redirect", lambda r: HTMLResponse("<html>oops</html>"),
+                                   methods=["POST"])])
+    with serve(html) as url:
+        settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=url)
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+            token = ready_salon(client, settings, db)
+            r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 502 and r.json()["code"] == "PARTNER_BAD_RESPONSE"
+    assert db.fetchval("SELECT api_key_hash FROM salons") is None
+
+
+def test_connection_refused_is_a_failure(make_settings, db):
+    settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN,
+                             YCLIENTS_API_URL=f"http://127.0.0.1:{free_port()}")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        token = ready_salon(client, settings, db)
+        r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 502 and r.json()["code"] == "PARTNER_UNREACHABLE"
+    assert db.fetchval("SELECT integration_status FROM salons") == "activation_failed"
+
+
+def test_partner_timeout_is_504_and_rolls_back(make_settings, portal_env, partner, db):
+    _, market = partner
+    market.fault, market.hang_s = "hang", 5
+    settings = make_settings(**portal_env | {"YCLIENTS_TIMEOUT_S": "0.5"})
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        token = ready_salon(client, settings, db)
+        r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 504 and r.json()["code"] == "PARTNER_TIMEOUT"
+    row = db.fetchrow("SELECT integration_status, api_key_hash FROM salons")
+    assert (row["integration_status"], row["api_key_hash"]) == ("activation_failed", None)
+
+
+def test_event_log_failure_does_not_fail_activation(portal, partner, db):
+    client, settings = portal
+    token = ready_salon(client, settings, db)
+    db.execute("""CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN IF NEW.event_type = 'integration_activated' THEN RAISE EXCEPTION 'events broken'; END IF;
+                  RETURN NEW; END $$;
+                  CREATE TRIGGER refuse_event BEFORE INSERT ON marketplace_events
+                  FOR EACH ROW EXECUTE FUNCTION refuse_event();""")
+    r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert db.fetchval("SELECT integration_status FROM salons") == "active"
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'integration_activated'") == 0
+
+
+def test_serialization_failure_retries_with_the_same_key(portal, partner, db):
+    client, settings = portal
+    _, market = partner
+    token = ready_salon(client, settings, db)
+    # Real PostgreSQL raises a real 40001 the first time the salon would become active,
+    # i.e. after YClients already accepted: the retry must send the very same key.
+    # A sequence counts attempts: nextval survives the rollback of the failed transaction.
+    db.execute("""CREATE SEQUENCE activation_attempts;
+                  CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN IF NEW.integration_status = 'active' AND nextval('activation_attempts') = 1 THEN
+                      RAISE EXCEPTION 'could not serialize access' USING ERRCODE = 'serialization_failure';
+                  END IF; RETURN NEW; END $$;
+                  CREATE TRIGGER fail_once BEFORE UPDATE ON salons FOR EACH ROW EXECUTE FUNCTION fail_once();""")
+    r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 200, r.text
+    assert install_calls(market) == 2  # YClients was asked twice ...
+    assert market.installed[4001]["api_key"] == derive_api_key(settings.api_key_secret, 4001, 1)  # ... one key
+    assert db.fetchval("SELECT integration_status FROM salons") == "active"
+    assert db.fetchval("SELECT nextval('activation_attempts')") == 3
