@@ -203,3 +203,32 @@ def test_serialization_failure_retries_with_the_same_key(portal, partner, db):
     assert market.installed[4001]["api_key"] == derive_api_key(settings.api_key_secret, 4001, 1)  # ... one key
     assert db.fetchval("SELECT integration_status FROM salons") == "active"
     assert db.fetchval("SELECT nextval('activation_attempts')") == 3
+
+
+def test_browser_form_and_htmx_answers(portal, partner, db):
+    client, settings = portal
+    _, market = partner
+    land(client, settings.partner_token, salon_id=4010)
+    connect_whatsapp(db, 4010)
+    page = client.get("/onboarding").text
+    assert 'data-state="ready"' in page and 'data-testid="activate"' in page
+    market.fault = "fail"
+    htmx_fail = client.post("/marketplace/activate", headers={"HX-Request": "true"})
+    assert htmx_fail.status_code == 200 and 'data-testid="activation-error"' in htmx_fail.text
+    no_js_fail = client.post("/marketplace/activate")
+    assert no_js_fail.status_code == 502 and 'data-testid="activation-error"' in no_js_fail.text
+    market.fault = None
+    no_js = client.post("/marketplace/activate", follow_redirects=False)
+    assert no_js.status_code == 303 and no_js.headers["location"] == f"{market.public_base}/installed/4010"
+    htmx_again = client.post("/marketplace/activate", headers={"HX-Request": "true"})
+    assert 'data-state="done"' in htmx_again.text  # already active: the Done panel, no second call
+    assert install_calls(market) == 3  # two failed tries and one success; "done" made no call
+
+
+def test_a_cross_site_form_cannot_activate(portal, partner, db):
+    client, settings = portal
+    land(client, settings.partner_token, salon_id=4011)
+    connect_whatsapp(db, 4011)
+    r = client.post("/marketplace/activate", headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert install_calls(partner[1]) == 0 and db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
