@@ -36,6 +36,19 @@ async def _migrate(settings) -> None:
         pass
 
 
+def _hash_password() -> int:
+    import getpass
+
+    from portal.staff import hash_password
+
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if len(password) < 10:
+        print("portal: use at least 10 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portal", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("hash-password", help="make ADMIN_PASSWORD_HASH from a password (asked, or read from stdin)")
     args = parser.parse_args(argv)
+    if args.command == "hash-password":
+        return _hash_password()
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -20,7 +20,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import health
-from portal.pages import activation, gateway_webhook, landing, language, onboarding, owner_api, whatsapp
+from portal.pages import (activation, admin_api, dashboard, gateway_webhook, landing, language, onboarding,
+                          owner_api, whatsapp)
 from portal.pages.rendering import error_response, make_templates
 from portal.request_log import RequestLog
 from portal.runtime import open_runtime
@@ -81,6 +82,23 @@ def create_app(settings: Settings) -> Starlette:
         Route("/marketplace/activate", activation.activate, methods=["POST"]),
         Route("/webhook/whatsapp", gateway_webhook.whatsapp_webhook, methods=["POST"]),
         Route("/language", language.switch_language, methods=["POST"]),
+        # Support staff: the dashboard (staff cookie) and the JSON admin API (X-API-Key).
+        Route("/admin/login", dashboard.login_form, methods=["GET"]),
+        Route("/admin/login", dashboard.login, methods=["POST"]),
+        Route("/admin/logout", dashboard.logout, methods=["POST"]),
+        Route("/admin", dashboard.overview),
+        Route("/admin/salons", dashboard.salons),
+        Route("/admin/salons/{salon_id}", dashboard.salon),
+        Route("/admin/salons/{salon_id}/{action}", dashboard.salon_action, methods=["GET", "POST"]),
+        Route("/admin/system", dashboard.system),
+        Route("/admin/system/breaker", dashboard.breaker_action, methods=["POST"]),
+        Route("/admin/audit", dashboard.audit_page),
+        Route("/marketplace/admin/salons", admin_api.salons),
+        Route("/marketplace/admin/salon/{salon_id}/status", admin_api.salon_status),
+        Route("/marketplace/admin/salon/{salon_id}/disconnect", admin_api.disconnect, methods=["POST"]),
+        Route("/marketplace/admin/circuit-breaker/stats", admin_api.breaker_stats),
+        Route("/marketplace/admin/circuit-breaker/reset", admin_api.breaker_reset, methods=["POST"]),
+        Route("/marketplace/admin/audit-log", admin_api.audit_log),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     if market is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 GATEWAYS = ("simulator", "waha")
 DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_KEY_SECRET")
+
+
+_RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
 
 
 class SettingsError(ValueError):
@@ -77,6 +81,18 @@ class Settings:
     activation_queue_wait_s: float = 2.0
     activation_attempts: int = 3
     marketplace_url: str = "https://yclients.com/"
+    # Support staff and operators.
+    admin_username: str | None = None
+    admin_password_hash: str | None = None
+    admin_api_key: str | None = None
+    admin_session_ttl_s: int = 8 * 3600
+    admin_rate_limit: str = "100/minute"
+    login_rate_limit: str = "10/minute"
+    login_user_rate_limit: str = "5/minute"
+    owner_rate_limit: str = "60/minute"
+    webhook_rate_limit: str = "120/minute"
+    redis_url: str | None = None
+    sentry_dsn: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -183,7 +199,36 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
     if gateway == "waha" and not waha_url:
         raise SettingsError("WAHA_URL is required when WHATSAPP_GATEWAY=waha")
 
+    admin_password_hash = config("ADMIN_PASSWORD_HASH", default=None) or None
+    if admin_password_hash and not admin_password_hash.startswith("scrypt$"):
+        raise SettingsError("ADMIN_PASSWORD_HASH must be made by `python -m portal hash-password` (scrypt$...)")
+    admin_api_key = config("ADMIN_API_KEY", default=None) or None
+    if admin_api_key and len(admin_api_key) < 24:
+        raise SettingsError("ADMIN_API_KEY must be at least 24 characters")
+    rate_limits = {}
+    for name, default in (("ADMIN_RATE_LIMIT", "100/minute"), ("LOGIN_RATE_LIMIT", "10/minute"),
+                          ("LOGIN_USER_RATE_LIMIT", "5/minute"), ("OWNER_RATE_LIMIT", "60/minute"),
+                          ("WEBHOOK_RATE_LIMIT", "120/minute")):
+        value = config(name, default=default).strip()
+        if not _RATE.fullmatch(value):
+            raise SettingsError(f"{name}={value!r} is not a rate like 100/minute")
+        rate_limits[name] = value
+    redis_url = config("REDIS_URL", default=None) or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://")
+
     return Settings(
+        admin_username=config("ADMIN_USERNAME", default=None) or None,
+        admin_password_hash=admin_password_hash,
+        admin_api_key=admin_api_key,
+        admin_session_ttl_s=_typed(config, "ADMIN_SESSION_TTL_S", int, 8 * 3600, minimum=60),
+        admin_rate_limit=rate_limits["ADMIN_RATE_LIMIT"],
+        login_rate_limit=rate_limits["LOGIN_RATE_LIMIT"],
+        login_user_rate_limit=rate_limits["LOGIN_USER_RATE_LIMIT"],
+        owner_rate_limit=rate_limits["OWNER_RATE_LIMIT"],
+        webhook_rate_limit=rate_limits["WEBHOOK_RATE_LIMIT"],
+        redis_url=redis_url,
+        sentry_dsn=config("SENTRY_DSN", default=None) or None,
         database_url=config("DATABASE_URL", default=None) or None,
         data_dir=data_dir,
         base_url=base_url,

@@ -176,6 +176,12 @@ class PartnerClient:
             raise self._failure(response, kind="bad_response")
         return data
 
+    async def ping(self, application_id: int) -> None:
+        """A cheap read-only call for reachability checks (one salon of our app's list)."""
+        response = await self._send("GET", f"/application/{_id(application_id)}/salons?page=1&count=1")
+        if response.status_code != 200:
+            raise self._failure(response)
+
     async def uninstall(self, salon_id: int, application_id: int) -> None:
         """Remove the app from the salon on YClients' side."""
         path = f"/salon/{_id(salon_id)}/application/{_id(application_id)}/uninstall"

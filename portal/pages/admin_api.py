@@ -1,0 +1,121 @@
+"""The JSON admin API under /marketplace/admin: X-API-Key only.
+
+No credential → 401; an owner's credential (Bearer onboarding token, the owner's session)
+→ 403: it is the wrong kind, whatever it contains. Unknown salon → 404; malformed id or
+body → 400/422 with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from portal import audit, staff, support, support_actions
+from portal.landing import MAX_SALON_ID
+from portal.pages.owner import SESSION_KEY
+
+ACTOR = "api-key"
+
+
+class AdminJSON(JSONResponse):
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=False, default=_default, separators=(",", ":")).encode()
+
+
+def _default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _error(status: int, code: str, message: str) -> AdminJSON:
+    return AdminJSON({"success": False, "code": code, "error": message}, status_code=status,
+                     headers={"Cache-Control": "no-store"})
+
+
+def refuse(request: Request) -> Response | None:
+    """None when the request carries the admin API key; else the right refusal."""
+    if staff.api_key_matches(request):
+        return None
+    if "x-api-key" in request.headers:
+        return _error(401, "INVALID_API_KEY", "The X-API-Key is not valid.")
+    if request.headers.get("authorization") or request.session.get(SESSION_KEY):
+        return _error(403, "WRONG_CREDENTIAL", "Owner credentials cannot be used for the admin API.")
+    return _error(401, "UNAUTHORIZED", "Send the admin API key in X-API-Key.")
+
+
+def salon_id_of(request: Request) -> int | None:
+    raw = request.path_params["salon_id"]
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_SALON_ID:
+        return None
+    return int(raw)
+
+
+async def salons(request: Request) -> Response:
+    if (refusal := refuse(request)) is not None:
+        return refusal
+    try:
+        f = support.parse_filter(request.query_params)
+    except support.BadFilter as exc:
+        return _error(400, "BAD_FILTER", str(exc))
+    rows, total = await support.salons_page(request.state.runtime.pool, f)
+    return AdminJSON({"salons": rows, "page": f.page, "page_size": support.PAGE_SIZE, "total": total})
+
+
+async def salon_status(request: Request) -> Response:
+    if (refusal := refuse(request)) is not None:
+        return refusal
+    salon_id = salon_id_of(request)
+    if salon_id is None:
+        return _error(400, "BAD_SALON_ID", "The salon id must be a positive number.")
+    detail = await support.salon_detail(request.state.runtime.pool, salon_id)
+    if detail is None:
+        return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
+    detail.pop("api_key_prefix", None)  # whether a key is set, never the key (nor part of it)
+    detail["events"] = detail["events"][:20]
+    return AdminJSON(detail)
+
+
+async def disconnect(request: Request) -> Response:
+    if (refusal := refuse(request)) is not None:
+        return refusal
+    salon_id = salon_id_of(request)
+    if salon_id is None:
+        return _error(400, "BAD_SALON_ID", "The salon id must be a positive number.")
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "BAD_JSON", "The body must be JSON.")
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
+        return _error(422, "REASON_REQUIRED", "Give a reason (1-500 characters) in {\"reason\": ...}.")
+    result = await support_actions.disconnect(request.state.runtime, ACTOR, salon_id, reason.strip())
+    if result is None:
+        return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
+    return AdminJSON({"success": result.ok, "message": result.message}, status_code=200 if result.ok else 502)
+
+
+async def breaker_stats(request: Request) -> Response:
+    if (refusal := refuse(request)) is not None:
+        return refusal
+    return AdminJSON(request.state.runtime.breaker.stats())
+
+
+async def breaker_reset(request: Request) -> Response:
+    if (refusal := refuse(request)) is not None:
+        return refusal
+    result = await support_actions.steer_breaker(request.state.runtime, ACTOR, "reset")
+    return AdminJSON({"success": result.ok, "message": result.message, "stats": request.state.runtime.breaker.stats()})
+
+
+async def audit_log(request: Request) -> Response:
+    if (refusal := refuse(request)) is not None:
+        return refusal
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        return _error(400, "BAD_PAGE", "page must be a positive number")
+    entries = await audit.recent(request.state.runtime.pool, limit=100, offset=(int(raw) - 1) * 100)
+    return AdminJSON({"entries": entries, "page": int(raw)})

@@ -1,0 +1,190 @@
+"""The support dashboard under /admin: sign-in, overview, salons, one salon, system, audit.
+
+Every page needs the staff cookie; anything else (no cookie, an owner's session or token)
+is sent to the sign-in page. Actions are two-step (a confirmation page, then a POST) and
+audited in `support_actions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from portal import __version__, audit, staff, support, support_actions
+from portal.htmx import is_htmx, vary_on_htmx
+from portal.pages.admin_api import salon_id_of
+from portal.pages.rendering import render
+from portal.whatsapp import session_name
+
+ACTIONS = {
+    "disconnect": ("Disconnect WhatsApp", "Logs the salon's WhatsApp session out at the gateway. The owner must link again."),
+    "restart": ("Restart the WhatsApp session", "Restarts the session at the gateway; a linked phone reconnects by itself."),
+    "retry": ("Mark activation for retry", "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
+}
+
+
+def _to_login(request: Request) -> Response:
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": "/admin/login"})
+    return RedirectResponse("/admin/login", status_code=303)
+
+
+def _page(request: Request, name: str, context: dict, status_code: int = 200) -> Response:
+    context = {"staff": request.state.staff, **context}
+    return render(request, name, context, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def staff_only(handler):
+    async def guarded(request: Request) -> Response:
+        user = staff.current_staff(request)
+        if user is None:
+            return _to_login(request)
+        request.state.staff = user
+        return await handler(request)
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+async def login_form(request: Request) -> Response:
+    if staff.current_staff(request):
+        return RedirectResponse("/admin", status_code=303)
+    return render(request, "admin/login.html", {"error": None})
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    username, password = str(form.get("username") or "")[:100], str(form.get("password") or "")[:200]
+    runtime = request.state.runtime
+    limited = await runtime.limit_login(request, username) if hasattr(runtime, "limit_login") else None
+    if limited is not None:
+        return render(request, "admin/login.html", {"error": "Too many attempts. Wait a minute and try again."},
+                      status_code=429, headers=limited.headers())
+    # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
+    ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
+    if not ok:
+        await audit.record(runtime.pool, "anonymous", "login", None, "refused")
+        return render(request, "admin/login.html", {"error": "Wrong user name or password."}, status_code=401)
+    response = RedirectResponse("/admin", status_code=303)
+    staff.sign_in(response, runtime.settings, username)
+    await audit.record(runtime.pool, f"staff:{username}", "login", None, "ok")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/admin/login", status_code=303)
+    staff.sign_out(response, request.state.runtime.settings)
+    return response
+
+
+@staff_only
+async def overview(request: Request) -> Response:
+    data = await support.overview(request.state.runtime.pool)
+    return _page(request, "admin/overview.html", data)
+
+
+@staff_only
+async def salons(request: Request) -> Response:
+    try:
+        f = support.parse_filter(request.query_params)
+    except support.BadFilter as exc:
+        return _page(request, "admin/salons.html", {"error": str(exc), "rows": [], "total": 0, "f": support.SalonFilter(),
+                                                     "statuses": support.STATUSES, "pages": 0}, status_code=400)
+    rows, total = await support.salons_page(request.state.runtime.pool, f)
+    context = {"rows": rows, "total": total, "f": f, "statuses": support.STATUSES,
+               "pages": max(1, -(-total // support.PAGE_SIZE)), "error": None}
+    if is_htmx(request) and request.headers.get("hx-target") == "salon-table":
+        return vary_on_htmx(_page(request, "admin/partials/salon_table.html", context))
+    return vary_on_htmx(_page(request, "admin/salons.html", context))
+
+
+@staff_only
+async def salon(request: Request) -> Response:
+    salon_id = salon_id_of(request)
+    detail = await support.salon_detail(request.state.runtime.pool, salon_id) if salon_id else None
+    if detail is None:
+        return _page(request, "admin/not_found.html", {}, status_code=404)
+    return _page(request, "admin/salon.html", {"salon": detail, "actions": ACTIONS,
+                                                "message": request.query_params.get("message")})
+
+
+@staff_only
+async def salon_action(request: Request) -> Response:
+    salon_id, action = salon_id_of(request), request.path_params["action"]
+    if salon_id is None or action not in ACTIONS:
+        return _page(request, "admin/not_found.html", {}, status_code=404)
+    detail = await support.salon_detail(request.state.runtime.pool, salon_id)
+    if detail is None:
+        return _page(request, "admin/not_found.html", {}, status_code=404)
+    if request.method == "GET":
+        title, explanation = ACTIONS[action]
+        return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
+                                                      "explanation": explanation, "error": None})
+    runtime, actor = request.state.runtime, f"staff:{request.state.staff}"
+    form = await request.form()
+    if action == "disconnect":
+        reason = str(form.get("reason") or "").strip()
+        if not 1 <= len(reason) <= 500:
+            title, explanation = ACTIONS[action]
+            return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
+                                                          "explanation": explanation, "error": "Give a reason."},
+                         status_code=422)
+        result = await support_actions.disconnect(runtime, actor, salon_id, reason)
+    elif action == "restart":
+        result = await support_actions.restart_session(runtime, actor, salon_id)
+    else:
+        result = await support_actions.mark_for_retry(runtime, actor, salon_id)
+    from urllib.parse import urlencode
+
+    return RedirectResponse(f"/admin/salons/{salon_id}?{urlencode({'message': result.message})}", status_code=303)
+
+
+async def _probe(call, timeout_s: float = 3.0) -> dict:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await call
+    except Exception as exc:  # noqa: BLE001 - any failure is "unreachable" to staff
+        from portal.breaker import summarize_error
+
+        return {"ok": False, "latency_ms": None, "error": summarize_error(exc)}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1), "error": None}
+
+
+@staff_only
+async def system(request: Request) -> Response:
+    runtime = request.state.runtime
+    gateway, partner = await asyncio.gather(
+        _probe(runtime.gateway.get_state(session_name(1))),
+        _probe(runtime.partner.ping(runtime.settings.app_id)))
+    pool = runtime.pool
+    pool_stats = {"size": pool.get_size(), "max": pool.get_max_size(), "idle": pool.get_idle_size(),
+                  "in_use": pool.get_size() - pool.get_idle_size()}
+    if hasattr(runtime, "pool_sample"):
+        pool_stats = runtime.pool_sample()
+    return _page(request, "admin/system.html", {
+        "breaker": runtime.breaker.stats(), "pool": pool_stats, "gateway": gateway, "partner": partner,
+        "flags": {"USE_TRANSACTION_ACTIVATION": runtime.settings.use_transaction_activation,
+                  "SANDBOX": runtime.settings.sandbox, "WHATSAPP_GATEWAY": runtime.settings.whatsapp_gateway},
+        "version": __version__, "message": request.query_params.get("message")})
+
+
+@staff_only
+async def breaker_action(request: Request) -> Response:
+    form = await request.form()
+    action = form.get("action")
+    if action not in ("reset", "force_open"):
+        return RedirectResponse("/admin/system?message=Unknown+action", status_code=303)
+    result = await support_actions.steer_breaker(request.state.runtime, f"staff:{request.state.staff}", action)
+    from urllib.parse import urlencode
+
+    return RedirectResponse(f"/admin/system?{urlencode({'message': result.message})}", status_code=303)
+
+
+@staff_only
+async def audit_page(request: Request) -> Response:
+    entries = await audit.recent(request.state.runtime.pool, limit=200)
+    return _page(request, "admin/audit.html", {"entries": entries})
