@@ -42,6 +42,8 @@ async def health(request: Request) -> JSONResponse:
         warnings.append("database unreachable")
     if breaker["state"] != "closed":
         warnings.append(f"QR circuit breaker is {breaker['state']}")
+    if runtime.rate_limits.degraded:
+        warnings.append("rate limits counted per instance: Redis unreachable")
     status = "error" if not db_ok else ("degraded" if warnings else "ok")
     body = {"status": status, "timestamp": datetime.now(UTC).isoformat()}
     if _authorized(request, runtime.settings.health_check_token):
@@ -50,6 +52,7 @@ async def health(request: Request) -> JSONResponse:
             "services": {"database_connected": db_ok, "database_latency_ms": latency},
             "featureFlags": {"useTransactionActivation": runtime.settings.use_transaction_activation},
             "circuitBreakers": {"qrGeneration": breaker},
+            "rateLimits": {"backend": runtime.rate_limits.backend},
             "warnings": warnings,
         }
     return JSONResponse(body, status_code=503 if status == "error" else 200,

@@ -38,6 +38,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Подключение временно недоступно: приложение ещё не настроено. Попробуйте позже.",
         "Connecting is unavailable for now: the app is not configured yet. Please try later.",
     ),
+    "error.rate_limited": (
+        "Слишком много запросов подряд. Подождите минуту и попробуйте снова.",
+        "Too many requests in a row. Wait a minute and try again.",
+    ),
     "error.not_found": ("Такой страницы нет.", "There is no such page."),
     "error.too_large": ("Запрос слишком большой.", "The request is too large."),
     "error.cross_site": (

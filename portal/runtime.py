@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from portal.breaker import CircuitBreaker
 from portal.database import open_database
+from portal.rate_limits import RateLimits
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.settings import Settings
 from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
@@ -33,6 +34,7 @@ class Runtime:
     market: SandboxMarketplace | None  # the sandbox's stand-in for YClients, demo mode only
     # Bounds activations per instance: each holds a pool connection for the partner call.
     activation_slots: asyncio.Semaphore
+    rate_limits: RateLimits
 
 
 def build_gateway(settings: Settings) -> WhatsAppGateway:
@@ -48,6 +50,14 @@ def build_gateway(settings: Settings) -> WhatsAppGateway:
         qr_next_ttl_s=settings.sim_qr_next_ttl_s, qr_count=settings.sim_qr_count,
         linking_s=settings.sim_linking_s,
     )
+
+
+def build_rate_limits(settings: Settings) -> RateLimits:
+    return RateLimits(redis_url=settings.redis_url, limits={
+        "admin": settings.admin_rate_limit, "login_client": settings.login_rate_limit,
+        "login_user": settings.login_user_rate_limit, "owner": settings.owner_rate_limit,
+        "webhook": settings.webhook_rate_limit,
+    })
 
 
 def build_breaker(settings: Settings) -> CircuitBreaker:
@@ -67,10 +77,13 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
         partner = PartnerClient(settings.yclients_api_url, settings.partner_token or "",
                                 timeout_s=settings.yclients_timeout_s)
         gateway = build_gateway(settings)
+        rate_limits = build_rate_limits(settings)
         try:
             yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
                           gateway=gateway, breaker=build_breaker(settings), market=market,
-                          activation_slots=asyncio.Semaphore(settings.activation_concurrency))
+                          activation_slots=asyncio.Semaphore(settings.activation_concurrency),
+                          rate_limits=rate_limits)
         finally:
             await partner.aclose()
             await gateway.aclose()
+            await rate_limits.aclose()

@@ -19,6 +19,7 @@ from portal.i18n import pick_language, translator
 from portal.onboarding_token import InvalidToken
 from portal.pages.owner import current_owner
 from portal.pages.rendering import render
+from portal.pages.throttle import over_limit
 
 
 async def _claims(request: Request):
@@ -83,6 +84,8 @@ async def activate(request: Request) -> Response:
             return Response(status_code=200, headers={"HX-Redirect": "/onboarding"})
         return RedirectResponse("/onboarding", status_code=303)
 
+    if (limited := await over_limit(request, "owner", str(claims.yclients_salon_id), as_json=json_mode)) is not None:
+        return limited
     outcome = await activation.activate(request.state.runtime, claims.yclients_salon_id)
     if json_mode:
         return _json(outcome, request, claims.yclients_salon_id)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from portal import audit, staff, support, support_actions
 from portal.landing import MAX_SALON_ID
 from portal.pages.owner import SESSION_KEY
+from portal.pages.throttle import over_limit
 
 ACTOR = "api-key"
 
@@ -36,10 +37,11 @@ def _error(status: int, code: str, message: str) -> AdminJSON:
                      headers={"Cache-Control": "no-store"})
 
 
-def refuse(request: Request) -> Response | None:
-    """None when the request carries the admin API key; else the right refusal."""
+async def refuse(request: Request) -> Response | None:
+    """None when the request carries the admin API key (and is within the rate limit);
+    else the right refusal."""
     if staff.api_key_matches(request):
-        return None
+        return await over_limit(request, "admin", as_json=True)
     if "x-api-key" in request.headers:
         return _error(401, "INVALID_API_KEY", "The X-API-Key is not valid.")
     if request.headers.get("authorization") or request.session.get(SESSION_KEY):
@@ -55,7 +57,7 @@ def salon_id_of(request: Request) -> int | None:
 
 
 async def salons(request: Request) -> Response:
-    if (refusal := refuse(request)) is not None:
+    if (refusal := await refuse(request)) is not None:
         return refusal
     try:
         f = support.parse_filter(request.query_params)
@@ -66,7 +68,7 @@ async def salons(request: Request) -> Response:
 
 
 async def salon_status(request: Request) -> Response:
-    if (refusal := refuse(request)) is not None:
+    if (refusal := await refuse(request)) is not None:
         return refusal
     salon_id = salon_id_of(request)
     if salon_id is None:
@@ -80,7 +82,7 @@ async def salon_status(request: Request) -> Response:
 
 
 async def disconnect(request: Request) -> Response:
-    if (refusal := refuse(request)) is not None:
+    if (refusal := await refuse(request)) is not None:
         return refusal
     salon_id = salon_id_of(request)
     if salon_id is None:
@@ -99,20 +101,20 @@ async def disconnect(request: Request) -> Response:
 
 
 async def breaker_stats(request: Request) -> Response:
-    if (refusal := refuse(request)) is not None:
+    if (refusal := await refuse(request)) is not None:
         return refusal
     return AdminJSON(request.state.runtime.breaker.stats())
 
 
 async def breaker_reset(request: Request) -> Response:
-    if (refusal := refuse(request)) is not None:
+    if (refusal := await refuse(request)) is not None:
         return refusal
     result = await support_actions.steer_breaker(request.state.runtime, ACTOR, "reset")
     return AdminJSON({"success": result.ok, "message": result.message, "stats": request.state.runtime.breaker.stats()})
 
 
 async def audit_log(request: Request) -> Response:
-    if (refusal := refuse(request)) is not None:
+    if (refusal := await refuse(request)) is not None:
         return refusal
     raw = request.query_params.get("page", "1")
     if not raw.isdigit() or int(raw) < 1:

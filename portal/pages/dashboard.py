@@ -17,6 +17,8 @@ from portal import __version__, audit, staff, support, support_actions
 from portal.htmx import is_htmx, vary_on_htmx
 from portal.pages.admin_api import salon_id_of
 from portal.pages.rendering import render
+from portal.pages.throttle import over_limit
+from portal.rate_limits import client_key, name_key
 from portal.whatsapp import session_name
 
 ACTIONS = {
@@ -43,6 +45,8 @@ def staff_only(handler):
         if user is None:
             return _to_login(request)
         request.state.staff = user
+        if request.method == "POST" and (limited := await over_limit(request, "admin")) is not None:
+            return limited
         return await handler(request)
 
     guarded.__name__ = handler.__name__
@@ -59,10 +63,13 @@ async def login(request: Request) -> Response:
     form = await request.form()
     username, password = str(form.get("username") or "")[:100], str(form.get("password") or "")[:200]
     runtime = request.state.runtime
-    limited = await runtime.limit_login(request, username) if hasattr(runtime, "limit_login") else None
-    if limited is not None:
-        return render(request, "admin/login.html", {"error": "Too many attempts. Wait a minute and try again."},
-                      status_code=429, headers=limited.headers())
+    # Per client and per user name: a spray over many names and a guess at one name both stop.
+    for scope, key in (("login_client", client_key(request)), ("login_user", name_key(username))):
+        decision = await runtime.rate_limits.hit(scope, key)
+        if not decision.allowed:
+            await audit.record(runtime.pool, "anonymous", "login", None, "refused: rate limited")
+            return render(request, "admin/login.html", {"error": "Too many attempts. Wait a minute and try again."},
+                          status_code=429, headers=decision.headers())
     # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
     ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
     if not ok:

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from portal import linking, salons
 from portal.pages.owner import current_owner
+from portal.pages.throttle import over_limit
 from portal.whatsapp import LinkStatus
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -35,6 +36,8 @@ async def qr(request: Request) -> JSONResponse:
     salon = await _salon(request)
     if salon is None:
         return _unauthorized()
+    if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id), as_json=True)) is not None:
+        return limited
     view = await linking.start(request.state.runtime, salon)
     if view.retry_after is not None:
         retry = math.ceil(view.retry_after)

@@ -14,6 +14,7 @@ from portal.htmx import is_htmx, vary_on_htmx
 from portal.linking import LinkView
 from portal.pages.owner import current_owner
 from portal.pages.rendering import render
+from portal.pages.throttle import over_limit
 from portal.phones import PhoneError, normalise_phone
 from portal.qr_image import qr_svg
 
@@ -61,6 +62,8 @@ async def start_link(request: Request) -> Response:
     salon = await _owner_salon(request)
     if salon is None:
         return _session_over() if is_htmx(request) else RedirectResponse("/onboarding", 303)
+    if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+        return limited
     view = await linking.start(request.state.runtime, salon)
     if not is_htmx(request):
         return RedirectResponse("/onboarding", status_code=303)
@@ -84,6 +87,8 @@ async def pairing_code(request: Request) -> Response:
         from portal.pages.onboarding import onboarding_page
 
         return await onboarding_page(request, extra=context, status_code=422)
+    if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+        return limited
     view = await linking.request_pairing_code(request.state.runtime, salon, phone)
     if not is_htmx(request):
         return RedirectResponse("/onboarding", status_code=303)

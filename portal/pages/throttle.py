@@ -1,0 +1,29 @@
+"""Applying the rate limits in handlers: one call, and a 429 the caller can act on.
+
+JSON callers get `{"code": "RATE_LIMITED", "retry_after"}`; browsers a friendly page; both
+carry Retry-After and the RateLimit headers. Keys are a client address, a salon id or a
+hash of a user name: never a secret or personal data.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from portal.pages.rendering import error_response
+from portal.rate_limits import client_key
+
+
+async def over_limit(request: Request, scope: str, key: str | None = None, *, as_json: bool = False) -> Response | None:
+    """None when within the limit; else the 429 (JSON for API routes, else by Accept)."""
+    runtime = request.state.runtime
+    decision = await runtime.rate_limits.hit(scope, key if key is not None else client_key(request))
+    if decision.allowed:
+        return None
+    runtime.metrics.rate_limit_rejected(scope) if hasattr(runtime, "metrics") else None
+    headers = decision.headers()
+    if as_json:
+        return JSONResponse({"success": False, "code": "RATE_LIMITED", "error": "Too many requests",
+                             "retry_after": decision.reset_after}, status_code=429, headers=headers)
+    return error_response(request, 429, "RATE_LIMITED", "error.rate_limited", next_step_key=None,
+                          headers=headers, extra={"retry_after": decision.reset_after})

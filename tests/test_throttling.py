@@ -1,0 +1,67 @@
+"""Rate limits as callers meet them: login, admin API, owner endpoints; in memory and
+shared through a real Redis by two portal instances."""
+
+import uuid
+
+from starlette.testclient import TestClient
+
+from portal.app import create_app
+from tests.support.landing import land_for_token
+from tests.support.redis_server import redis_url  # noqa: F401  (fixture)
+from tests.support.staff import API_KEY, PASSWORD, USERNAME, staff_env
+
+
+def test_login_is_throttled_per_user_name_and_says_when_to_retry(make_settings, db):
+    settings = make_settings(**staff_env(), LOGIN_USER_RATE_LIMIT="3/minute", LOGIN_RATE_LIMIT="100/minute")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        for _ in range(3):
+            assert c.post("/admin/login", data={"username": USERNAME, "password": "nope"}).status_code == 401
+        r = c.post("/admin/login", data={"username": USERNAME, "password": PASSWORD})
+        assert r.status_code == 429 and "Too many attempts" in r.text
+        assert int(r.headers["retry-after"]) >= 1 and r.headers["ratelimit-policy"] == "3;w=60"
+        assert "remaining=0" in r.headers["ratelimit"]
+        assert "portal_admin" not in c.cookies  # even the right password waits
+    assert db.fetchval("SELECT count(*) FROM admin_audit_log WHERE result = 'refused: rate limited'") == 1
+
+
+def test_admin_api_over_the_limit_is_429_json(make_settings):
+    settings = make_settings(**staff_env(), ADMIN_RATE_LIMIT="2/minute")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        key = {"X-API-Key": API_KEY}
+        assert [c.get("/marketplace/admin/salons", headers=key).status_code for _ in range(3)] == [200, 200, 429]
+        r = c.get("/marketplace/admin/salons", headers=key)
+        assert r.json()["code"] == "RATE_LIMITED" and r.json()["retry_after"] >= 1 and "retry-after" in r.headers
+
+
+def test_owner_qr_is_limited_per_salon_not_globally(make_settings):
+    settings = make_settings(OWNER_RATE_LIMIT="2/minute")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        a = {"Authorization": f"Bearer {land_for_token(c, settings.partner_token, 500001)}"}
+        b = {"Authorization": f"Bearer {land_for_token(c, settings.partner_token, 500002)}"}
+        assert [c.post("/marketplace/api/qr", headers=a).status_code for _ in range(3)] == [200, 200, 429]
+        assert c.post("/marketplace/api/qr", headers=b).status_code == 200
+
+
+def test_two_instances_share_counts_through_redis(make_settings, redis_url):  # noqa: F811
+    url = f"{redis_url.rstrip('/')}/0" if redis_url.count("/") == 2 else redis_url
+    env = {**staff_env(), "REDIS_URL": url, "LOGIN_USER_RATE_LIMIT": "4/minute", "LOGIN_RATE_LIMIT": "100/minute"}
+    user = f"user-{uuid.uuid4().hex[:8]}"  # a fresh name: no counts from other runs
+    first, second = create_app(make_settings(**env)), create_app(make_settings(**env))
+    with TestClient(first, base_url="http://127.0.0.1:8000") as a, TestClient(second, base_url="http://127.0.0.1:8000") as b:
+        codes = [client.post("/admin/login", data={"username": user, "password": "x"}).status_code
+                 for client in (a, b, a, b)]
+        assert codes == [401, 401, 401, 401]
+        assert b.post("/admin/login", data={"username": user, "password": "x"}).status_code == 429
+        health = a.get("/marketplace/health", headers={"Authorization": "Bearer health-token-for-tests"}).json()
+        assert health["rateLimits"]["backend"] == "redis" and health["status"] == "ok"
+
+
+def test_unreachable_redis_falls_back_and_health_says_degraded(make_settings):
+    from tests.support.servers import free_port
+
+    settings = make_settings(**staff_env(), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LOGIN_USER_RATE_LIMIT="2/minute")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        codes = [c.post("/admin/login", data={"username": "x", "password": "y"}).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]  # still limited: never fails open
+        health = c.get("/marketplace/health", headers={"Authorization": "Bearer health-token-for-tests"}).json()
+        assert health["status"] == "degraded" and any("Redis" in w for w in health["warnings"])
