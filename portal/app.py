@@ -7,6 +7,7 @@ as `request.state.runtime`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -19,9 +20,9 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from portal import health
+from portal import health, webhook_worker
 from portal.pages import (activation, admin_api, dashboard, gateway_webhook, landing, language, onboarding,
-                          owner_api, whatsapp)
+                          owner_api, whatsapp, yclients_webhook)
 from portal.pages.rendering import error_response, make_templates
 from portal.request_log import RequestLog
 from portal.runtime import open_runtime
@@ -66,7 +67,14 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         async with open_runtime(settings, templates, market) as runtime:
-            yield {"runtime": runtime}
+            # Finishes stored webhook deliveries and gateway cleanups, also those a crash left.
+            worker = asyncio.create_task(webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s))
+            try:
+                yield {"runtime": runtime}
+            finally:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
 
     routes = [
         Route("/livez", health.livez),
@@ -81,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/marketplace/api/status", owner_api.status),
         Route("/marketplace/activate", activation.activate, methods=["POST"]),
         Route("/webhook/whatsapp", gateway_webhook.whatsapp_webhook, methods=["POST"]),
+        Route("/webhook/yclients", yclients_webhook.yclients_webhook, methods=["POST"]),
         Route("/language", language.switch_language, methods=["POST"]),
         # Support staff: the dashboard (staff cookie) and the JSON admin API (X-API-Key).
         Route("/admin/login", dashboard.login_form, methods=["GET"]),

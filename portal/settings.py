@@ -93,6 +93,8 @@ class Settings:
     webhook_rate_limit: str = "120/minute"
     redis_url: str | None = None
     sentry_dsn: str | None = None
+    webhook_idempotency_ttl_h: float = 48.0
+    webhook_worker_interval_s: float = 5.0
 
     @property
     def secure_cookies(self) -> bool:
@@ -229,6 +231,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
         webhook_rate_limit=rate_limits["WEBHOOK_RATE_LIMIT"],
         redis_url=redis_url,
         sentry_dsn=config("SENTRY_DSN", default=None) or None,
+        webhook_idempotency_ttl_h=_typed(config, "WEBHOOK_IDEMPOTENCY_TTL_H", float, 48.0, minimum=0.0001),
+        webhook_worker_interval_s=_typed(config, "WEBHOOK_WORKER_INTERVAL_S", float, 5.0, minimum=0.05),
         database_url=config("DATABASE_URL", default=None) or None,
         data_dir=data_dir,
         base_url=base_url,

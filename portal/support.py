@@ -135,3 +135,17 @@ async def overview(pool) -> dict:
             f"{_SALON_ROW} WHERE ({_ATTENTION}) IS NOT NULL ORDER BY s.updated_at ASC LIMIT 20")
     return {"counts": {s: counts.get(s, 0) for s in STATUSES}, "funnel": funnel,
             "attention": [_salon_dict(r) for r in attention]}
+
+
+async def webhook_backlog(pool, failing_after: int = 3) -> dict:
+    """Deliveries not yet done (and those that keep failing), and gateway cleanups pending."""
+    async with pool.acquire() as conn:
+        pending = await conn.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'processing')")
+        failing = await conn.fetch(
+            "SELECT id, yclients_salon_id, event, attempts, last_error, received_at, next_attempt_at"
+            " FROM webhook_deliveries WHERE status IN ('pending', 'processing') AND attempts >= $1"
+            " ORDER BY received_at LIMIT 50", failing_after)
+        cleanups = await conn.fetch(
+            "SELECT yclients_salon_id, name, gateway_cleanup_pending_since FROM salons"
+            " WHERE gateway_cleanup_pending_since IS NOT NULL ORDER BY gateway_cleanup_pending_since LIMIT 50")
+    return {"pending": pending, "failing": [dict(r) for r in failing], "cleanups": [dict(r) for r in cleanups]}

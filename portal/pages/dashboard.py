@@ -172,7 +172,9 @@ async def system(request: Request) -> Response:
                   "in_use": pool.get_size() - pool.get_idle_size()}
     if hasattr(runtime, "pool_sample"):
         pool_stats = runtime.pool_sample()
+    backlog = await support.webhook_backlog(runtime.pool)
     return _page(request, "admin/system.html", {
+        "backlog": backlog,
         "breaker": runtime.breaker.stats(), "pool": pool_stats, "gateway": gateway, "partner": partner,
         "flags": {"USE_TRANSACTION_ACTIVATION": runtime.settings.use_transaction_activation,
                   "SANDBOX": runtime.settings.sandbox, "WHATSAPP_GATEWAY": runtime.settings.whatsapp_gateway},

@@ -109,3 +109,27 @@ async def partner_fault(request: Request) -> Response:
         return _back("refused")
     request.state.runtime.market.fault = None if mode == "none" else mode
     return _back("done")
+
+
+async def send_webhook(request: Request) -> Response:
+    """Send a real, correctly authenticated YClients webhook to the portal, as YClients
+    would after the owner removed or froze the app; `copies=2` sends it twice (a retry)."""
+    import httpx
+
+    salon = _salon_or_404(request)
+    form = await request.form()
+    event, copies = form.get("event"), form.get("copies", "1")
+    if salon is None or event not in ("uninstall", "freeze") or copies not in ("1", "2"):
+        return _back("refused")
+    runtime = request.state.runtime
+    market = runtime.market
+    body = {"salon_id": salon["id"], "application_id": market.application_id, "event": event,
+            "partner_token": market.partner_token}
+    if event == "uninstall":
+        market.uninstall(salon["id"])
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(int(copies)):
+            response = await http.post(f"{runtime.settings.base_url}/webhook/yclients", json=body)
+            if response.status_code != 200:
+                return _back("refused")
+    return _back("done")

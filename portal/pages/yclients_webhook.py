@@ -1,0 +1,42 @@
+"""POST /webhook/yclients: check, store (committed), answer; then process.
+
+The 2xx goes out only after the delivery is committed, so a crash after the answer loses
+nothing: the worker finishes whatever is still pending. Processing right here is only the
+fast path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from portal import webhook_worker, yclients_webhooks
+from portal.pages.throttle import over_limit
+from portal.yclients_webhooks import WebhookRefused
+
+log = logging.getLogger(__name__)
+
+
+async def yclients_webhook(request: Request) -> JSONResponse:
+    runtime = request.state.runtime
+    if (limited := await over_limit(request, "webhook", as_json=True)) is not None:
+        return limited
+    body = await request.body()
+    try:
+        delivery = yclients_webhooks.parse(body, partner_token=runtime.settings.partner_token or "",
+                                           application_id=runtime.settings.app_id)
+    except WebhookRefused as exc:
+        if exc.status == 403:
+            log.warning("YClients webhook refused: partner token or application id mismatch")
+        return JSONResponse({"success": False, "code": exc.code, "error": exc.reason}, status_code=exc.status)
+    delivery_id, is_new = await yclients_webhooks.store(
+        runtime.pool, delivery, ttl_h=runtime.settings.webhook_idempotency_ttl_h)
+    if not is_new:
+        return JSONResponse({"success": True, "duplicate": True})
+    if delivery.event not in yclients_webhooks.KNOWN_EVENTS:
+        log.info("YClients webhook with an unknown event stored and ignored", extra={"event": delivery.event[:32]})
+        return JSONResponse({"success": True, "ignored": True})
+    done = await webhook_worker.process(runtime, delivery_id)
+    return JSONResponse({"success": True, "processed": done})

@@ -1,0 +1,225 @@
+"""YClients webhooks: authenticated, stored before the answer, processed exactly once,
+told apart across reinstalls, retried until done, purged after their TTL."""
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from starlette.testclient import TestClient
+
+from portal.app import create_app
+from portal.yclients_webhooks import Delivery, store
+from tests.support.database import run
+from tests.support.landing import land, land_for_token, landing_query
+from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
+from tests.support.servers import free_port, serve
+from tests.test_activation import connect_whatsapp
+
+FAST = {"WEBHOOK_WORKER_INTERVAL_S": "0.1"}
+
+
+def body(salon_id=500001, event="uninstall", token=None, app_id=None, settings=None):
+    return {"salon_id": salon_id, "application_id": app_id if app_id is not None else settings.app_id,
+            "event": event, "partner_token": token if token is not None else settings.partner_token}
+
+
+def wait_for(predicate, timeout=8.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def app_client(make_settings):
+    settings = make_settings(**FAST)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        yield c, settings
+
+
+def test_wrong_token_or_application_is_403_and_stores_nothing(app_client, db, caplog):
+    client, settings = app_client
+    for bad in (body(token="nope", settings=settings), body(app_id=settings.app_id + 1, settings=settings)):
+        r = client.post("/webhook/yclients", json=bad)
+        assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+    assert db.count("webhook_deliveries") == 0
+    assert settings.partner_token not in caplog.text and "nope" not in caplog.text
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.binary(max_size=200),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                 max_leaves=8).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"salon_id": st.one_of(st.text(), st.booleans(), st.floats(), st.integers(max_value=0)),
+                           "application_id": st.integers(), "event": st.text(min_size=1, max_size=10),
+                           "partner_token": st.text(min_size=1)}).map(lambda v: json.dumps(v).encode()),
+))
+def test_malformed_bodies_are_400_and_store_nothing(app_client, db, raw):
+    client, _ = app_client
+    r = client.post("/webhook/yclients", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 403), (raw, r.text)  # 403 only for well-formed bodies with a wrong token
+    assert db.count("webhook_deliveries") == 0
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"", "not JSON"), (b"[]", "object"), (b'{"salon_id": "1"}', "partner_token"),
+    (b'{"salon_id": 1, "application_id": 1, "event": "uninstall"}', "partner_token"),
+    (b'{"salon_id": true, "application_id": 1, "event": "uninstall", "partner_token": "x"}', "salon_id"),
+    (b"{" + b'"pad": "' + b"x" * 5000 + b'"}', "too large"),
+])
+def test_malformed_bodies_say_why(app_client, db, raw, reason):
+    client, _ = app_client
+    r = client.post("/webhook/yclients", content=raw)
+    assert r.status_code == 400 and reason in r.json()["error"]
+    assert db.count("webhook_deliveries") == 0
+
+
+def test_unknown_event_is_stored_and_ignored(app_client, db):
+    client, settings = app_client
+    land(client, settings.partner_token, salon_id=500001)
+    r = client.post("/webhook/yclients", json=body(event="payment", settings=settings))
+    assert r.status_code == 200 and r.json()["ignored"] is True
+    assert db.fetchval("SELECT status FROM webhook_deliveries") == "ignored"
+    assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
+
+
+def test_uninstall_then_a_duplicate_changes_nothing(app_client, db):
+    client, settings = app_client
+    land(client, settings.partner_token, salon_id=500001)
+    client.post("/onboarding/whatsapp/start", headers={"HX-Request": "true"})
+    first = client.post("/webhook/yclients", json=body(settings=settings))
+    assert first.status_code == 200 and first.json()["processed"] is True
+    row = db.fetchrow("SELECT integration_status, api_key_hash, gateway_cleanup_pending_since FROM salons")
+    assert row["integration_status"] == "uninstalled" and row["api_key_hash"] is None
+    assert row["gateway_cleanup_pending_since"] is None  # the simulator deleted the session at once
+    assert db.fetchval("SELECT status FROM whatsapp_links") == "idle"
+    again = client.post("/webhook/yclients", json=body(settings=settings))
+    assert again.status_code == 200 and again.json() == {"success": True, "duplicate": True}
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'uninstalled'") == 1
+    assert db.count("webhook_deliveries") == 1
+
+
+def test_freeze_keeps_whatsapp(app_client, db):
+    client, settings = app_client
+    land(client, settings.partner_token, salon_id=500002)
+    connect_whatsapp(db, 500002)
+    client.post("/webhook/yclients", json=body(salon_id=500002, event="freeze", settings=settings))
+    assert db.fetchval("SELECT integration_status FROM salons") == "frozen"
+    assert db.fetchval("SELECT status FROM whatsapp_links") == "connected"
+
+
+async def test_twenty_concurrent_identical_deliveries_are_processed_once(make_settings, db):
+    port = free_port()
+    settings = make_settings(PORTAL_BASE_URL=f"http://127.0.0.1:{port}", **FAST)
+    with serve(create_app(settings), port=port) as url:
+        async with httpx.AsyncClient(timeout=30) as http:
+            landed = await http.get(f"{url}/auth/yclients/redirect?{landing_query(settings.partner_token, 500001)}",
+                                    headers={"Accept": "application/json"})
+            assert landed.status_code == 200
+            responses = await asyncio.gather(*(http.post(f"{url}/webhook/yclients", json=body(settings=settings))
+                                               for _ in range(20)))
+    assert all(r.status_code == 200 for r in responses)
+    assert sum(1 for r in responses if not r.json().get("duplicate")) == 1
+    assert db.count("webhook_deliveries") == 1
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'uninstalled'") == 1
+
+
+def test_uninstall_reinstall_uninstall_is_processed_twice(make_settings, db):
+    with partner_server() as (purl, market):
+        settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=purl,
+                                 YCLIENTS_APP_ID=str(APP_ID), **FAST)
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+            for round_ in (1, 2):
+                token = land_for_token(client, settings.partner_token, salon_id=6001)
+                connect_whatsapp(db, 6001)
+                assert client.post("/marketplace/activate", json={"token": token}).status_code == 200
+                market.uninstall(6001)
+                r = client.post("/webhook/yclients", json=body(salon_id=6001, settings=settings))
+                assert r.status_code == 200 and not r.json().get("duplicate"), round_
+                assert db.fetchval("SELECT integration_status FROM salons") == "uninstalled"
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'uninstalled'") == 2
+    assert db.fetchval("SELECT install_generation FROM salons") == 2
+
+
+def test_a_processing_failure_is_retried_until_done(app_client, db):
+    client, settings = app_client
+    land(client, settings.partner_token, salon_id=500001)
+    # Real PostgreSQL refuses the first processing; a sequence survives the rollback.
+    db.execute("""CREATE SEQUENCE uninstall_tries;
+                  CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN IF NEW.integration_status = 'uninstalled' AND nextval('uninstall_tries') = 1 THEN
+                      RAISE EXCEPTION 'disk full (simulated)'; END IF; RETURN NEW; END $$;
+                  CREATE TRIGGER refuse_once BEFORE UPDATE ON salons FOR EACH ROW EXECUTE FUNCTION refuse_once();""")
+    db.execute("UPDATE salons SET updated_at = now()")  # not an uninstall: does not count
+    r = client.post("/webhook/yclients", json=body(settings=settings))
+    assert r.status_code == 200 and r.json()["processed"] is False  # stored, answered, not yet done
+    pending = db.fetchrow("SELECT status, attempts, last_error FROM webhook_deliveries")
+    assert pending["status"] == "pending" and pending["attempts"] == 1 and "disk full" in pending["last_error"]
+    db.execute("UPDATE webhook_deliveries SET next_attempt_at = now()")  # skip the backoff wait
+    assert wait_for(lambda: db.fetchval("SELECT status FROM webhook_deliveries") == "done")
+    assert db.fetchval("SELECT integration_status FROM salons") == "uninstalled"
+
+
+def test_a_crash_between_commit_and_processing_is_recovered_on_restart(make_settings, db, database_url):
+    settings = make_settings(**FAST)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        land(client, settings.partner_token, salon_id=500003)
+    # The delivery was committed and answered; the process died before processing it, and
+    # a second one died mid-processing (its lease still held).
+    import asyncpg
+
+    async def stored_but_unprocessed():
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        try:
+            await store(pool, Delivery(500003, settings.app_id, "freeze"), ttl_h=48)
+        finally:
+            await pool.close()
+
+    run(stored_but_unprocessed())
+    db.execute("""INSERT INTO webhook_deliveries (idempotency_key, yclients_salon_id, event, install_generation,
+                  status, attempts, locked_until, expires_at) VALUES ('k2', 500003, 'uninstall', 0, 'processing', 1,
+                  now() - interval '1 second', now() + interval '1 day')""")
+    assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000"):  # the restart
+        assert wait_for(lambda: db.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'done'") == 2)
+    assert db.fetchval("SELECT integration_status FROM salons") == "uninstalled"  # freeze, then uninstall
+
+
+def test_gateway_down_during_uninstall_is_cleaned_up_later_and_shown_meanwhile(make_settings, db):
+    from tests.support.staff import sign_in, staff_env
+
+    settings = make_settings(**FAST, **staff_env())
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        land(client, settings.partner_token, salon_id=500001)
+        client.post("/onboarding/whatsapp/start", headers={"HX-Request": "true"})
+        client.post("/sandbox/whatsapp/fault", data={"mode": "down"})
+        r = client.post("/webhook/yclients", json=body(settings=settings))
+        assert r.status_code == 200
+        assert db.fetchval("SELECT integration_status FROM salons") == "uninstalled"
+        assert db.fetchval("SELECT gateway_cleanup_pending_since IS NOT NULL FROM salons")
+        sign_in(client)
+        assert 'data-testid="cleanups-pending"' in client.get("/admin/system").text
+        time.sleep(0.3)  # the worker keeps trying while the gateway is down
+        assert db.fetchval("SELECT gateway_cleanup_pending_since IS NOT NULL FROM salons")
+        client.post("/sandbox/whatsapp/fault", data={"mode": "none"})
+        assert wait_for(lambda: db.fetchval("SELECT gateway_cleanup_pending_since IS NULL FROM salons"))
+        assert 'data-testid="cleanups-pending"' not in client.get("/admin/system").text
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'whatsapp_session_deleted'") == 1
+
+
+def test_keys_expire_and_are_purged(make_settings, db):
+    settings = make_settings(WEBHOOK_IDEMPOTENCY_TTL_H="0.0003", **FAST)  # about a second
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        land(client, settings.partner_token, salon_id=500002)
+        client.post("/webhook/yclients", json=body(salon_id=500002, event="freeze", settings=settings))
+        assert db.count("webhook_deliveries") == 1
+        assert wait_for(lambda: db.count("webhook_deliveries") == 0, timeout=10)  # purged by the app itself
+        again = client.post("/webhook/yclients", json=body(salon_id=500002, event="freeze", settings=settings))
+        assert again.json().get("duplicate") is None  # past the TTL it is a new delivery
