@@ -26,12 +26,14 @@ import hashlib
 import hmac
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
 from portal import events
+from portal.error_reporting import report_message
 from portal.locks import activation_lock
 from portal.runtime import Runtime
 from portal.yclients import PartnerError
@@ -113,6 +115,15 @@ def _backoff(attempt: int) -> float:
 
 async def activate(runtime: Runtime, yclients_salon_id: int) -> Outcome:
     """The whole activation for one salon, within the per-instance concurrency bound."""
+    started = time.perf_counter()
+    outcome = await _bounded(runtime, yclients_salon_id)
+    runtime.metrics.activation(outcome.code, time.perf_counter() - started)
+    if outcome.code == "CONCURRENT_ACTIVATION":
+        report_message("concurrent activation refused", salon_id=str(yclients_salon_id))
+    return outcome
+
+
+async def _bounded(runtime: Runtime, yclients_salon_id: int) -> Outcome:
     settings = runtime.settings
     try:
         async with asyncio.timeout(settings.activation_queue_wait_s):

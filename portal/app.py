@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/livez", health.livez),
         Route("/readyz", health.readyz),
         Route("/marketplace/health", health.health),
+        Route("/metrics", health.metrics),
         Route("/auth/yclients/redirect", landing.yclients_redirect),
         Route("/onboarding", onboarding.onboarding_page),
         Route("/onboarding/whatsapp/status", whatsapp.link_status),

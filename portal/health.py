@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from portal.runtime import Runtime
 
@@ -35,6 +35,9 @@ def _authorized(request: Request, token: str | None) -> bool:
 
 async def health(request: Request) -> JSONResponse:
     runtime: Runtime = request.state.runtime
+    # Sample the pool before our own check takes a connection: waiters seen now are real load.
+    pool = runtime.pool_sample()
+    runtime.pool_health.observe(pool)
     db_ok, latency = await database_check(runtime)
     breaker = runtime.breaker.stats()
     warnings = []
@@ -42,6 +45,7 @@ async def health(request: Request) -> JSONResponse:
         warnings.append("database unreachable")
     if breaker["state"] != "closed":
         warnings.append(f"QR circuit breaker is {breaker['state']}")
+    warnings += runtime.pool_health.warnings()
     if runtime.rate_limits.degraded:
         warnings.append("rate limits counted per instance: Redis unreachable")
     status = "error" if not db_ok else ("degraded" if warnings else "ok")
@@ -49,7 +53,7 @@ async def health(request: Request) -> JSONResponse:
     if _authorized(request, runtime.settings.health_check_token):
         body |= {
             "environment": "sandbox" if runtime.settings.sandbox else "production",
-            "services": {"database_connected": db_ok, "database_latency_ms": latency},
+            "services": {"database_connected": db_ok, "database_latency_ms": latency, "database_pool": pool},
             "featureFlags": {"useTransactionActivation": runtime.settings.use_transaction_activation},
             "circuitBreakers": {"qrGeneration": breaker},
             "rateLimits": {"backend": runtime.rate_limits.backend},
@@ -66,3 +70,13 @@ async def livez(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     ok, _ = await database_check(request.state.runtime)
     return JSONResponse({"status": "ok" if ok else "error"}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition, behind the health token: it names salons' outcomes and load."""
+    runtime: Runtime = request.state.runtime
+    if not _authorized(request, runtime.settings.health_check_token):
+        return JSONResponse({"error": "send Authorization: Bearer <HEALTH_CHECK_TOKEN>", "code": "UNAUTHORIZED"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    body, content_type = runtime.metrics.render()
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 from portal import events, links
@@ -137,15 +138,18 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
     if view.status in (LinkStatus.LINKING, LinkStatus.CONNECTED):
         return view
     metadata = {"yclients_salon_id": str(salon.yclients_salon_id)}
+    started = time.perf_counter()
     try:
         state = await runtime.breaker.call(lambda: _start_and_wait_for_qr(runtime, link.session_name, metadata))
     except CircuitOpen as exc:
         return LinkView.of(link, retry_after=max(1.0, exc.retry_after))
     except (GatewayError, TimeoutError) as exc:
+        runtime.metrics.gateway_error(type(exc).__name__)
         summary = summarize_error(exc)
         log.warning("WhatsApp session did not start", extra={"salon_id": salon.yclients_salon_id, "error": summary})
         stored = await _store(runtime, salon.id, LinkState(LinkStatus.FAILED), error=summary)
         return LinkView.of(stored, problem="whatsapp.problem_gateway")
+    runtime.metrics.qr_generated(time.perf_counter() - started)
     return LinkView.of(await _store(runtime, salon.id, state))
 
 

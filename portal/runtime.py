@@ -16,6 +16,8 @@ from starlette.templating import Jinja2Templates
 
 from portal.breaker import CircuitBreaker
 from portal.database import open_database
+from portal.error_reporting import init_sentry
+from portal.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
 from portal.rate_limits import RateLimits
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.settings import Settings
@@ -35,6 +37,11 @@ class Runtime:
     # Bounds activations per instance: each holds a pool connection for the partner call.
     activation_slots: asyncio.Semaphore
     rate_limits: RateLimits
+    metrics: PortalMetrics
+    pool_health: PoolHealth
+
+    def pool_sample(self) -> PoolSample:
+        return PoolGauge.sample(self.pool)
 
 
 def build_gateway(settings: Settings) -> WhatsAppGateway:
@@ -60,8 +67,9 @@ def build_rate_limits(settings: Settings) -> RateLimits:
     })
 
 
-def build_breaker(settings: Settings) -> CircuitBreaker:
+def build_breaker(settings: Settings, metrics: PortalMetrics) -> CircuitBreaker:
     return CircuitBreaker(
+        on_transition=metrics.breaker_transition("qrGeneration"),
         failure_threshold=settings.qr_breaker_failure_threshold,
         reset_timeout_s=settings.qr_breaker_reset_timeout_s,
         call_timeout_s=settings.qr_breaker_call_timeout_s,
@@ -73,16 +81,22 @@ def build_breaker(settings: Settings) -> CircuitBreaker:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, templates: Jinja2Templates,
                        market: SandboxMarketplace | None) -> AsyncIterator[Runtime]:
+    from portal import __version__
+
+    init_sentry(settings.sentry_dsn, environment="sandbox" if settings.sandbox else "production",
+                release=__version__)
     async with open_database(settings) as pool:
+        pool_health = PoolHealth()
+        metrics = PortalMetrics(pool_source=lambda: pool, pool_health=pool_health)
         partner = PartnerClient(settings.yclients_api_url, settings.partner_token or "",
                                 timeout_s=settings.yclients_timeout_s)
         gateway = build_gateway(settings)
         rate_limits = build_rate_limits(settings)
         try:
             yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
-                          gateway=gateway, breaker=build_breaker(settings), market=market,
+                          gateway=gateway, breaker=build_breaker(settings, metrics), market=market,
                           activation_slots=asyncio.Semaphore(settings.activation_concurrency),
-                          rate_limits=rate_limits)
+                          rate_limits=rate_limits, metrics=metrics, pool_health=pool_health)
         finally:
             await partner.aclose()
             await gateway.aclose()

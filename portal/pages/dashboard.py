@@ -167,11 +167,7 @@ async def system(request: Request) -> Response:
     gateway, partner = await asyncio.gather(
         _probe(runtime.gateway.get_state(session_name(1))),
         _probe(runtime.partner.ping(runtime.settings.app_id)))
-    pool = runtime.pool
-    pool_stats = {"size": pool.get_size(), "max": pool.get_max_size(), "idle": pool.get_idle_size(),
-                  "in_use": pool.get_size() - pool.get_idle_size()}
-    if hasattr(runtime, "pool_sample"):
-        pool_stats = runtime.pool_sample()
+    pool_stats = runtime.pool_sample()
     backlog = await support.webhook_backlog(runtime.pool)
     return _page(request, "admin/system.html", {
         "backlog": backlog,

@@ -19,11 +19,14 @@ async def whatsapp_webhook(request: Request) -> JSONResponse:
     try:
         update = runtime.gateway.parse_webhook(body, request.headers)
     except InvalidWebhook:
+        runtime.metrics.webhook_delivery("whatsapp", "refused")
         log.warning("WhatsApp webhook refused: bad signature")
         return JSONResponse({"error": "invalid signature", "code": "INVALID_SIGNATURE"}, status_code=401)
     except MalformedWebhook as exc:
         return JSONResponse({"error": exc.safe_summary, "code": "MALFORMED"}, status_code=400)
-    if not await linking.apply_update(runtime, update):
+    known = await linking.apply_update(runtime, update)
+    runtime.metrics.webhook_delivery("whatsapp", "processed" if known else "ignored")
+    if not known:
         log.info("WhatsApp webhook for an unknown session ignored", extra={"session": update.session[:64]})
         return JSONResponse({"ignored": True})
     return JSONResponse({"ok": True})

@@ -20,7 +20,7 @@ async def over_limit(request: Request, scope: str, key: str | None = None, *, as
     decision = await runtime.rate_limits.hit(scope, key if key is not None else client_key(request))
     if decision.allowed:
         return None
-    runtime.metrics.rate_limit_rejected(scope) if hasattr(runtime, "metrics") else None
+    runtime.metrics.rate_limit_rejection(scope)
     headers = decision.headers()
     if as_json:
         return JSONResponse({"success": False, "code": "RATE_LIMITED", "error": "Too many requests",

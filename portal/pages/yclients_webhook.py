@@ -28,15 +28,19 @@ async def yclients_webhook(request: Request) -> JSONResponse:
         delivery = yclients_webhooks.parse(body, partner_token=runtime.settings.partner_token or "",
                                            application_id=runtime.settings.app_id)
     except WebhookRefused as exc:
+        runtime.metrics.webhook_delivery("yclients", "refused")
         if exc.status == 403:
             log.warning("YClients webhook refused: partner token or application id mismatch")
         return JSONResponse({"success": False, "code": exc.code, "error": exc.reason}, status_code=exc.status)
     delivery_id, is_new = await yclients_webhooks.store(
         runtime.pool, delivery, ttl_h=runtime.settings.webhook_idempotency_ttl_h)
     if not is_new:
+        runtime.metrics.webhook_delivery("yclients", "duplicate")
         return JSONResponse({"success": True, "duplicate": True})
     if delivery.event not in yclients_webhooks.KNOWN_EVENTS:
+        runtime.metrics.webhook_delivery("yclients", "ignored")
         log.info("YClients webhook with an unknown event stored and ignored", extra={"event": delivery.event[:32]})
         return JSONResponse({"success": True, "ignored": True})
     done = await webhook_worker.process(runtime, delivery_id)
+    runtime.metrics.webhook_delivery("yclients", "processed" if done else "deferred")
     return JSONResponse({"success": True, "processed": done})
