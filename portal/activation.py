@@ -90,6 +90,26 @@ WHERE s.yclients_salon_id = $1
 """
 
 
+# The two writes of an activation, shared by the transactional and the legacy path.
+_MARK_ACTIVATING = ("UPDATE salons SET integration_status = 'activating', api_key_hash = $2,"
+                    " api_key_prefix = $3, updated_at = now() WHERE id = $1")
+_MARK_ACTIVE = ("UPDATE salons SET integration_status = 'active', activated_at = now(),"
+                " install_generation = $2, last_error = NULL, updated_at = now() WHERE id = $1")
+
+
+def _next_install(settings, row) -> tuple[int, int, str]:
+    """(salon row id, the install generation this activation creates, its API key)."""
+    generation = row["install_generation"] + 1
+    return row["id"], generation, derive_api_key(settings.api_key_secret, row["yclients_salon_id"], generation)
+
+
+async def _activated(runtime: Runtime, salon_id: int, generation: int, api_key: str, mode: str,
+                     redirect_url: str) -> Outcome:
+    await events.record_quietly(runtime.pool, salon_id, "integration_activated", {
+        "activation_mode": mode, "install_generation": generation, "api_key_prefix": key_prefix(api_key)})
+    return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
+
+
 def _refusal(row) -> Outcome | None:
     if row is None:
         return Outcome(404, "SALON_NOT_FOUND", "activation.not_found")
@@ -174,24 +194,15 @@ async def _transaction(runtime: Runtime, yclients_salon_id: int) -> Outcome:
                 refusal = _refusal(row)
                 if refusal is not None:
                     return refusal
-                salon_id, generation = row["id"], row["install_generation"] + 1
-                api_key = derive_api_key(settings.api_key_secret, yclients_salon_id, generation)
-                await conn.execute(
-                    "UPDATE salons SET integration_status = 'activating', api_key_hash = $2,"
-                    " api_key_prefix = $3, updated_at = now() WHERE id = $1",
-                    salon_id, key_hash(api_key), key_prefix(api_key))
+                salon_id, generation, api_key = _next_install(settings, row)
+                await conn.execute(_MARK_ACTIVATING, salon_id, key_hash(api_key), key_prefix(api_key))
                 redirect_url = await _finish_install(runtime, yclients_salon_id, api_key)
-                await conn.execute(
-                    "UPDATE salons SET integration_status = 'active', activated_at = now(),"
-                    " install_generation = $2, last_error = NULL, updated_at = now() WHERE id = $1",
-                    salon_id, generation)
+                await conn.execute(_MARK_ACTIVE, salon_id, generation)
         except PartnerError as exc:
             failure = exc  # the transaction has rolled back: no key kept, status untouched
     if failure is not None:
         return await _failed(runtime, salon_id, yclients_salon_id, failure, mode="transaction")
-    await events.record_quietly(runtime.pool, salon_id, "integration_activated", {
-        "activation_mode": "transaction", "install_generation": generation, "api_key_prefix": key_prefix(api_key)})
-    return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
+    return await _activated(runtime, salon_id, generation, api_key, "transaction", redirect_url)
 
 
 async def _finish_install(runtime: Runtime, yclients_salon_id: int, api_key: str) -> str:
@@ -244,11 +255,8 @@ async def _legacy(runtime: Runtime, yclients_salon_id: int) -> Outcome:
         refusal = _refusal(row)
         if refusal is not None:
             return refusal
-        salon_id, generation = row["id"], row["install_generation"] + 1
-        api_key = derive_api_key(settings.api_key_secret, yclients_salon_id, generation)
-        await conn.execute(
-            "UPDATE salons SET integration_status = 'activating', api_key_hash = $2, api_key_prefix = $3,"
-            " updated_at = now() WHERE id = $1", salon_id, key_hash(api_key), key_prefix(api_key))
+        salon_id, generation, api_key = _next_install(settings, row)
+        await conn.execute(_MARK_ACTIVATING, salon_id, key_hash(api_key), key_prefix(api_key))
     try:
         redirect_url = await _finish_install(runtime, yclients_salon_id, api_key)
     except PartnerError as exc:
@@ -256,9 +264,5 @@ async def _legacy(runtime: Runtime, yclients_salon_id: int) -> Outcome:
             await conn.execute("UPDATE salons SET api_key_hash = NULL, api_key_prefix = NULL WHERE id = $1", salon_id)
         return await _failed(runtime, salon_id, yclients_salon_id, exc, mode="legacy")
     async with runtime.pool.acquire() as conn:
-        await conn.execute(
-            "UPDATE salons SET integration_status = 'active', activated_at = now(), install_generation = $2,"
-            " last_error = NULL, updated_at = now() WHERE id = $1", salon_id, generation)
-    await events.record_quietly(runtime.pool, salon_id, "integration_activated", {
-        "activation_mode": "legacy", "install_generation": generation, "api_key_prefix": key_prefix(api_key)})
-    return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
+        await conn.execute(_MARK_ACTIVE, salon_id, generation)
+    return await _activated(runtime, salon_id, generation, api_key, "legacy", redirect_url)

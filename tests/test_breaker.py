@@ -5,17 +5,7 @@ import asyncio
 import pytest
 
 from portal.breaker import BreakerState, CircuitBreaker, CircuitOpen, summarize_error
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 class Boom(Exception):

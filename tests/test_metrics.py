@@ -23,19 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from portal.breaker import BreakerState, CircuitBreaker
 from portal.error_reporting import SCRUBBED, init_sentry, report_message, scrub
 from portal.metrics import PoolGauge, PoolHealth, PortalMetrics
+from tests.support.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Boom(Exception):

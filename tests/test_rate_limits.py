@@ -12,14 +12,7 @@ import pytest
 from portal.rate_limits import Decision, RateLimits, client_key, name_key
 from tests.support.redis_server import redis_url, running_redis  # noqa: F401  (fixture)
 from tests.support.servers import free_port
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

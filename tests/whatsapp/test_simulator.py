@@ -16,22 +16,12 @@ from portal.whatsapp import (
     SimulatedGateway,
     WhatsAppGateway,
 )
+from tests.support.clock import FakeClock
 
 SALON = "salon-12345"
 PHONE = "79161234567"
 QR_SHAPE = re.compile(r"2@[^,]+,[^,]+,[^,]+,[^,]+")
 CODE_SHAPE = re.compile(r"[A-Z0-9]{4}-[A-Z0-9]{4}")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
