@@ -57,3 +57,5 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every outgoing URL at INFO; our clients log their own safe summaries.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # pgserver narrates every initdb/pg_ctl command line at INFO; start-up needs one line.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
