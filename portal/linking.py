@@ -89,23 +89,34 @@ async def _store(runtime: Runtime, salon_id: int, state: LinkState, *, error: st
     return link
 
 
-async def current(runtime: Runtime, salon: Salon) -> LinkView:
-    """The poll: the stored state, refreshed from the gateway when due."""
+@dataclass(frozen=True)
+class Poll:
+    """A poll's answer: the link as the owner should see it, and where the salon stands."""
+
+    view: LinkView
+    integration_status: str
+
+
+async def current(runtime: Runtime, yclients_salon_id: int) -> Poll | None:
+    """The poll: the stored state, refreshed from the gateway when due. None: no salon."""
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        link, claimed = await links.read_for_poll(conn, salon.id, settings.gateway_refresh_s)
-    if not claimed or runtime.breaker.state != "closed":
-        return LinkView.of(link)
+        read = await links.read_for_poll(conn, yclients_salon_id, settings.gateway_refresh_s)
+    if read is None:
+        return None
+    link = read.link
+    if not read.claimed or runtime.breaker.state != "closed":
+        return Poll(LinkView.of(link), read.integration_status)
     try:
         async with asyncio.timeout(settings.waha_timeout_s):
             state = await runtime.gateway.get_state(link.session_name)
     except (GatewayError, TimeoutError) as exc:
         # Keep showing what we had: one failed read is no reason to flip the owner's page.
-        log.info("gateway read failed", extra={"salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
-        return LinkView.of(link)
+        log.info("gateway read failed", extra={"salon_id": yclients_salon_id, "error": summarize_error(exc)})
+        return Poll(LinkView.of(link), read.integration_status)
     if state.status is link.status and state.qr == link.qr and state.phone == link.phone:
-        return LinkView.of(link)
-    return LinkView.of(await _store(runtime, salon.id, state))
+        return Poll(LinkView.of(link), read.integration_status)
+    return Poll(LinkView.of(await _store(runtime, read.salon_id, state)), read.integration_status)
 
 
 async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict) -> LinkState:

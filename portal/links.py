@@ -37,23 +37,37 @@ class Link:
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
                  " l.pairing_code, l.pairing_expires_at, now() AS now")
 
-# The CTE claims the refresh (moving checked_at) only when it is due; the outer SELECT
-# still sees the row as it was, which is what the caller shows if it did not win.
+# One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
+# refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
+# was, which is what the caller shows if it did not win.
 _POLL = f"""
-WITH claim AS (
-    UPDATE whatsapp_links l SET checked_at = now()
-    WHERE l.salon_id = $1 AND l.status = ANY($2::text[])
+WITH s AS (SELECT id, integration_status FROM salons WHERE yclients_salon_id = $1),
+claim AS (
+    UPDATE whatsapp_links l SET checked_at = now() FROM s
+    WHERE l.salon_id = s.id AND l.status = ANY($2::text[])
       AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3))
     RETURNING l.salon_id
 )
-SELECT {_LINK_COLUMNS}, EXISTS (SELECT 1 FROM claim) AS claimed
-FROM whatsapp_links l WHERE l.salon_id = $1
+SELECT s.id AS salon_pk, s.integration_status, {_LINK_COLUMNS}, EXISTS (SELECT 1 FROM claim) AS claimed
+FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 """
 
 
-async def read_for_poll(conn, salon_id: int, refresh_s: float) -> tuple[Link | None, bool]:
-    row = await conn.fetchrow(_POLL, salon_id, [s.value for s in WAITING], refresh_s)
-    return (Link.from_row(row), row["claimed"]) if row else (None, False)
+@dataclass(frozen=True)
+class PollRead:
+    salon_id: int
+    integration_status: str
+    link: Link | None
+    claimed: bool  # this caller may ask the gateway now
+
+
+async def read_for_poll(conn, yclients_salon_id: int, refresh_s: float) -> PollRead | None:
+    """None when there is no such salon."""
+    row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s)
+    if row is None:
+        return None
+    link = Link.from_row(row) if row["session_name"] is not None else None
+    return PollRead(row["salon_pk"], row["integration_status"], link, row["claimed"])
 
 
 async def get_or_create(conn, salon_id: int, yclients_salon_id: int) -> Link:

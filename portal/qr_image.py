@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import OrderedDict
 
 import segno
 from markupsafe import Markup
@@ -20,3 +21,22 @@ def qr_svg(text: str) -> Markup:
     # A viewBox instead of a fixed size, so CSS can scale the code to the screen.
     svg = re.sub(r'width="(\d+)" height="(\d+)"', r'viewBox="0 0 \1 \2"', svg, count=1)
     return Markup(svg)
+
+
+class QrImages:
+    """Each QR drawn once per instance: segno spends ~13 ms choosing a mask, and the same
+    code is shown to every poll until it rotates. Bounded, so old codes fall out."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._drawn: OrderedDict[str, Markup] = OrderedDict()
+
+    def svg(self, text: str) -> Markup:
+        drawn = self._drawn.get(text)
+        if drawn is None:
+            drawn = self._drawn[text] = qr_svg(text)
+            if len(self._drawn) > self._capacity:
+                self._drawn.popitem(last=False)
+        else:
+            self._drawn.move_to_end(text)
+        return drawn

@@ -18,6 +18,7 @@ from portal.breaker import CircuitBreaker
 from portal.database import open_database
 from portal.error_reporting import init_sentry
 from portal.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
+from portal.qr_image import QrImages
 from portal.rate_limits import RateLimits
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.settings import Settings
@@ -39,6 +40,7 @@ class Runtime:
     rate_limits: RateLimits
     metrics: PortalMetrics
     pool_health: PoolHealth
+    qr_images: QrImages
 
     def pool_sample(self) -> PoolSample:
         return PoolGauge.sample(self.pool)
@@ -96,7 +98,8 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
             yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
                           gateway=gateway, breaker=build_breaker(settings, metrics), market=market,
                           activation_slots=asyncio.Semaphore(settings.activation_concurrency),
-                          rate_limits=rate_limits, metrics=metrics, pool_health=pool_health)
+                          rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
+                          qr_images=QrImages())
         finally:
             await partner.aclose()
             await gateway.aclose()

@@ -224,3 +224,14 @@ def test_waha_webhook_updates_the_link_at_once(make_settings, waha):
         other_sig = hmac.new(b"hook-key", other, hashlib.sha512).hexdigest()
         r = c.post("/webhook/whatsapp", content=other, headers={"X-Webhook-Hmac": other_sig})
         assert r.status_code == 200 and r.json() == {"ignored": True}
+
+
+def test_qr_images_are_drawn_once_and_bounded():
+    from portal.qr_image import QrImages
+
+    images = QrImages(capacity=2)
+    first = images.svg("2@a,b,c,d")
+    assert images.svg("2@a,b,c,d") is first  # the cached drawing, not a new one
+    images.svg("2@e,f,g,h")
+    images.svg("2@i,j,k,l")  # pushes out the least recently used
+    assert images.svg("2@a,b,c,d") is not first and str(images.svg("2@a,b,c,d")) == str(first)

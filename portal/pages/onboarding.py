@@ -43,7 +43,7 @@ async def onboarding_page(request: Request, extra: dict | None = None, status_co
         salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
     if salon is None:
         return render(request, "onboarding_start.html", status_code=401)
-    view = await linking.current(runtime, salon)
+    view = (await linking.current(runtime, salon.yclients_salon_id)).view
     connected = view.status == "connected"
     context = {
         "panel": activation_panel(salon.integration_status, connected),

@@ -57,10 +57,11 @@ async def qr(request: Request) -> JSONResponse:
 
 
 async def status(request: Request) -> JSONResponse:
-    salon = await _salon(request)
-    if salon is None:
+    owner = current_owner(request, allow_session=False)
+    poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
+    if poll is None:
         return _unauthorized()
-    view = await linking.current(request.state.runtime, salon)
+    view = poll.view
     return JSONResponse({
         "status": view.status.value, "connected": view.status is LinkStatus.CONNECTED,
         "phone": view.phone_masked, "has_qr": view.qr is not None,

@@ -16,19 +16,19 @@ from portal.pages.owner import current_owner
 from portal.pages.rendering import render
 from portal.pages.throttle import over_limit
 from portal.phones import PhoneError, normalise_phone
-from portal.qr_image import qr_svg
 
 
 def widget_context(request: Request, view: LinkView) -> dict:
-    return {"view": view, "qr_svg": qr_svg, "poll_s": request.state.runtime.settings.qr_poll_interval_s}
+    runtime = request.state.runtime
+    return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": runtime.settings.qr_poll_interval_s}
 
 
-def render_widget(request: Request, view: LinkView, salon, status_code: int = 200) -> Response:
+def render_widget(request: Request, view: LinkView, integration_status: str, status_code: int = 200) -> Response:
     # When the link connects, the Activation panel below comes alive in the same swap.
     from portal.pages.onboarding import activation_panel
 
     context = widget_context(request, view) | {
-        "oob": True, "activation_panel": activation_panel(salon.integration_status, True),
+        "oob": True, "activation_panel": activation_panel(integration_status, True),
         "back_url": request.state.runtime.settings.marketplace_url}
     response = render(request, "partials/whatsapp_link.html", context, status_code=status_code,
                       headers={"Cache-Control": "no-store"})
@@ -49,13 +49,13 @@ def _session_over() -> Response:
 
 
 async def link_status(request: Request) -> Response:
-    salon = await _owner_salon(request)
-    if salon is None:
+    owner = current_owner(request)
+    poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
+    if poll is None:
         return _session_over()
-    view = await linking.current(request.state.runtime, salon)
-    if is_htmx(request) and request.query_params.get("v") == view.version:
+    if is_htmx(request) and request.query_params.get("v") == poll.view.version:
         return Response(status_code=204)  # nothing changed: htmx keeps what it shows
-    return render_widget(request, view, salon)
+    return render_widget(request, poll.view, poll.integration_status)
 
 
 async def start_link(request: Request) -> Response:
@@ -67,7 +67,7 @@ async def start_link(request: Request) -> Response:
     view = await linking.start(request.state.runtime, salon)
     if not is_htmx(request):
         return RedirectResponse("/onboarding", status_code=303)
-    return render_widget(request, view, salon)
+    return render_widget(request, view, salon.integration_status)
 
 
 async def pairing_code(request: Request) -> Response:
@@ -92,4 +92,4 @@ async def pairing_code(request: Request) -> Response:
     view = await linking.request_pairing_code(request.state.runtime, salon, phone)
     if not is_htmx(request):
         return RedirectResponse("/onboarding", status_code=303)
-    return render_widget(request, view, salon)
+    return render_widget(request, view, salon.integration_status)
