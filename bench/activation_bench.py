@@ -31,7 +31,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.machine import cpu_seconds, free_port, machine_busy, run_async  # noqa: E402
 from portal.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from portal.locks import ACTIVATION_NAMESPACE  # noqa: E402
 from tests.support.landing import landing_query  # noqa: E402
@@ -64,40 +64,10 @@ PGBENCH_CANDIDATES = [
 
 # ---------------------------------------------------------------- processes and CPU
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def cpu_seconds(roots: list[int]) -> float:
-    """user+system CPU of `roots` and all their descendants, from /proc (Linux only); for the
-    roots also their reaped children's (PostgreSQL's backends that have exited, e.g. pgbench's)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, list(roots)
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-            if pid in roots:
-                total += int(fields[13]) + int(fields[14])  # cutime, cstime
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy() -> float:
-    """CPU seconds all cores spent busy since boot, from /proc/stat."""
-    user, nice, system = map(int, Path("/proc/stat").read_text().split()[1:4])
-    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_quiet(max_wait_s: float, limit: float = 0.3) -> None:
@@ -144,7 +114,7 @@ class Proc:
         raise TimeoutError(f"{self.name} did not answer {path} within {timeout_s:.0f} s")
 
     def cpu(self) -> float:
-        return cpu_seconds([self.proc.pid])
+        return cpu_seconds([self.proc.pid], reaped=True)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -170,7 +140,7 @@ class Postgres:
 
     def cpu(self) -> float:
         pid = self.pid()
-        return cpu_seconds([pid]) if pid else 0.0
+        return cpu_seconds([pid], reaped=True) if pid else 0.0
 
     def pgbench_conn_args(self) -> list[str]:
         parts = urlsplit(self.dsn)
@@ -696,14 +666,6 @@ def report_latency(args, res: dict) -> bool:
 
 # ---------------------------------------------------------------- main
 
-def run_async(coro):
-    try:
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
 
 
 def main() -> int:

@@ -33,6 +33,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.machine import cpu_seconds, free_port, machine_busy, run_async  # noqa: E402
 from tests.support.landing import landing_query  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
@@ -41,37 +42,10 @@ STATUS_PATH = "/onboarding/whatsapp/status"
 FIRST_SALON_ID = 600_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def cpu_seconds(roots: list[int]) -> float:
-    """user+system CPU of `roots` and all their descendants, from /proc (Linux only)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, list(roots)
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy() -> float:
-    """CPU seconds all cores spent busy since boot, from /proc/stat."""
-    user, nice, system = map(int, Path("/proc/stat").read_text().split()[1:4])
-    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -266,14 +240,6 @@ async def run_side(server: Server, args, token: str | None) -> Result:
         await asyncio.gather(*(c.aclose() for c in conns), *(c.aclose() for c in clients))
 
 
-def run_async(coro):
-    try:
-        import uvloop  # the load generator is on the same 2 cores: spend as little as we can
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
 
 
 def portal_side(args, tmp: Path) -> Result:
