@@ -232,3 +232,15 @@ def test_a_cross_site_form_cannot_activate(portal, partner, db):
     r = client.post("/marketplace/activate", headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403
     assert install_calls(partner[1]) == 0 and db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
+
+
+def test_partner_validation_error_rolls_back(make_settings, portal_env, partner, db):
+    # Our application id is not the one YClients knows: it answers 422 with meta.errors.
+    settings = make_settings(**portal_env | {"YCLIENTS_APP_ID": str(APP_ID + 1)})
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        token = ready_salon(client, settings, db)
+        r = client.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 502 and r.json()["code"] == "PARTNER_INVALID"
+    row = db.fetchrow("SELECT integration_status, api_key_hash FROM salons")
+    assert (row["integration_status"], row["api_key_hash"]) == ("activation_failed", None)
+    assert 4001 not in partner[1].installed
