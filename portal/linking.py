@@ -22,7 +22,7 @@ from portal.links import Link
 from portal.phones import mask_phone
 from portal.runtime import Runtime
 from portal.salons import Salon
-from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, StatusUpdate
+from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound, StatusUpdate
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,20 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
         link = await links.save_pairing_code(conn, salon.id, code, PAIRING_CODE_LIFETIME_S)
     await events.record_quietly(runtime.pool, salon.id, "pairing_code_requested", {})
     return LinkView.of(link)
+
+
+async def gateway_call(runtime: Runtime, call) -> str | None:
+    """Run a gateway call (an awaitable) with the gateway timeout, for actions that undo or
+    restart a session: None when done (a missing session counts: nothing to undo), else
+    the error as a short safe sentence."""
+    try:
+        async with asyncio.timeout(runtime.settings.waha_timeout_s):
+            await call
+    except SessionNotFound:
+        return None
+    except (GatewayError, TimeoutError) as exc:
+        return summarize_error(exc)
+    return None
 
 
 async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:

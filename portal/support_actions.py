@@ -4,14 +4,13 @@ failed activation for retry, and steer the QR circuit breaker. Every action is a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 from portal import audit, events, links
-from portal.breaker import summarize_error
+from portal.linking import gateway_call
 from portal.runtime import Runtime
-from portal.whatsapp import GatewayError, LinkState, LinkStatus, SessionNotFound, session_name
+from portal.whatsapp import LinkState, LinkStatus, session_name
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +26,11 @@ async def _salon_ids(runtime: Runtime, yclients_salon_id: int) -> int | None:
         return await conn.fetchval("SELECT id FROM salons WHERE yclients_salon_id = $1", yclients_salon_id)
 
 
-async def _gateway(runtime: Runtime, call) -> str | None:
-    """Run a gateway call with a timeout; the error as a short sentence, or None."""
-    try:
-        async with asyncio.timeout(runtime.settings.waha_timeout_s):
-            await call
-    except SessionNotFound:
-        return None  # nothing to undo at the gateway
-    except (GatewayError, TimeoutError) as exc:
-        return summarize_error(exc)
-    return None
-
-
 async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: int, reason: str) -> ActionResult | None:
     salon_id = await _salon_ids(runtime, yclients_salon_id)
     if salon_id is None:
         return None
-    error = await _gateway(runtime, runtime.gateway.logout(session_name(yclients_salon_id)))
+    error = await gateway_call(runtime, runtime.gateway.logout(session_name(yclients_salon_id)))
     async with runtime.pool.acquire() as conn:
         await links.get_or_create(conn, salon_id, yclients_salon_id)
         await links.save_state(conn, salon_id, LinkState(LinkStatus.LOGGED_OUT), error=error)
@@ -60,7 +47,7 @@ async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: int) 
     if salon_id is None:
         return None
     name = session_name(yclients_salon_id)
-    error = await _gateway(runtime, runtime.gateway.restart(name))
+    error = await gateway_call(runtime, runtime.gateway.restart(name))
     if error is None:
         async with runtime.pool.acquire() as conn:
             await links.get_or_create(conn, salon_id, yclients_salon_id)

@@ -10,13 +10,13 @@ Several instances can run it at once: claims are single-row atomic UPDATEs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from portal import events
 from portal.breaker import summarize_error
+from portal.linking import gateway_call
 from portal.runtime import Runtime
-from portal.whatsapp import GatewayError, SessionNotFound, session_name
+from portal.whatsapp import session_name
 
 log = logging.getLogger(__name__)
 LEASE_S = 60
@@ -83,13 +83,14 @@ async def clean_up_gateway(runtime: Runtime, yclients_salon_id: int) -> bool:
     if not still_uninstalled:
         return False  # reinstalled meanwhile: its session belongs to the new onboarding
     name = session_name(yclients_salon_id)
-    try:
-        async with asyncio.timeout(runtime.settings.waha_timeout_s):
-            with contextlib.suppress(SessionNotFound):
-                await runtime.gateway.logout(name)
-            await runtime.gateway.delete(name)
-    except (GatewayError, TimeoutError) as exc:
-        log.info("gateway cleanup deferred", extra={"salon_id": yclients_salon_id, "error": summarize_error(exc)})
+
+    async def logout_and_delete():
+        await runtime.gateway.logout(name)  # a missing session ends the call: nothing to delete
+        await runtime.gateway.delete(name)
+
+    error = await gateway_call(runtime, logout_and_delete())
+    if error is not None:
+        log.info("gateway cleanup deferred", extra={"salon_id": yclients_salon_id, "error": error})
         return False
     async with runtime.pool.acquire() as conn:
         async with conn.transaction():
