@@ -45,7 +45,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.machine import cpu_seconds, free_port, machine_busy, run_async  # noqa: E402
+from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process  # noqa: E402
 from portal.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from portal.locks import ACTIVATION_NAMESPACE  # noqa: E402
 from tests.support.landing import landing_query  # noqa: E402
@@ -117,13 +117,7 @@ class Proc:
         return cpu_seconds([self.proc.pid], reaped=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
 
 
 class Postgres:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 
@@ -54,3 +56,15 @@ def run_async(coro):
             return runner.run(coro)
     except ImportError:
         return asyncio.run(coro)
+
+
+def stop_process(proc: subprocess.Popen, wait_s: float) -> None:
+    """SIGINT (a server's graceful stop: the portal stops its embedded PostgreSQL on it),
+    then SIGKILL if it has not exited within `wait_s`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -33,7 +33,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.machine import cpu_seconds, free_port, machine_busy, run_async  # noqa: E402
+from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process  # noqa: E402
 from tests.support.landing import landing_query  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
@@ -82,13 +82,7 @@ class Server:
         return cpu_seconds([self.proc.pid] + [p for p in [self.postmaster()] if p])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 30)
         pid = self.postmaster()  # still there only if the portal died without stopping it
         if pid:
             with contextlib.suppress(OSError):  # gone: done
