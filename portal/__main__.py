@@ -7,14 +7,14 @@ import asyncio
 import gc
 import sys
 
-from portal.settings import SettingsError, load_settings
+from portal.platform.settings import SettingsError, load_settings
 
 
 def _serve(args, settings) -> None:
     import uvicorn
 
     from portal.app import create_app
-    from portal.logs import configure
+    from portal.platform.logs import configure
 
     configure(settings.log_level, settings.log_format)
     if settings.sandbox:
@@ -34,7 +34,7 @@ def _serve(args, settings) -> None:
 
 
 async def _migrate(settings) -> None:
-    from portal.database import open_database
+    from portal.platform.database import open_database
 
     # open_database applies pending migrations under the migrations lock.
     async with open_database(settings):
@@ -44,7 +44,7 @@ async def _migrate(settings) -> None:
 def _hash_password() -> int:
     import getpass
 
-    from portal.staff import hash_password
+    from portal.support.staff import hash_password
 
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if len(password) < 10:

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.templating import Jinja2Templates
 
-from portal.breaker import CircuitBreaker
-from portal.database import open_database
-from portal.error_reporting import init_sentry
-from portal.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
-from portal.qr_image import QrImages
-from portal.rate_limits import RateLimits
+from portal.whatsapp.breaker import CircuitBreaker
+from portal.platform.database import open_database
+from portal.platform.error_reporting import init_sentry
+from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
+from portal.whatsapp.qr_image import QrImages
+from portal.web.rate_limits import RateLimits
 from portal.sandbox.marketplace_state import SandboxMarketplace
-from portal.settings import Settings
+from portal.platform.settings import Settings
 from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
-from portal.yclients import PartnerClient
+from portal.activation.partner import PartnerClient
 
 
 @dataclass

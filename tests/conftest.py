@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.settings import load_settings
+from portal.platform.settings import load_settings
 from tests.support.database import Db, TestServer, embedded_server, run
 
 

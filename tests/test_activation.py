@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from portal.activation import derive_api_key
+from portal.activation.activate import derive_api_key
 from portal.app import create_app
 from tests.support.database import run
 from tests.support.landing import land, land_for_token

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from portal.activation import derive_api_key
+from portal.activation.activate import derive_api_key
 from portal.app import create_app
 from tests.support.database import Db
 from tests.support.landing import landing_query

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from portal.breaker import BreakerState, CircuitBreaker, CircuitOpen, summarize_error
+from portal.whatsapp.breaker import BreakerState, CircuitBreaker, CircuitOpen, summarize_error
 from tests.support.clock import FakeClock
 
 

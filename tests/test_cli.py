@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from portal.staff import verify_password
+from portal.support.staff import verify_password
 
 
 def run_portal(*args, stdin="", env=None):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from portal.landing import LandingError, parse_landing, sign_user_data
+from portal.onboarding.landing import LandingError, parse_landing, sign_user_data
 
 TOKEN = "partner-token"
 USER = {"id": 7, "name": "Анна", "phone": "+79001234567", "email": "a@example.com",

@@ -5,7 +5,7 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from portal import onboarding_token
+from portal.onboarding import token as onboarding_token
 from portal.app import create_app
 from tests.support.landing import land, landing_query
 
@@ -63,7 +63,7 @@ def test_bad_landing_input_is_refused_and_writes_nothing(client, settings, db, o
 
 
 def test_signed_json_that_is_not_an_object_is_corrupt(client, settings, db):
-    from portal.landing import encode_user_data, sign_user_data
+    from portal.onboarding.landing import encode_user_data, sign_user_data
 
     raw = b"[1, 2, 3]"
     q = f"salon_id=5&user_data={encode_user_data(raw)}&user_data_sign={sign_user_data(raw, settings.partner_token)}"

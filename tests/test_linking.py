@@ -227,7 +227,7 @@ def test_waha_webhook_updates_the_link_at_once(make_settings, waha):
 
 
 def test_qr_images_are_drawn_once_and_bounded():
-    from portal.qr_image import QrImages
+    from portal.whatsapp.qr_image import QrImages
 
     images = QrImages(capacity=2)
     first = images.svg("2@a,b,c,d")

@@ -4,7 +4,7 @@ import asyncio
 
 import asyncpg
 
-from portal.migrations import apply_migrations, migration_files
+from portal.platform.migrations import apply_migrations, migration_files
 
 
 async def _fresh_database(pg_server) -> str:

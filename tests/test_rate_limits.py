@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from portal.rate_limits import Decision, RateLimits, client_key, name_key
+from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
 from tests.support.redis_server import redis_url, running_redis  # noqa: F401  (fixture)
 from tests.support.servers import free_port
 from tests.support.clock import FakeClock

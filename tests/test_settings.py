@@ -1,6 +1,6 @@
 import pytest
 
-from portal.settings import SettingsError, load_settings
+from portal.platform.settings import SettingsError, load_settings
 
 PROD = {
     "YCLIENTS_PARTNER_TOKEN": "partner", "JWT_SECRET": "j" * 32, "SESSION_SECRET": "s" * 32,

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.sandbox.partner_api import create_partner_api
-from portal.yclients import PartnerClient, PartnerError
+from portal.activation.partner import PartnerClient, PartnerError
 from tests.support.servers import free_port, serve
 
 TOKEN = "partner-token-5f2c9d0e71"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from portal.yclients_webhooks import Delivery, store
+from portal.yclients_webhooks.deliveries import Delivery, store
 from tests.support.database import run
 from tests.support.landing import land, land_for_token, landing_query
 from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.landing import encode_user_data, sign_user_data
-from portal.pages.rendering import error_response, render
+from portal.onboarding.landing import encode_user_data, sign_user_data
+from portal.web.rendering import error_response, render
 
 
 def signed_landing_query(market, salon: dict) -> str:
@@ -72,7 +72,7 @@ def _back(result: str) -> RedirectResponse:
 
 
 async def simulator_scan(request: Request) -> Response:
-    from portal.phones import PhoneError, normalise_phone
+    from portal.whatsapp.phones import PhoneError, normalise_phone
     from portal.whatsapp import GatewayError, session_name
 
     simulator, salon = _simulator(request), _salon_or_404(request)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from portal.migrations import apply_migrations
+from portal.platform.migrations import apply_migrations
 
 
 def run(coro):
@@ -73,7 +73,7 @@ class TestServer:
 
 @contextlib.contextmanager
 def embedded_server():
-    from portal.embedded_postgres import EmbeddedPostgres
+    from portal.platform.embedded_postgres import EmbeddedPostgres
 
     folder = tempfile.mkdtemp(prefix="portal-pg-")
     server = EmbeddedPostgres(__import__("pathlib").Path(folder))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from portal.landing import encode_user_data, sign_user_data
+from portal.onboarding.landing import encode_user_data, sign_user_data
 
 
 def landing_query(partner_token: str, salon_id=123, user: dict | None = None, **override) -> str:

@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from portal.staff import hash_password
+from portal.support.staff import hash_password
 
 USERNAME = "support"
 PASSWORD = "correct horse battery staple"

@@ -11,9 +11,11 @@ import math
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from portal import linking, salons
-from portal.pages.owner import current_owner
-from portal.pages.throttle import over_limit
+from portal.whatsapp import linking
+
+from portal.salons import store as salons
+from portal.onboarding.owner import current_owner
+from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus
 
 NO_STORE = {"Cache-Control": "no-store"}

@@ -12,14 +12,16 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from portal import activation, onboarding_token
-from portal.activation import Outcome
-from portal.htmx import is_htmx, redirect
-from portal.i18n import pick_language, translator
-from portal.onboarding_token import InvalidToken
-from portal.pages.owner import current_owner
-from portal.pages.rendering import render
-from portal.pages.throttle import over_limit
+from portal.activation import activate as activation
+
+from portal.onboarding import token as onboarding_token
+from portal.activation.activate import Outcome
+from portal.web.htmx import is_htmx, redirect
+from portal.web.i18n import pick_language, translator
+from portal.onboarding.token import InvalidToken
+from portal.onboarding.owner import current_owner
+from portal.web.rendering import render
+from portal.web.throttle import over_limit
 
 
 async def _claims(request: Request):
@@ -96,6 +98,6 @@ async def activate(request: Request) -> Response:
     if is_htmx(request):
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
         return render(request, "partials/activation.html", context)
-    from portal.pages.onboarding import onboarding_page
+    from portal.onboarding.page import onboarding_page
 
     return await onboarding_page(request, extra=context, status_code=outcome.status_code)

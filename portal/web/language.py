@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from portal.i18n import LANG_COOKIE, LANGUAGES
+from portal.web.i18n import LANG_COOKIE, LANGUAGES
 
 
 def _safe_next(value) -> str:

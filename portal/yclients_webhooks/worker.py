@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from portal import events
-from portal.breaker import summarize_error
-from portal.linking import gateway_call
+from portal.salons import event_store as events
+from portal.whatsapp.breaker import summarize_error
+from portal.whatsapp.linking import gateway_call
 from portal.runtime import Runtime
 from portal.whatsapp import session_name
 

@@ -12,9 +12,11 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from portal import webhook_worker, yclients_webhooks
-from portal.pages.throttle import over_limit
-from portal.yclients_webhooks import WebhookRefused
+from portal.yclients_webhooks import worker as webhook_worker
+
+from portal.yclients_webhooks import deliveries as yclients_webhooks
+from portal.web.throttle import over_limit
+from portal.yclients_webhooks.deliveries import WebhookRefused
 
 log = logging.getLogger(__name__)
 

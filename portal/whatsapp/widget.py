@@ -9,13 +9,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal import linking, salons
-from portal.htmx import is_htmx, vary_on_htmx
-from portal.linking import LinkView
-from portal.pages.owner import current_owner
-from portal.pages.rendering import render
-from portal.pages.throttle import over_limit
-from portal.phones import PhoneError, normalise_phone
+from portal.whatsapp import linking
+
+from portal.salons import store as salons
+from portal.web.htmx import is_htmx, vary_on_htmx
+from portal.whatsapp.linking import LinkView
+from portal.onboarding.owner import current_owner
+from portal.web.rendering import render
+from portal.web.throttle import over_limit
+from portal.whatsapp.phones import PhoneError, normalise_phone
 
 
 def widget_context(request: Request, view: LinkView) -> dict:
@@ -25,7 +27,7 @@ def widget_context(request: Request, view: LinkView) -> dict:
 
 def render_widget(request: Request, view: LinkView, integration_status: str, status_code: int = 200) -> Response:
     # When the link connects, the Activation panel below comes alive in the same swap.
-    from portal.pages.onboarding import activation_panel
+    from portal.onboarding.page import activation_panel
 
     context = widget_context(request, view) | {
         "oob": True, "activation_panel": activation_panel(integration_status, True),
@@ -84,7 +86,7 @@ async def pairing_code(request: Request) -> Response:
             # The error belongs beside the field, not in the polled widget.
             return render(request, "partials/whatsapp_phone.html", context, status_code=422,
                           headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
-        from portal.pages.onboarding import onboarding_page
+        from portal.onboarding.page import onboarding_page
 
         return await onboarding_page(request, extra=context, status_code=422)
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import anyio
 import asyncpg
 
-from portal.embedded_postgres import EmbeddedPostgres
-from portal.migrations import apply_migrations
-from portal.settings import Settings
+from portal.platform.embedded_postgres import EmbeddedPostgres
+from portal.platform.migrations import apply_migrations
+from portal.platform.settings import Settings
 
 
 @contextlib.asynccontextmanager

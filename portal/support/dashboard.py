@@ -13,12 +13,20 @@ import time
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal import __version__, audit, staff, support, support_actions
-from portal.htmx import is_htmx, vary_on_htmx
-from portal.pages.admin_api import salon_id_of
-from portal.pages.rendering import render
-from portal.pages.throttle import over_limit
-from portal.rate_limits import client_key, name_key
+from portal import __version__
+
+from portal.support import audit_store as audit
+
+from portal.support import staff
+
+from portal.support import store as support
+
+from portal.support import actions as support_actions
+from portal.web.htmx import is_htmx, vary_on_htmx
+from portal.support.admin_api import salon_id_of
+from portal.web.rendering import render
+from portal.web.throttle import over_limit
+from portal.web.rate_limits import client_key, name_key
 from portal.whatsapp import session_name
 
 ACTIONS = {
@@ -155,7 +163,7 @@ async def _probe(call, timeout_s: float = 3.0) -> dict:
         async with asyncio.timeout(timeout_s):
             await call
     except Exception as exc:  # noqa: BLE001 - any failure is "unreachable" to staff
-        from portal.breaker import summarize_error
+        from portal.whatsapp.breaker import summarize_error
 
         return {"ok": False, "latency_ms": None, "error": summarize_error(exc)}
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1), "error": None}

@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from portal import events
-from portal.error_reporting import report_message
-from portal.locks import activation_lock
+from portal.salons import event_store as events
+from portal.platform.error_reporting import report_message
+from portal.platform.locks import activation_lock
 from portal.runtime import Runtime
-from portal.yclients import PartnerError
+from portal.activation.partner import PartnerError
 
 log = logging.getLogger(__name__)
 

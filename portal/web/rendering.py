@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
-from portal.i18n import pick_language, translator
+from portal.web.i18n import pick_language, translator
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 

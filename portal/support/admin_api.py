@@ -13,10 +13,16 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal import audit, staff, support, support_actions
-from portal.landing import MAX_SALON_ID
-from portal.pages.owner import SESSION_KEY
-from portal.pages.throttle import over_limit
+from portal.support import audit_store as audit
+
+from portal.support import staff
+
+from portal.support import store as support
+
+from portal.support import actions as support_actions
+from portal.onboarding.landing import MAX_SALON_ID
+from portal.onboarding.owner import SESSION_KEY
+from portal.web.throttle import over_limit
 
 ACTOR = "api-key"
 

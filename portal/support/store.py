@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from portal.phones import mask_phone
+from portal.whatsapp.phones import mask_phone
 
 STATUSES = ("pending_whatsapp", "activating", "active", "activation_failed", "frozen", "uninstalled")
 PAGE_SIZE = 25

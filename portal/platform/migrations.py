@@ -12,11 +12,11 @@ from pathlib import Path
 
 import asyncpg
 
-from portal.locks import MIGRATIONS_LOCK
+from portal.platform.locks import MIGRATIONS_LOCK
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def migration_files(folder: Path = MIGRATIONS_DIR) -> list[Path]:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from portal.landing import Landing
+from portal.onboarding.landing import Landing
 
 
 @dataclass(frozen=True)

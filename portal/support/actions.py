@@ -7,8 +7,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from portal import audit, events, links
-from portal.linking import gateway_call
+from portal.support import audit_store as audit
+
+from portal.salons import event_store as events
+
+from portal.whatsapp import store as links
+from portal.whatsapp.linking import gateway_call
 from portal.runtime import Runtime
 from portal.whatsapp import LinkState, LinkStatus, session_name
 

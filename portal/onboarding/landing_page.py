@@ -7,10 +7,14 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from portal import events, onboarding_token, salons
-from portal.landing import LandingError, parse_landing
-from portal.pages.owner import SESSION_KEY
-from portal.pages.rendering import error_response, wants_json
+from portal.salons import event_store as events
+
+from portal.onboarding import token as onboarding_token
+
+from portal.salons import store as salons
+from portal.onboarding.landing import LandingError, parse_landing
+from portal.onboarding.owner import SESSION_KEY
+from portal.web.rendering import error_response, wants_json
 from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)

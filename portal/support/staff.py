@@ -17,10 +17,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.settings import Settings
+from portal.platform.settings import Settings
 
 COOKIE = "portal_admin"
-_SALT = "portal.staff-session.v1"
+_SALT = "portal.support.staff-session.v1"
 # scrypt cost: ~50 ms on a small server, 16 MiB of memory per check.
 _N, _R, _P = 2**14, 8, 1
 

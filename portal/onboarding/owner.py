@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from portal import onboarding_token
-from portal.onboarding_token import InvalidToken, OnboardingClaims
+from portal.onboarding import token as onboarding_token
+from portal.onboarding.token import InvalidToken, OnboardingClaims
 
 SESSION_KEY = "onboarding_token"
 

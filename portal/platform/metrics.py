@@ -35,7 +35,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from portal.breaker import BreakerState
+from portal.whatsapp.breaker import BreakerState
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from portal import linking
+from portal.whatsapp import linking
 from portal.whatsapp import InvalidWebhook, MalformedWebhook
 
 log = logging.getLogger(__name__)

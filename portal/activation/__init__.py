@@ -1,0 +1,1 @@
+"""Activating the integration with YClients: the transaction and the partner client."""

@@ -1,0 +1,1 @@
+"""The marketplace landing, the onboarding token and the onboarding page."""

@@ -1,1 +1,0 @@
-"""Request handlers: parse, call one service function, render. No SQL here."""

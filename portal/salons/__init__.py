@@ -1,0 +1,1 @@
+"""The salon: its record, its typed ids and its event trail."""

@@ -1,0 +1,1 @@
+"""Support staff: sign-in, the dashboard, the admin API, staff actions and the audit log."""

@@ -1,0 +1,1 @@
+"""Uninstall/freeze webhooks from YClients: deliveries, idempotency, the worker."""
