@@ -431,7 +431,7 @@ def run_pgbench(args, stack: Stack) -> tuple[Rate, str]:
     payload = json.dumps({"activation_mode": "transaction", "install_generation": 1, "api_key_prefix": "sk_benc"})
     script = stack.tmp / "activation.sql"
     script.write_text(PGBENCH_SCRIPT.format(
-        first=PGBENCH_IDS, rows=args.pgbench_rows, idle_ms=int((30 + 15) * 1000), namespace=ACTIVATION_NAMESPACE,
+        first=PGBENCH_IDS, rows=args.pgbench_rows, idle_ms=(30 + 15) * 1000, namespace=ACTIVATION_NAMESPACE,
         window=3600, hash="0" * 64, payload=payload))
     argv = [pgbench_path(args.pgbench), "-n", "-M", args.pgbench_protocol, "-c", str(args.concurrency),
             "-j", str(min(2, args.concurrency)), "-T", str(args.pgbench_seconds), "-f", str(script),

@@ -20,23 +20,22 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from portal.platform import health
-
-from portal.yclients_webhooks import worker as webhook_worker
 from portal.activation import page as activation
 from portal.onboarding import landing_page as landing
 from portal.onboarding import page as onboarding
+from portal.platform import health
+from portal.platform.settings import Settings
+from portal.runtime import open_runtime
+from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard
 from portal.web import language
+from portal.web.rendering import error_response, make_templates
+from portal.web.request_log import RequestLog
+from portal.web.security import BrowserProtection
 from portal.whatsapp import gateway_webhook, owner_api
 from portal.whatsapp import widget as whatsapp
 from portal.yclients_webhooks import page as yclients_webhook
-from portal.web.rendering import error_response, make_templates
-from portal.web.request_log import RequestLog
-from portal.runtime import open_runtime
-from portal.sandbox import SandboxMarketplace, sandbox_routes
-from portal.web.security import BrowserProtection
-from portal.platform.settings import Settings
+from portal.yclients_webhooks import worker as webhook_worker
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.templating import Jinja2Templates
 
-from portal.whatsapp.breaker import CircuitBreaker
+from portal.activation.partner import PartnerClient
 from portal.platform.database import open_database
 from portal.platform.error_reporting import init_sentry
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
-from portal.whatsapp.qr_image import QrImages
-from portal.web.rate_limits import RateLimits
-from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.platform.settings import Settings
+from portal.sandbox.marketplace_state import SandboxMarketplace
+from portal.web.rate_limits import RateLimits
 from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
-from portal.activation.partner import PartnerClient
+from portal.whatsapp.breaker import CircuitBreaker
+from portal.whatsapp.qr_image import QrImages
 
 
 @dataclass

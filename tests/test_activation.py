@@ -1,10 +1,8 @@
 """Activation against real PostgreSQL and a fake YClients partner server over HTTP."""
 
-import asyncio
 import hashlib
 import json
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
@@ -13,7 +11,6 @@ from starlette.testclient import TestClient
 
 from portal.activation.activate import derive_api_key
 from portal.app import create_app
-from tests.support.database import run
 from tests.support.landing import land, land_for_token
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
 from tests.support.servers import free_port, serve

@@ -47,7 +47,7 @@ def check_exactly_one(responses, market, db):
     fresh = [r for r in responses if r.status_code == 200 and not r.json().get("already_active")]
     assert len(fresh) == 1
     others = [r for r in responses if r not in fresh]
-    assert all(r.status_code == 409 and r.json()["code"] == "CONCURRENT_ACTIVATION" and r.headers["retry-after"] == "5"
+    assert all((r.status_code == 409 and r.json()["code"] == "CONCURRENT_ACTIVATION" and r.headers["retry-after"] == "5")
                or (r.status_code == 200 and r.json()["already_active"]) for r in others)
     assert install_calls(market) == 1
     assert db.count("salons") == 1

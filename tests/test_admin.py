@@ -3,8 +3,8 @@
 import pytest
 from starlette.testclient import TestClient
 
-from portal.onboarding import token as onboarding_token
 from portal.app import create_app
+from portal.onboarding import token as onboarding_token
 from tests.support.landing import land, land_for_token
 from tests.support.staff import API_KEY, PASSWORD, USERNAME, sign_in, staff_env
 

@@ -5,8 +5,8 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from portal.onboarding import token as onboarding_token
 from portal.app import create_app
+from portal.onboarding import token as onboarding_token
 from tests.support.landing import land, landing_query
 
 

@@ -20,9 +20,9 @@ import sentry_sdk
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from portal.whatsapp.breaker import BreakerState, CircuitBreaker
 from portal.platform.error_reporting import SCRUBBED, init_sentry, report_message, scrub
 from portal.platform.metrics import PoolGauge, PoolHealth, PortalMetrics
+from portal.whatsapp.breaker import BreakerState, CircuitBreaker
 from tests.support.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]

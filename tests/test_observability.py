@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from portal.app import create_app
 from tests.support.landing import land_for_token
-from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
+from tests.support.partner import partner_server
 from tests.test_activation import connect_whatsapp
 from tests.test_activation_concurrency import portals, token_for
 

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
+from tests.support.clock import FakeClock
 from tests.support.redis_server import redis_url, running_redis  # noqa: F401  (fixture)
 from tests.support.servers import free_port
-from tests.support.clock import FakeClock
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from portal.activation.partner import PartnerClient, PartnerError
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.sandbox.partner_api import create_partner_api
-from portal.activation.partner import PartnerClient, PartnerError
 from tests.support.servers import free_port, serve
 
 TOKEN = "partner-token-5f2c9d0e71"

@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from portal.salons import event_store as events
+from portal.activation.partner import PartnerError
 from portal.platform.error_reporting import report_message
 from portal.platform.locks import activation_lock
 from portal.runtime import Runtime
-from portal.activation.partner import PartnerError
+from portal.salons import event_store as events
 
 log = logging.getLogger(__name__)
 
@@ -233,14 +233,13 @@ async def _installed_with(runtime: Runtime, yclients_salon_id: int, api_key: str
 async def _failed(runtime: Runtime, salon_id: int, yclients_salon_id: int, exc: PartnerError, *, mode: str) -> Outcome:
     log.warning("activation failed at the partner", extra={
         "salon_id": yclients_salon_id, "error": exc.safe_summary, "excerpt": exc.excerpt})
-    async with runtime.pool.acquire() as conn:
-        async with conn.transaction():
-            await conn.execute(
-                "UPDATE salons SET integration_status = 'activation_failed', last_error = $2, updated_at = now()"
-                " WHERE id = $1 AND integration_status <> 'active'", salon_id, exc.safe_summary)
-            await events.record(conn, salon_id, "activation_failed", {
-                "error": exc.safe_summary, "activation_mode": mode,
-                "timestamp": datetime.now(UTC).isoformat()})
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE salons SET integration_status = 'activation_failed', last_error = $2, updated_at = now()"
+            " WHERE id = $1 AND integration_status <> 'active'", salon_id, exc.safe_summary)
+        await events.record(conn, salon_id, "activation_failed", {
+            "error": exc.safe_summary, "activation_mode": mode,
+            "timestamp": datetime.now(UTC).isoformat()})
     status = 504 if exc.kind == "timeout" else 502
     return Outcome(status, f"PARTNER_{exc.kind.upper()}", PARTNER_MESSAGES.get(exc.kind, "activation.partner_failed"))
 

@@ -13,13 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from portal.activation import activate as activation
-
-from portal.onboarding import token as onboarding_token
 from portal.activation.activate import Outcome
+from portal.onboarding import token as onboarding_token
+from portal.onboarding.owner import current_owner
+from portal.onboarding.token import InvalidToken
 from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import pick_language, translator
-from portal.onboarding.token import InvalidToken
-from portal.onboarding.owner import current_owner
 from portal.web.rendering import render
 from portal.web.throttle import over_limit
 
@@ -79,7 +78,7 @@ async def activate(request: Request) -> Response:
         return JSONResponse({"success": False, "code": "BAD_REQUEST", "message": "Send JSON like {\"token\": \"...\"}"},
                             status_code=400)
     if claims is None:
-        if json_mode or not is_htmx(request) and "application/json" in request.headers.get("accept", ""):
+        if json_mode or (not is_htmx(request) and "application/json" in request.headers.get("accept", "")):
             return JSONResponse({"success": False, "code": "UNAUTHORIZED", "message": "Invalid or expired token"},
                                 status_code=401)
         if is_htmx(request):

@@ -7,15 +7,13 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from portal.salons import event_store as events
-
 from portal.onboarding import token as onboarding_token
-
-from portal.salons import store as salons
 from portal.onboarding.landing import LandingError, parse_landing
 from portal.onboarding.owner import SESSION_KEY
-from portal.web.rendering import error_response, wants_json
 from portal.runtime import Runtime
+from portal.salons import event_store as events
+from portal.salons import store as salons
+from portal.web.rendering import error_response, wants_json
 
 log = logging.getLogger(__name__)
 

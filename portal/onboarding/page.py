@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.whatsapp import linking
-
+from portal.onboarding.owner import current_owner
 from portal.salons import store as salons
 from portal.web.htmx import vary_on_htmx
-from portal.onboarding.owner import current_owner
 from portal.web.rendering import render
+from portal.whatsapp import linking
 from portal.whatsapp.widget import widget_context
 
 STEP_KEYS = ("onboarding.step_whatsapp", "onboarding.step_activation", "onboarding.step_done")

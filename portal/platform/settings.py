@@ -217,7 +217,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
         rate_limits[name] = value
     redis_url = config("REDIS_URL", default=None) or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://")
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
 
     return Settings(
         admin_username=config("ADMIN_USERNAME", default=None) or None,

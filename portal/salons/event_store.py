@@ -25,7 +25,7 @@ async def record_quietly(pool, salon_id: int | None, event_type: str, payload: d
         async with pool.acquire() as conn:
             await record(conn, salon_id, event_type, payload)
         return True
-    except Exception as exc:  # noqa: BLE001 - the trail must never fail the request
+    except Exception as exc:
         log.warning("event not recorded", extra={"event_type": event_type, "error": type(exc).__name__})
         return False
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
+from portal.sandbox import pages
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.sandbox.partner_api import create_partner_api
-from portal.sandbox import pages
-
 
 __all__ = ["SandboxMarketplace", "sandbox_routes"]
 

@@ -72,8 +72,8 @@ def _back(result: str) -> RedirectResponse:
 
 
 async def simulator_scan(request: Request) -> Response:
-    from portal.whatsapp.phones import PhoneError, normalise_phone
     from portal.whatsapp import GatewayError, session_name
+    from portal.whatsapp.phones import PhoneError, normalise_phone
 
     simulator, salon = _simulator(request), _salon_or_404(request)
     if simulator is None or salon is None:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from portal.support import audit_store as audit
-
+from portal.runtime import Runtime
 from portal.salons import event_store as events
-
+from portal.support import audit_store as audit
+from portal.whatsapp import LinkState, LinkStatus, session_name
 from portal.whatsapp import store as links
 from portal.whatsapp.linking import gateway_call
-from portal.runtime import Runtime
-from portal.whatsapp import LinkState, LinkStatus, session_name
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +64,14 @@ async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: int) -
     salon_id = await _salon_ids(runtime, yclients_salon_id)
     if salon_id is None:
         return None
-    async with runtime.pool.acquire() as conn:
-        async with conn.transaction():
-            # Back to the owner's Activate button; the landing window starts again so the
-            # owner has the marketplace's hour to press it.
-            changed = await conn.fetchval(
-                "UPDATE salons SET integration_status = 'pending_whatsapp', last_error = NULL, landed_at = now(),"
-                " updated_at = now() WHERE id = $1 AND integration_status = 'activation_failed' RETURNING id", salon_id)
-            if changed:
-                await events.record(conn, salon_id, "activation_retry_marked", {"by": actor})
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        # Back to the owner's Activate button; the landing window starts again so the
+        # owner has the marketplace's hour to press it.
+        changed = await conn.fetchval(
+            "UPDATE salons SET integration_status = 'pending_whatsapp', last_error = NULL, landed_at = now(),"
+            " updated_at = now() WHERE id = $1 AND integration_status = 'activation_failed' RETURNING id", salon_id)
+        if changed:
+            await events.record(conn, salon_id, "activation_retry_marked", {"by": actor})
     await audit.record(runtime.pool, actor, "mark_for_retry", f"salon:{yclients_salon_id}",
                        "ok" if changed else "refused: activation has not failed")
     if not changed:

@@ -13,15 +13,12 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.support import audit_store as audit
-
-from portal.support import staff
-
-from portal.support import store as support
-
-from portal.support import actions as support_actions
 from portal.onboarding.landing import MAX_SALON_ID
 from portal.onboarding.owner import SESSION_KEY
+from portal.support import actions as support_actions
+from portal.support import audit_store as audit
+from portal.support import staff
+from portal.support import store as support
 from portal.web.throttle import over_limit
 
 ACTOR = "api-key"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.web.rendering import error_response
 from portal.web.rate_limits import client_key
+from portal.web.rendering import error_response
 
 
 async def over_limit(request: Request, scope: str, key: str | None = None, *, as_json: bool = False) -> Response | None:

@@ -7,8 +7,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from portal.whatsapp import linking
-from portal.whatsapp import InvalidWebhook, MalformedWebhook
+from portal.whatsapp import InvalidWebhook, MalformedWebhook, linking
 
 log = logging.getLogger(__name__)
 

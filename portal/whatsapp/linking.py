@@ -16,15 +16,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from portal.salons import event_store as events
-
-from portal.whatsapp import store as links
-from portal.whatsapp.breaker import CircuitOpen, summarize_error
-from portal.whatsapp.store import Link
-from portal.whatsapp.phones import mask_phone
 from portal.runtime import Runtime
+from portal.salons import event_store as events
 from portal.salons.store import Salon
 from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound, StatusUpdate
+from portal.whatsapp import store as links
+from portal.whatsapp.breaker import CircuitOpen, summarize_error
+from portal.whatsapp.phones import mask_phone
+from portal.whatsapp.store import Link
 
 log = logging.getLogger(__name__)
 

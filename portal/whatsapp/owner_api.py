@@ -11,12 +11,10 @@ import math
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from portal.whatsapp import linking
-
-from portal.salons import store as salons
 from portal.onboarding.owner import current_owner
+from portal.salons import store as salons
 from portal.web.throttle import over_limit
-from portal.whatsapp import LinkStatus
+from portal.whatsapp import LinkStatus, linking
 
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.whatsapp import linking
-
+from portal.onboarding.owner import current_owner
 from portal.salons import store as salons
 from portal.web.htmx import is_htmx, vary_on_htmx
-from portal.whatsapp.linking import LinkView
-from portal.onboarding.owner import current_owner
 from portal.web.rendering import render
 from portal.web.throttle import over_limit
+from portal.whatsapp import linking
+from portal.whatsapp.linking import LinkView
 from portal.whatsapp.phones import PhoneError, normalise_phone
 
 

@@ -75,13 +75,12 @@ def idempotency_key(delivery: Delivery, install_generation: int) -> str:
 
 async def store(pool, delivery: Delivery, *, ttl_h: float) -> tuple[int | None, bool]:
     """Commit the delivery; (id, is_new). A key past its TTL counts as new again."""
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            generation = await conn.fetchval(
-                "SELECT install_generation FROM salons WHERE yclients_salon_id = $1", delivery.salon_id) or 0
-            status = "pending" if delivery.event in KNOWN_EVENTS else "ignored"
-            row = await conn.fetchrow(
-                """
+    async with pool.acquire() as conn, conn.transaction():
+        generation = await conn.fetchval(
+            "SELECT install_generation FROM salons WHERE yclients_salon_id = $1", delivery.salon_id) or 0
+        status = "pending" if delivery.event in KNOWN_EVENTS else "ignored"
+        row = await conn.fetchrow(
+            """
                 INSERT INTO webhook_deliveries (idempotency_key, yclients_salon_id, event, install_generation,
                                                 status, expires_at, processed_at)
                 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6),
@@ -93,6 +92,6 @@ async def store(pool, delivery: Delivery, *, ttl_h: float) -> tuple[int | None, 
                 WHERE webhook_deliveries.expires_at < now()
                 RETURNING id
                 """,
-                idempotency_key(delivery, generation), delivery.salon_id, delivery.event, generation, status,
-                ttl_h * 3600.0)
+            idempotency_key(delivery, generation), delivery.salon_id, delivery.event, generation, status,
+            ttl_h * 3600.0)
     return (row["id"], True) if row else (None, False)

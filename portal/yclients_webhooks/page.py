@@ -12,10 +12,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from portal.yclients_webhooks import worker as webhook_worker
-
-from portal.yclients_webhooks import deliveries as yclients_webhooks
 from portal.web.throttle import over_limit
+from portal.yclients_webhooks import deliveries as yclients_webhooks
+from portal.yclients_webhooks import worker as webhook_worker
 from portal.yclients_webhooks.deliveries import WebhookRefused
 
 log = logging.getLogger(__name__)

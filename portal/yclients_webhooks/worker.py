@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from portal.runtime import Runtime
 from portal.salons import event_store as events
+from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.linking import gateway_call
-from portal.runtime import Runtime
-from portal.whatsapp import session_name
 
 log = logging.getLogger(__name__)
 LEASE_S = 60
@@ -41,26 +41,25 @@ async def process(runtime: Runtime, delivery_id: int) -> bool:
         return False
     salon = claim["yclients_salon_id"]
     try:
-        async with pool.acquire() as conn:
-            async with conn.transaction():
-                if claim["event"] == "uninstall":
-                    salon_id = await conn.fetchval(
-                        """UPDATE salons SET integration_status = 'uninstalled', api_key_hash = NULL,
+        async with pool.acquire() as conn, conn.transaction():
+            if claim["event"] == "uninstall":
+                salon_id = await conn.fetchval(
+                    """UPDATE salons SET integration_status = 'uninstalled', api_key_hash = NULL,
                                api_key_prefix = NULL, gateway_cleanup_pending_since = now(), updated_at = now()
                            WHERE yclients_salon_id = $1 RETURNING id""", salon)
-                    name = "uninstalled"
-                else:
-                    # Frozen keeps the WhatsApp link and the key: a later activation brings it back.
-                    salon_id = await conn.fetchval(
-                        "UPDATE salons SET integration_status = 'frozen', updated_at = now()"
-                        " WHERE yclients_salon_id = $1 RETURNING id", salon)
-                    name = "frozen"
-                if salon_id is not None:
-                    await events.record(conn, salon_id, name, {"install_generation": claim["install_generation"]})
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'done', processed_at = now(), locked_until = NULL,"
-                    " last_error = $2 WHERE id = $1", delivery_id, None if salon_id else "unknown salon")
-    except Exception as exc:  # noqa: BLE001 - any failure is retried later, never lost
+                name = "uninstalled"
+            else:
+                # Frozen keeps the WhatsApp link and the key: a later activation brings it back.
+                salon_id = await conn.fetchval(
+                    "UPDATE salons SET integration_status = 'frozen', updated_at = now()"
+                    " WHERE yclients_salon_id = $1 RETURNING id", salon)
+                name = "frozen"
+            if salon_id is not None:
+                await events.record(conn, salon_id, name, {"install_generation": claim["install_generation"]})
+            await conn.execute(
+                "UPDATE webhook_deliveries SET status = 'done', processed_at = now(), locked_until = NULL,"
+                " last_error = $2 WHERE id = $1", delivery_id, None if salon_id else "unknown salon")
+    except Exception as exc:
         error = summarize_error(exc)
         log.warning("webhook processing failed", extra={"delivery_id": delivery_id, "error": error,
                                                           "attempts": claim["attempts"]})
@@ -92,16 +91,15 @@ async def clean_up_gateway(runtime: Runtime, yclients_salon_id: int) -> bool:
     if error is not None:
         log.info("gateway cleanup deferred", extra={"salon_id": yclients_salon_id, "error": error})
         return False
-    async with runtime.pool.acquire() as conn:
-        async with conn.transaction():
-            salon_id = await conn.fetchval(
-                "UPDATE salons SET gateway_cleanup_pending_since = NULL WHERE yclients_salon_id = $1"
-                " AND integration_status = 'uninstalled' RETURNING id", yclients_salon_id)
-            if salon_id is not None:
-                await conn.execute(
-                    "UPDATE whatsapp_links SET status = 'idle', qr = NULL, qr_expires_at = NULL, phone = NULL,"
-                    " pairing_code = NULL, pairing_expires_at = NULL, updated_at = now() WHERE salon_id = $1", salon_id)
-                await events.record(conn, salon_id, "whatsapp_session_deleted", {})
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        salon_id = await conn.fetchval(
+            "UPDATE salons SET gateway_cleanup_pending_since = NULL WHERE yclients_salon_id = $1"
+            " AND integration_status = 'uninstalled' RETURNING id", yclients_salon_id)
+        if salon_id is not None:
+            await conn.execute(
+                "UPDATE whatsapp_links SET status = 'idle', qr = NULL, qr_expires_at = NULL, phone = NULL,"
+                " pairing_code = NULL, pairing_expires_at = NULL, updated_at = now() WHERE salon_id = $1", salon_id)
+            await events.record(conn, salon_id, "whatsapp_session_deleted", {})
     return True
 
 
@@ -128,6 +126,6 @@ async def run_forever(runtime: Runtime, interval_s: float) -> None:
     while True:
         try:
             await tick(runtime)
-        except Exception as exc:  # noqa: BLE001 - the worker must outlive a database hiccup
+        except Exception as exc:
             log.warning("webhook worker round failed", extra={"error": summarize_error(exc)})
         await asyncio.sleep(interval_s)

@@ -13,7 +13,6 @@ from tests.conftest import chromium_path
 from tests.support.servers import free_port, serve
 
 
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     args = dict(browser_type_launch_args)
