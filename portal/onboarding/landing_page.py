@@ -35,7 +35,7 @@ async def yclients_redirect(request: Request) -> Response:
 
     async with runtime.pool.acquire() as conn:
         salon, is_new = await salons.record_landing(conn, landing)
-    await events.record_quietly(runtime.pool, salon.id, "landed",
+    await events.record_quietly(runtime.pool, salon.pk, "landed",
                                 {"signed": landing.signed, "new": is_new, "status": salon.integration_status})
 
     ttl = min(settings.onboarding_token_ttl_s, settings.registration_window_s)

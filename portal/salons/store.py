@@ -8,12 +8,13 @@ from datetime import datetime
 import asyncpg
 
 from portal.onboarding.landing import Landing
+from portal.salons.ids import SalonPk, YclientsSalonId
 
 
 @dataclass(frozen=True)
 class Salon:
-    id: int
-    yclients_salon_id: int
+    pk: SalonPk  # the `id` column: see _COLUMNS
+    yclients_salon_id: YclientsSalonId
     name: str | None
     integration_status: str
     install_generation: int
@@ -27,7 +28,9 @@ class Salon:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 
-_COLUMNS = ", ".join(Salon.__dataclass_fields__)
+# The table keeps its `id` column; the field is `pk` so Python never says a bare "id" for a
+# salon. Selecting `id AS pk` lets from_row stay a plain field-by-field copy.
+_COLUMNS = ", ".join("id AS pk" if f == "pk" else f for f in Salon.__dataclass_fields__)
 
 # A landing restarts onboarding for a salon that is not (or no longer) active: its window
 # begins again. An active, activating or frozen salon keeps its status: a second visit
@@ -61,7 +64,7 @@ async def record_landing(conn: asyncpg.Connection, landing: Landing) -> tuple[Sa
                     name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
                     is_approved = EXCLUDED.is_approved, last_landed_at = now()
                 """,
-                row["id"], user.id, user.name, user.phone, user.email, user.is_approved,
+                row["pk"], user.id, user.name, user.phone, user.email, user.is_approved,
             )
     return Salon.from_row(row), row["inserted"]
 

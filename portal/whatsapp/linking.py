@@ -143,7 +143,7 @@ async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict) ->
 async def start(runtime: Runtime, salon: Salon) -> LinkView:
     """Make a QR appear: reuse a live one, else start the session through the breaker."""
     async with runtime.pool.acquire() as conn:
-        link = await links.get_or_create(conn, salon.id, salon.yclients_salon_id)
+        link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
     view = LinkView.of(link)
     if view.status is LinkStatus.AWAITING_SCAN and view.qr and (view.qr_expires_in or 0) > 1:
         return view  # the fast path: a QR the owner can still scan
@@ -159,10 +159,10 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
         runtime.metrics.gateway_error(type(exc).__name__)
         summary = summarize_error(exc)
         log.warning("WhatsApp session did not start", extra={"salon_id": salon.yclients_salon_id, "error": summary})
-        stored = await _store(runtime, salon.id, LinkState(LinkStatus.FAILED), error=summary)
+        stored = await _store(runtime, salon.pk, LinkState(LinkStatus.FAILED), error=summary)
         return LinkView.of(stored, problem="whatsapp.problem_gateway")
     runtime.metrics.qr_generated(time.perf_counter() - started)
-    return LinkView.of(await _store(runtime, salon.id, state))
+    return LinkView.of(await _store(runtime, salon.pk, state))
 
 
 async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str) -> LinkView:
@@ -171,7 +171,7 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
     if view.retry_after is not None or view.status is not LinkStatus.AWAITING_SCAN:
         return view
     async with runtime.pool.acquire() as conn:
-        link = await links.get_or_create(conn, salon.id, salon.yclients_salon_id)
+        link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
     try:
         async with asyncio.timeout(runtime.settings.waha_timeout_s):
             code = await runtime.gateway.request_pairing_code(link.session_name, phone_digits)
@@ -180,8 +180,8 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
         problem = "whatsapp.problem_pairing_state" if isinstance(exc, GatewayConflict) else "whatsapp.problem_gateway"
         return LinkView.of(link, problem=problem)
     async with runtime.pool.acquire() as conn:
-        link = await links.save_pairing_code(conn, salon.id, code, PAIRING_CODE_LIFETIME_S)
-    await events.record_quietly(runtime.pool, salon.id, "pairing_code_requested", {})
+        link = await links.save_pairing_code(conn, salon.pk, code, PAIRING_CODE_LIFETIME_S)
+    await events.record_quietly(runtime.pool, salon.pk, "pairing_code_requested", {})
     return LinkView.of(link)
 
 
