@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
 
 import anyio
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from portal.platform.embedded_postgres import EmbeddedPostgres
 from portal.platform.migrations import apply_migrations
 from portal.platform.settings import Settings
+
+# What store functions take: a connection of their own or one borrowed from the pool.
+Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+Pool: TypeAlias = asyncpg.Pool[Any]
 
 
 @contextlib.asynccontextmanager
