@@ -1,6 +1,9 @@
 """Who is asking: the salon owner's onboarding credential, from a Bearer header or the
 session cookie. Every owner route derives the salon from this and nothing else: no route
 takes a salon or session id from the client, so one salon's token never reaches another.
+
+`owner_salon` is the one owner -> salon lookup every owner handler uses (the onboarding
+page, the WhatsApp widget, the owner's JSON API).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from starlette.requests import Request
 
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.token import InvalidToken, OnboardingClaims
+from portal.salons import store as salons
+from portal.salons.store import Salon
 
 SESSION_KEY = "onboarding_token"
 
@@ -26,3 +31,14 @@ def current_owner(request: Request, *, allow_session: bool = True) -> Onboarding
         return onboarding_token.verify(token, secret=request.state.runtime.settings.jwt_secret)
     except InvalidToken:
         return None
+
+
+async def owner_salon(request: Request, *, allow_session: bool = True) -> Salon | None:
+    """The salon of the owner asking, or None (no valid credential, or no such salon).
+
+    `allow_session=False` for the JSON API, which takes the Bearer token only."""
+    owner = current_owner(request, allow_session=allow_session)
+    if owner is None:
+        return None
+    async with request.state.runtime.pool.acquire() as conn:
+        return await salons.by_yclients_id(conn, owner.yclients_salon_id)
