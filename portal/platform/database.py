@@ -1,8 +1,12 @@
-"""The connection pool: to DATABASE_URL, or to an embedded server started for us."""
+"""The connection pool: to DATABASE_URL, or to an embedded server started for us.
+
+Also the one query the platform itself runs outside migrations: the health ping.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -15,12 +19,18 @@ from portal.platform.migrations import apply_migrations
 from portal.platform.settings import Settings
 
 # What store functions take: a connection of their own or one borrowed from the pool.
-Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
-Pool: TypeAlias = asyncpg.Pool[Any]
+# Quoted: asyncpg's classes are generic only in its stubs, not at run time.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+Pool: TypeAlias = "asyncpg.Pool[Any]"
+
+ERROR_LIMIT = 200
+# userinfo of a URL (postgresql://user:secret@host) and key=value passwords of a libpq DSN.
+_URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
+_PASSWORD_PAIR = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 
 
 @contextlib.asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+async def open_database(settings: Settings) -> AsyncIterator[Pool]:
     """Yield a migrated pool; stop the embedded server (if we started one) afterwards."""
     embedded = None
     dsn = settings.database_url
@@ -43,3 +53,26 @@ async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     finally:
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)
+
+
+async def ping(pool: Pool) -> None:
+    """One round trip through the pool; raises whatever stops it."""
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+def describe_error(exc: BaseException, *secrets: str | None) -> str:
+    """`ClassName: message` of a database error, safe for an operator's screen.
+
+    asyncpg and the OS put the DSN, host names and sometimes credentials into messages; the
+    given secrets (e.g. DATABASE_URL) are blanked, and so is any URL userinfo or `password=`.
+    """
+    text = str(exc)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = _PASSWORD_PAIR.sub(r"\1***", text)
+    text = " ".join(text.split())  # one line
+    summary = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return summary[:ERROR_LIMIT]
