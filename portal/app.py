@@ -10,15 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.routing import Mount, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
 from portal.activation import page as activation
 from portal.onboarding import landing_page as landing
@@ -33,7 +39,7 @@ from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
 from portal.web.security import BrowserProtection
 from portal.whatsapp import gateway_webhook, owner_api
-from portal.whatsapp import widget as whatsapp
+from portal.whatsapp.widget import WidgetPages
 from portal.yclients_webhooks import page as yclients_webhook
 from portal.yclients_webhooks import worker as webhook_worker
 
@@ -42,37 +48,33 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SESSION_COOKIE = "portal_session"
 
 
-async def _http_error(request: Request, exc: HTTPException):
-    if exc.status_code == 404:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
         return error_response(request, 404, "NOT_FOUND", "error.not_found", next_step_key=None)
-    if exc.status_code == 413:
+    if status == 413:
         return error_response(request, 413, "TOO_LARGE", "error.too_large", next_step_key=None)
-    if exc.status_code == 405:
+    if status == 405:
         return error_response(request, 405, "METHOD_NOT_ALLOWED", "error.not_found", next_step_key=None)
-    return error_response(request, exc.status_code, "HTTP_ERROR", "error.internal", next_step_key=None)
+    return error_response(request, status, "HTTP_ERROR", "error.internal", next_step_key=None)
 
 
-async def _server_error(request: Request, exc: Exception):
+async def _server_error(request: Request, exc: Exception) -> Response:
     # The owner gets a sentence and a reference; the trace goes to the log only.
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return error_response(request, 500, "INTERNAL_ERROR", "error.internal", next_step_key=None)
 
 
-async def _cross_site(scope, receive, send):
+async def _cross_site(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope, receive)
     response = error_response(request, 403, "CROSS_SITE_REQUEST", "error.cross_site", next_step_key=None)
     await response(scope, receive, send)
 
 
-def create_app(settings: Settings) -> Starlette:
-    templates = make_templates()
-    market = None
-    if settings.sandbox:
-        market = SandboxMarketplace(f"{settings.base_url}/sandbox", partner_token=settings.partner_token,
-                                    application_id=settings.app_id)
-
+def _lifespan(settings: Settings, templates: Jinja2Templates,
+              market: SandboxMarketplace | None) -> Callable[[Starlette], AbstractAsyncContextManager[Any]]:
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings, templates, market) as runtime:
             # Finishes stored webhook deliveries and gateway cleanups, also those a crash left.
             worker = asyncio.create_task(webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s))
@@ -83,23 +85,43 @@ def create_app(settings: Settings) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
 
-    routes = [
+    return lifespan
+
+
+def _operator_routes() -> list[BaseRoute]:
+    return [
         Route("/livez", health.livez),
         Route("/readyz", health.readyz),
         Route("/marketplace/health", health.health),
         Route("/metrics", health.metrics),
+    ]
+
+
+def _owner_routes() -> list[BaseRoute]:
+    # The onboarding page composes the WhatsApp widget; the widget gets the page's parts as
+    # functions instead of importing them back.
+    widget = WidgetPages(activation_panel=onboarding.activation_panel, whole_page=onboarding.onboarding_page)
+    return [
         Route("/auth/yclients/redirect", landing.yclients_redirect),
         Route("/onboarding", onboarding.onboarding_page),
-        Route("/onboarding/whatsapp/status", whatsapp.link_status),
-        Route("/onboarding/whatsapp/start", whatsapp.start_link, methods=["POST"]),
-        Route("/onboarding/whatsapp/pairing-code", whatsapp.pairing_code, methods=["POST"]),
+        *widget.routes(),
         Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
         Route("/marketplace/api/status", owner_api.status),
         Route("/marketplace/activate", activation.activate, methods=["POST"]),
+        Route("/language", language.switch_language, methods=["POST"]),
+    ]
+
+
+def _webhook_routes() -> list[BaseRoute]:
+    return [
         Route("/webhook/whatsapp", gateway_webhook.whatsapp_webhook, methods=["POST"]),
         Route("/webhook/yclients", yclients_webhook.yclients_webhook, methods=["POST"]),
-        Route("/language", language.switch_language, methods=["POST"]),
-        # Support staff: the dashboard (staff cookie) and the JSON admin API (X-API-Key).
+    ]
+
+
+def _staff_routes() -> list[BaseRoute]:
+    """Support staff: the dashboard (staff cookie) and the JSON admin API (X-API-Key)."""
+    return [
         Route("/admin/login", dashboard.login_form, methods=["GET"]),
         Route("/admin/login", dashboard.login, methods=["POST"]),
         Route("/admin/logout", dashboard.logout, methods=["POST"]),
@@ -116,20 +138,30 @@ def create_app(settings: Settings) -> Starlette:
         Route("/marketplace/admin/circuit-breaker/stats", admin_api.breaker_stats),
         Route("/marketplace/admin/circuit-breaker/reset", admin_api.breaker_reset, methods=["POST"]),
         Route("/marketplace/admin/audit-log", admin_api.audit_log),
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    if market is not None:
-        routes += sandbox_routes(market)
 
-    middleware = [
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    return [
         Middleware(RequestLog),
         Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site),
         Middleware(SessionMiddleware, secret_key=settings.session_secret, session_cookie=SESSION_COOKIE,
                    max_age=settings.onboarding_token_ttl_s, same_site="lax",
                    https_only=settings.secure_cookies),
     ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    market = None
+    if settings.sandbox:
+        market = SandboxMarketplace(f"{settings.base_url}/sandbox", partner_token=settings.partner_token or "",
+                                    application_id=settings.app_id)
+    routes = [*_operator_routes(), *_owner_routes(), *_webhook_routes(), *_staff_routes(),
+              Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
+    if market is not None:
+        routes += sandbox_routes(market)
     return Starlette(
-        routes=routes, middleware=middleware, lifespan=lifespan,
+        routes=routes, middleware=_middleware(settings), lifespan=_lifespan(settings, make_templates(), market),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         max_body_size=settings.max_body_bytes,
     )

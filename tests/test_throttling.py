@@ -42,6 +42,22 @@ def test_owner_qr_is_limited_per_salon_not_globally(make_settings):
         assert c.post("/marketplace/api/qr", headers=b).status_code == 200
 
 
+def test_a_429_to_htmx_is_a_fragment_for_the_widget_not_a_page(make_settings):
+    """htmx swaps the answer into #link-status: a whole error page (top bar and all) would
+    nest a page inside the page."""
+    from tests.support.landing import land
+
+    settings = make_settings(OWNER_RATE_LIMIT="1/minute")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=500003)
+        hx = {"HX-Request": "true", "HX-Target": "link-status"}
+        assert c.post("/onboarding/whatsapp/start", headers=hx).status_code == 200
+        r = c.post("/onboarding/whatsapp/start", headers=hx)
+        assert r.status_code == 429 and "retry-after" in r.headers
+        assert r.text.lstrip().startswith("<div") and "<html" not in r.text and "<header" not in r.text
+        assert 'id="link-status"' in r.text and 'role="alert"' in r.text and 'data-code="RATE_LIMITED"' in r.text
+
+
 def test_two_instances_share_counts_through_redis(make_settings, redis_url):  # noqa: F811
     url = f"{redis_url.rstrip('/')}/0" if redis_url.count("/") == 2 else redis_url
     env = {**staff_env(), "REDIS_URL": url, "LOGIN_USER_RATE_LIMIT": "4/minute", "LOGIN_RATE_LIMIT": "100/minute"}

@@ -1,26 +1,22 @@
 """Small typed helpers for htmx requests and responses, instead of header strings in views.
 
-In the manner of django-htmx: ask a request whether htmx sent it, answer with a client-side
-redirect (200 + HX-Redirect, since htmx ignores headers on 3xx), stop polling (286), or
-trigger a client event.
+In the manner of django-htmx: ask a request whether htmx sent it and which element it will
+swap, answer with a client-side redirect (200 + HX-Redirect, since htmx ignores headers on
+3xx), and mark a response that differs for htmx.
 """
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import Response
-
-STOP_POLLING = 286  # htmx stops an `every` trigger on this status
-
 
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def trigger_id(request: Request) -> str | None:
-    return request.headers.get("hx-trigger")
+def target_id(request: Request) -> str | None:
+    """The id of the element htmx will swap the answer into, if it said."""
+    return request.headers.get("hx-target")
 
 
 def redirect(request: Request, url: str, *, status_code: int = 303) -> Response:
@@ -28,11 +24,6 @@ def redirect(request: Request, url: str, *, status_code: int = 303) -> Response:
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": url})
     return Response(status_code=status_code, headers={"Location": url})
-
-
-def trigger(response: Response, event: str, detail: dict | None = None) -> Response:
-    response.headers["HX-Trigger"] = json.dumps({event: detail or {}})
-    return response
 
 
 def vary_on_htmx(response: Response) -> Response:

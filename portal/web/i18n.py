@@ -42,6 +42,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Слишком много запросов подряд. Подождите минуту и попробуйте снова.",
         "Too many requests in a row. Wait a minute and try again.",
     ),
+    "error.reload": ("Обновить страницу", "Reload the page"),
     "error.not_found": ("Такой страницы нет.", "There is no such page."),
     "error.too_large": ("Запрос слишком большой.", "The request is too large."),
     "error.cross_site": (

@@ -7,17 +7,19 @@ client as JSON with a stable `code`; both with the real status code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from portal.web.htmx import is_htmx, target_id
 from portal.web.i18n import pick_language, translator
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
-def _context(request: Request) -> dict:
+def _context(request: Request) -> dict[str, Any]:
     lang = pick_language(request)
     runtime = getattr(request.state, "runtime", None)
     return {"lang": lang, "t": translator(lang), "sandbox": bool(runtime and runtime.settings.sandbox)}
@@ -32,15 +34,15 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def render(request: Request, name: str, context: dict | None = None, status_code: int = 200,
-           headers: dict | None = None) -> HTMLResponse:
-    return request.state.runtime.templates.TemplateResponse(
-        request, name, context or {}, status_code=status_code, headers=headers)
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200,
+           headers: dict[str, str] | None = None) -> HTMLResponse:
+    templates: Jinja2Templates = request.state.runtime.templates
+    return templates.TemplateResponse(request, name, context or {}, status_code=status_code, headers=headers)
 
 
 def error_response(request: Request, status_code: int, code: str, message_key: str,
                    next_step_key: str | None = "error.next_step_marketplace",
-                   headers: dict | None = None, extra: dict | None = None) -> Response:
+                   headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
     t = translator(pick_language(request))
     if wants_json(request):
         body = {"success": False, "error": t(message_key), "code": code, **(extra or {})}
@@ -50,4 +52,10 @@ def error_response(request: Request, status_code: int, code: str, message_key: s
         "next_step": t(next_step_key) if next_step_key else None,
         "request_id": request.scope.get("state", {}).get("request_id"),
     }
+    if is_htmx(request):
+        # htmx swaps this into one element of the page (e.g. the polled WhatsApp widget): a
+        # whole page with its top bar would nest a page in a page. The fragment keeps the
+        # target's id so the page stays whole, and offers a reload as the next step.
+        context["target_id"] = target_id(request)
+        return render(request, "partials/error.html", context, status_code=status_code, headers=headers)
     return render(request, "error.html", context, status_code=status_code, headers=headers)

@@ -14,16 +14,21 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from portal.runtime import Runtime
 from portal.salons import event_store as events
+from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.store import Salon
 from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound, StatusUpdate
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import CircuitOpen, summarize_error
 from portal.whatsapp.phones import mask_phone
 from portal.whatsapp.store import Link
+
+if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ class LinkView:
         return self.status in links.WAITING
 
     @classmethod
-    def of(cls, link: Link | None, **extra) -> LinkView:
+    def of(cls, link: Link | None, **extra: Any) -> LinkView:
         if link is None:
             return cls(LinkStatus.IDLE, **extra)
         qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
@@ -79,14 +84,14 @@ class LinkView:
         )
 
 
-async def _store(runtime: Runtime, salon_id: int, state: LinkState, *, error: str | None = None) -> Link:
+async def _store(runtime: Runtime, salon_pk: SalonPk, state: LinkState, *, error: str | None = None) -> Link:
     async with runtime.pool.acquire() as conn:
-        link, previous = await links.save_state(conn, salon_id, state, error=error)
+        link, previous = await links.save_state(conn, salon_pk, state, error=error)
     if previous is not state.status and state.status in _STATUS_EVENTS:
         payload = {"from": previous.value}
         if error:
             payload["error"] = error
-        await events.record_quietly(runtime.pool, salon_id, _STATUS_EVENTS[state.status], payload)
+        await events.record_quietly(runtime.pool, salon_pk, _STATUS_EVENTS[state.status], payload)
     return link
 
 
@@ -98,7 +103,7 @@ class Poll:
     integration_status: str
 
 
-async def current(runtime: Runtime, yclients_salon_id: int) -> Poll | None:
+async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll | None:
     """The poll: the stored state, refreshed from the gateway when due. None: no salon."""
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
@@ -106,21 +111,21 @@ async def current(runtime: Runtime, yclients_salon_id: int) -> Poll | None:
     if read is None:
         return None
     link = read.link
-    if not read.claimed or runtime.breaker.state != "closed":
+    if link is None or not read.claimed or runtime.breaker.state != "closed":
         return Poll(LinkView.of(link), read.integration_status)
     try:
         async with asyncio.timeout(settings.waha_timeout_s):
             state = await runtime.gateway.get_state(link.session_name)
     except (GatewayError, TimeoutError) as exc:
         # Keep showing what we had: one failed read is no reason to flip the owner's page.
-        log.info("gateway read failed", extra={"salon_id": yclients_salon_id, "error": summarize_error(exc)})
+        log.info("gateway read failed", extra={"yclients_salon_id": yclients_salon_id, "error": summarize_error(exc)})
         return Poll(LinkView.of(link), read.integration_status)
     if state.status is link.status and state.qr == link.qr and state.phone == link.phone:
         return Poll(LinkView.of(link), read.integration_status)
-    return Poll(LinkView.of(await _store(runtime, read.salon_id, state)), read.integration_status)
+    return Poll(LinkView.of(await _store(runtime, read.salon_pk, state)), read.integration_status)
 
 
-async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict) -> LinkState:
+async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict[str, str]) -> LinkState:
     """Start (or reuse) the session, then poll with backoff until it shows a QR."""
     settings = runtime.settings
     state = await runtime.gateway.start_session(name, metadata=metadata)
@@ -158,7 +163,7 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
     except (GatewayError, TimeoutError) as exc:
         runtime.metrics.gateway_error(type(exc).__name__)
         summary = summarize_error(exc)
-        log.warning("WhatsApp session did not start", extra={"salon_id": salon.yclients_salon_id, "error": summary})
+        log.warning("WhatsApp session did not start", extra={"yclients_salon_id": salon.yclients_salon_id, "error": summary})
         stored = await _store(runtime, salon.pk, LinkState(LinkStatus.FAILED), error=summary)
         return LinkView.of(stored, problem="whatsapp.problem_gateway")
     runtime.metrics.qr_generated(time.perf_counter() - started)
@@ -176,7 +181,7 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
         async with asyncio.timeout(runtime.settings.waha_timeout_s):
             code = await runtime.gateway.request_pairing_code(link.session_name, phone_digits)
     except (GatewayError, TimeoutError) as exc:
-        log.warning("pairing code refused", extra={"salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
+        log.warning("pairing code refused", extra={"yclients_salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
         problem = "whatsapp.problem_pairing_state" if isinstance(exc, GatewayConflict) else "whatsapp.problem_gateway"
         return LinkView.of(link, problem=problem)
     async with runtime.pool.acquire() as conn:
@@ -185,7 +190,7 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
     return LinkView.of(link)
 
 
-async def gateway_call(runtime: Runtime, call) -> str | None:
+async def gateway_call(runtime: Runtime, call: Awaitable[object]) -> str | None:
     """Run a gateway call (an awaitable) with the gateway timeout, for actions that undo or
     restart a session: None when done (a missing session counts: nothing to undo), else
     the error as a short safe sentence."""
@@ -202,8 +207,8 @@ async def gateway_call(runtime: Runtime, call) -> str | None:
 async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
     """A gateway webhook: store the new status at once. False if the session is unknown."""
     async with runtime.pool.acquire() as conn:
-        salon_id = await links.salon_of_session(conn, update.session)
-    if salon_id is None:
+        salon_pk = await links.salon_of_session(conn, update.session)
+    if salon_pk is None:
         return False
     qr = None
     if update.status is LinkStatus.AWAITING_SCAN:
@@ -212,5 +217,5 @@ async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
             qr = (await runtime.gateway.get_state(update.session)).qr
         except GatewayError:
             qr = None
-    await _store(runtime, salon_id, LinkState(update.status, qr=qr, phone=update.phone))
+    await _store(runtime, salon_pk, LinkState(update.status, qr=qr, phone=update.phone))
     return True

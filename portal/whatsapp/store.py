@@ -10,14 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from portal.whatsapp import LinkState, LinkStatus, session_name
+import asyncpg
+
+from portal.platform.database import Connection
+from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.whatsapp.link import LinkState, LinkStatus, session_name
 
 WAITING = (LinkStatus.STARTING, LinkStatus.AWAITING_SCAN, LinkStatus.LINKING)
 
 
 @dataclass(frozen=True)
 class Link:
-    salon_id: int
+    salon_pk: SalonPk
     session_name: str
     status: LinkStatus
     qr: str | None
@@ -29,9 +33,9 @@ class Link:
     now: datetime  # the database's clock, so expiry maths never mixes two clocks
 
     @classmethod
-    def from_row(cls, row) -> Link:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__ if f != "status"},
-                   status=LinkStatus(row["status"]))
+    def from_row(cls, row: asyncpg.Record) -> Link:
+        fields = {f: row[f] for f in cls.__dataclass_fields__ if f not in ("status", "salon_pk")}
+        return cls(**fields, salon_pk=SalonPk(row["salon_id"]), status=LinkStatus(row["status"]))
 
 
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
@@ -55,38 +59,51 @@ FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 
 @dataclass(frozen=True)
 class PollRead:
-    salon_id: int
+    salon_pk: SalonPk
     integration_status: str
     link: Link | None
     claimed: bool  # this caller may ask the gateway now
 
 
-async def read_for_poll(conn, yclients_salon_id: int, refresh_s: float) -> PollRead | None:
+async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
+                        refresh_s: float) -> PollRead | None:
     """None when there is no such salon."""
     row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s)
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(row["salon_pk"], row["integration_status"], link, row["claimed"])
+    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, row["claimed"])
 
 
-async def get_or_create(conn, salon_id: int, yclients_salon_id: int) -> Link:
-    row = await conn.fetchrow(
-        f"""
-        WITH ins AS (
-            INSERT INTO whatsapp_links (salon_id, session_name) VALUES ($1, $2)
-            ON CONFLICT (salon_id) DO NOTHING RETURNING *
+_LINK = f"SELECT {_LINK_COLUMNS} FROM whatsapp_links l WHERE l.salon_id = $1"
+
+
+async def get_or_create(conn: Connection, salon_pk: SalonPk, yclients_salon_id: YclientsSalonId) -> Link:
+    """The salon's link, created on first use; race-free under READ COMMITTED.
+
+    Read, else insert, else read again. An insert that meets a concurrent one waits for it to
+    commit and then does nothing; only a *new* statement (with a new snapshot) can see the
+    row the other one committed, which is why the last read is a statement of its own.
+    """
+    row = await conn.fetchrow(_LINK, salon_pk)
+    if row is None:
+        row = await conn.fetchrow(
+            f"""
+            WITH l AS (
+                INSERT INTO whatsapp_links (salon_id, session_name) VALUES ($1, $2)
+                ON CONFLICT (salon_id) DO NOTHING RETURNING *
+            )
+            SELECT {_LINK_COLUMNS} FROM l
+            """,
+            salon_pk, session_name(yclients_salon_id),
         )
-        SELECT {_LINK_COLUMNS} FROM ins l
-        UNION ALL SELECT {_LINK_COLUMNS} FROM whatsapp_links l WHERE l.salon_id = $1
-        LIMIT 1
-        """,
-        salon_id, session_name(yclients_salon_id),
-    )
+    if row is None:
+        row = await conn.fetchrow(_LINK, salon_pk)
     return Link.from_row(row)
 
 
-async def save_state(conn, salon_id: int, state: LinkState, *, error: str | None = None) -> tuple[Link, LinkStatus | None]:
+async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
+                     error: str | None = None) -> tuple[Link, LinkStatus]:
     """Store what the gateway said; returns the link and the status it had before."""
     row = await conn.fetchrow(
         f"""
@@ -106,20 +123,21 @@ async def save_state(conn, salon_id: int, state: LinkState, *, error: str | None
         FROM before WHERE l.salon_id = $1
         RETURNING {_LINK_COLUMNS}, before.status AS previous
         """,
-        salon_id, state.status.value, state.qr, state.qr_expires_in, state.phone, error,
+        salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error,
     )
     return Link.from_row(row), LinkStatus(row["previous"])
 
 
-async def save_pairing_code(conn, salon_id: int, code: str, lifetime_s: float) -> Link:
+async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, lifetime_s: float) -> Link:
     row = await conn.fetchrow(
         f"""UPDATE whatsapp_links l SET pairing_code = $2,
                pairing_expires_at = now() + make_interval(secs => $3), updated_at = now()
             WHERE l.salon_id = $1 RETURNING {_LINK_COLUMNS}""",
-        salon_id, code, lifetime_s,
+        salon_pk, code, lifetime_s,
     )
     return Link.from_row(row)
 
 
-async def salon_of_session(conn, name: str) -> int | None:
-    return await conn.fetchval("SELECT salon_id FROM whatsapp_links WHERE session_name = $1", name)
+async def salon_of_session(conn: Connection, name: str) -> SalonPk | None:
+    pk = await conn.fetchval("SELECT salon_id FROM whatsapp_links WHERE session_name = $1", name)
+    return SalonPk(pk) if pk is not None else None
