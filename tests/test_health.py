@@ -55,3 +55,31 @@ def test_health_reports_error_while_the_database_is_unreachable_and_recovers(cli
         _cut_off(db, pg_server, database_url, allow=True)
     assert client.get("/marketplace/health").json()["status"] == "ok"
     assert client.get("/readyz").status_code == 200
+
+
+def test_detailed_health_says_why_the_database_is_unreachable(client, db, pg_server, database_url):
+    assert client.get("/marketplace/health", headers=AUTH).json()["services"]["database_error"] is None
+    _cut_off(db, pg_server, database_url, allow=False)
+    try:
+        detailed = client.get("/marketplace/health", headers=AUTH).json()
+        public = client.get("/marketplace/health").json()
+    finally:
+        _cut_off(db, pg_server, database_url, allow=True)
+    error = detailed["services"]["database_error"]
+    # The exception's class and its message: enough to tell auth from DNS from load.
+    assert isinstance(error, str) and error.split(":")[0].isidentifier() and len(error) <= 200
+    assert "not currently accepting connections" in error or "Timeout" in error
+    assert "database_error" not in str(public)  # the reason is for operators only
+
+
+def test_the_database_error_reason_keeps_no_secret():
+    from portal.platform.database import describe_error
+
+    dsn = "postgresql://portal:s3cret-pw@db.internal:5432/portal"
+    exc = OSError(f"could not connect to {dsn}\nsecond line; host=db password=hunter2 sslmode=require")
+    reason = describe_error(exc, dsn)
+    assert reason.startswith("OSError: could not connect to ***")
+    assert "s3cret-pw" not in reason and "hunter2" not in reason and "\n" not in reason
+    other = describe_error(ConnectionRefusedError("postgres://user:pw1@10.0.0.1/x refused"))
+    assert other == "ConnectionRefusedError: postgres://***@10.0.0.1/x refused"
+    assert describe_error(TimeoutError()) == "TimeoutError"

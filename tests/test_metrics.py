@@ -369,3 +369,25 @@ def test_init_sentry_reports_scrubbed_events_through_starlette():
     dumped = json.dumps(error)
     for secret in ("s3cret", "sk_live_key", "cookie-value", "79001234567", "deadbeef"):
         assert secret not in dumped
+
+
+def test_breaker_gauge_takes_plain_state_strings_with_the_same_values():
+    m = PortalMetrics()
+    hook = m.breaker_transition("b", initial="open")
+    assert value(m, "portal_breaker_state", breaker="b") == 2
+    hook("open", "half_open")
+    assert value(m, "portal_breaker_state", breaker="b") == 1
+    hook(BreakerState.HALF_OPEN, BreakerState.CLOSED)  # the breaker's own StrEnum members
+    assert value(m, "portal_breaker_state", breaker="b") == 0
+    assert value(m, "portal_breaker_transitions_total", breaker="b",
+                 from_state="half_open", to_state="closed") == 1
+
+
+def test_the_platform_metrics_do_not_import_a_subsystem():
+    # The platform is the lowest layer: importing it must not pull in the WhatsApp package.
+    script = ("import sys, portal.platform.metrics; "
+              "print(sorted(m for m in sys.modules if m.startswith('portal.') and "
+              "not m.startswith('portal.platform')))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,1 +1,2 @@
-"""Platform: settings, the database and its embedded server, migrations, locks, logs, metrics, error reporting, health."""
+"""Platform: settings, the database and its embedded server, migrations, locks, logs, metrics,
+error reporting, health."""

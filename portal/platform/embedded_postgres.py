@@ -10,6 +10,10 @@ import hashlib
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +35,17 @@ class EmbeddedPostgres:
 
     def __init__(self, folder: Path):
         self.folder = _short_dir(folder)
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> str:
-        import pgserver  # imported late: production never needs it
+        # Imported late: production never needs it. From its defining module, which is
+        # where pgserver (typed) exports it explicitly.
+        from pgserver.postgres_server import get_server
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
+        server = self._server = get_server(self.folder, cleanup_mode="stop")
         log.info("embedded PostgreSQL running", extra={"folder": str(self.folder)})
-        return self._server.get_uri()
+        return server.get_uri()
 
     def stop(self) -> None:
         if self._server is not None:

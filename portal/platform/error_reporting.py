@@ -25,10 +25,12 @@ is a second line, not a guarantee.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import sentry_sdk
 from sentry_sdk.integrations.starlette import StarletteIntegration
+from sentry_sdk.types import Event, Hint
 
 SCRUBBED = "[scrubbed]"
 
@@ -139,7 +141,9 @@ def init_sentry(dsn: str | None, *, environment: str, release: str) -> bool:
         environment=environment,
         release=release,
         send_default_pii=False,
-        before_send=scrub,
+        # sentry_sdk types the event as a TypedDict; ``scrub`` walks it as the plain dict it
+        # is at run time (and is passed itself, so a test can see it is the hook).
+        before_send=cast("Callable[[Event, Hint], Event | None]", scrub),
         traces_sample_rate=0,
         # Frame locals carry the raw ASGI scope and handler values (phones, tokens) that no
         # key-based scrub can recognise; a traceback without them is still a traceback.

@@ -9,23 +9,33 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from portal.platform.database import describe_error, ping
 from portal.runtime import Runtime
 
 
-async def database_check(runtime: Runtime) -> tuple[bool, float | None]:
+@dataclass(frozen=True)
+class DatabaseCheck:
+    ok: bool
+    latency_ms: float | None
+    # Why the check failed (class and scrubbed message), for the detailed answer only:
+    # "database unreachable" alone leaves an operator guessing between DNS, auth and load.
+    error: str | None = None
+
+
+async def database_check(runtime: Runtime) -> DatabaseCheck:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(runtime.settings.health_db_timeout_s):
-            async with runtime.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-    except Exception:
-        return False, None
-    return True, round((time.perf_counter() - started) * 1000, 2)
+            await ping(runtime.pool)
+    except Exception as exc:
+        return DatabaseCheck(False, None, describe_error(exc, runtime.settings.database_url))
+    return DatabaseCheck(True, round((time.perf_counter() - started) * 1000, 2))
 
 
 def _authorized(request: Request, token: str | None) -> bool:
@@ -38,9 +48,10 @@ async def health(request: Request) -> JSONResponse:
     # Sample the pool before our own check takes a connection: waiters seen now are real load.
     pool = runtime.pool_sample()
     runtime.pool_health.observe(pool)
-    db_ok, latency = await database_check(runtime)
+    db = await database_check(runtime)
+    db_ok = db.ok
     breaker = runtime.breaker.stats()
-    warnings = []
+    warnings: list[str] = []
     if not db_ok:
         warnings.append("database unreachable")
     if breaker["state"] != "closed":
@@ -49,11 +60,12 @@ async def health(request: Request) -> JSONResponse:
     if runtime.rate_limits.degraded:
         warnings.append("rate limits counted per instance: Redis unreachable")
     status = "error" if not db_ok else ("degraded" if warnings else "ok")
-    body = {"status": status, "timestamp": datetime.now(UTC).isoformat()}
+    body: dict[str, object] = {"status": status, "timestamp": datetime.now(UTC).isoformat()}
     if _authorized(request, runtime.settings.health_check_token):
         body |= {
             "environment": "sandbox" if runtime.settings.sandbox else "production",
-            "services": {"database_connected": db_ok, "database_latency_ms": latency, "database_pool": pool},
+            "services": {"database_connected": db_ok, "database_latency_ms": db.latency_ms,
+                         "database_error": db.error, "database_pool": pool},
             "featureFlags": {"useTransactionActivation": runtime.settings.use_transaction_activation},
             "circuitBreakers": {"qrGeneration": breaker},
             "rateLimits": {"backend": runtime.rate_limits.backend},
@@ -68,7 +80,7 @@ async def livez(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    ok, _ = await database_check(request.state.runtime)
+    ok = (await database_check(request.state.runtime)).ok
     return JSONResponse({"status": "ok" if ok else "error"}, status_code=200 if ok else 503)
 
 

@@ -39,7 +39,8 @@ class JsonFormatter(logging.Formatter):
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in fields_of(record).items())
-        text = f"{datetime.fromtimestamp(record.created):%H:%M:%S} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        when = datetime.fromtimestamp(record.created)
+        text = f"{when:%H:%M:%S} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if extra:
             text += f" {extra}"
         if record.exc_info:

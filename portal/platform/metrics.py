@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,16 +35,16 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from portal.whatsapp.breaker import BreakerState
-
 log = logging.getLogger(__name__)
 
 # Gauge encoding of the breaker state: ordered by "how much is refused", so max() over
-# instances and "> 0" alerts mean what they read as.
-BREAKER_STATE_VALUES: dict[BreakerState, int] = {
-    BreakerState.CLOSED: 0,
-    BreakerState.HALF_OPEN: 1,
-    BreakerState.OPEN: 2,
+# instances and "> 0" alerts mean what they read as. Keyed by the state's string value: the
+# platform does not import the breaker (a subsystem), and the breaker's StrEnum members are
+# equal to and hash like these strings, so its callbacks pass them in unchanged.
+BREAKER_STATE_VALUES: dict[str, int] = {
+    "closed": 0,
+    "half_open": 1,
+    "open": 2,
 }
 
 # Both histograms time calls bounded by outgoing timeouts of up to ~30 s (partner API, gateway
@@ -145,7 +145,7 @@ class _PoolCollector(Collector):
     """Reads the pool when Prometheus scrapes, so the gauges are never stale and no
     background task is needed. Registered on one PortalMetrics' own registry."""
 
-    _FAMILIES = (
+    _FAMILIES: tuple[tuple[str, str, Literal["size", "in_use", "idle", "waiting", "max"]], ...] = (
         ("portal_db_pool_size", "Open connections in the database pool.", "size"),
         ("portal_db_pool_in_use", "Pool connections handed out to callers.", "in_use"),
         ("portal_db_pool_idle", "Open pool connections not handed out.", "idle"),
@@ -247,22 +247,23 @@ class PortalMetrics:
         self.rate_limit_rejections.labels(scope=scope).inc()
 
     def breaker_transition(
-        self, name: str, *, initial: BreakerState | str = BreakerState.CLOSED,
-    ) -> Callable[[BreakerState, BreakerState], None]:
+        self, name: str, *, initial: str = "closed",
+    ) -> Callable[[str, str], None]:
         """A callback for ``CircuitBreaker(on_transition=...)`` that keeps
         ``portal_breaker_state{breaker=name}`` and ``portal_breaker_transitions_total`` up to date.
 
-        The breaker only reports changes, so the gauge is set to ``initial`` (a new breaker
-        is closed) here; otherwise it would have no series until the first failure streak.
+        States are the breaker's string values ("closed", "half_open", "open"). The breaker
+        only reports changes, so the gauge is set to ``initial`` (a new breaker is closed)
+        here; otherwise it would have no series until the first failure streak.
         """
         state = self.breaker_state.labels(breaker=name)
-        state.set(BREAKER_STATE_VALUES[BreakerState(initial)])
+        state.set(BREAKER_STATE_VALUES[str(initial)])
 
-        def on_transition(old: BreakerState, new: BreakerState) -> None:
-            old, new = BreakerState(old), BreakerState(new)
+        def on_transition(old: str, new: str) -> None:
+            # str(): a StrEnum member's str() is its value; a plain string stays itself.
+            old, new = str(old), str(new)
             state.set(BREAKER_STATE_VALUES[new])
-            self.breaker_transitions.labels(
-                breaker=name, from_state=old.value, to_state=new.value).inc()
+            self.breaker_transitions.labels(breaker=name, from_state=old, to_state=new).inc()
 
         return on_transition
 

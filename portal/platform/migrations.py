@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from portal.platform.locks import MIGRATIONS_LOCK
 
@@ -23,7 +24,10 @@ def migration_files(folder: Path = MIGRATIONS_DIR) -> list[Path]:
     return sorted(folder.glob("*.sql"))
 
 
-async def apply_migrations(conn: asyncpg.Connection, folder: Path = MIGRATIONS_DIR) -> list[str]:
+async def apply_migrations(
+    conn: asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record],
+    folder: Path = MIGRATIONS_DIR,
+) -> list[str]:
     """Apply what is missing; returns the versions applied by this call."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1, $2)", *MIGRATIONS_LOCK)
