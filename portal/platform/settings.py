@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.config import Config
@@ -27,6 +28,9 @@ DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_K
 
 
 _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
+
+
+N = TypeVar("N", int, float)
 
 
 class SettingsError(ValueError):
@@ -105,21 +109,21 @@ class Settings:
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def replace(self, **changes) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _choice(config: Config, name: str, choices: tuple[str, ...], default: str, upper=False) -> str:
-    value = config(name, default=default).strip()
+def _choice(config: Config, name: str, choices: tuple[str, ...], default: str, upper: bool = False) -> str:
+    value = str(config(name, default=default)).strip()
     value = value.upper() if upper else value.lower()
     if value not in choices:
         raise SettingsError(f"{name}={value!r} is not one of: {', '.join(choices)}")
     return value
 
 
-def _typed(config: Config, name: str, cast, default, minimum=None):
+def _typed(config: Config, name: str, cast: type[N], default: N, minimum: N | None = None) -> N:
     try:
-        value = config(name, cast=cast, default=default)
+        value: N = config(name, cast=cast, default=default)
     except ValueError:
         raise SettingsError(f"{name} must be a {cast.__name__}, got {config(name)!r}") from None
     if minimum is not None and value < minimum:
@@ -129,19 +133,25 @@ def _typed(config: Config, name: str, cast, default, minimum=None):
 
 def _flag(config: Config, name: str, default: bool) -> bool:
     try:
-        return config(name, cast=bool, default=default)
+        return bool(config(name, cast=bool, default=default))
     except ValueError:
         raise SettingsError(f"{name} must be true or false, got {config(name)!r}") from None
 
 
+def _text(config: Config, name: str) -> str | None:
+    """An optional string setting: unset and empty both mean None."""
+    value = config(name, default=None)
+    return str(value) if value else None
+
+
 def _url(config: Config, name: str, default: str | None) -> str | None:
-    value = config(name, default=default)
+    value: str | None = config(name, default=default)
     if value is None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
+    return str(value).rstrip("/")
 
 
 def _demo_secrets(data_dir: Path) -> dict[str, str]:
@@ -149,7 +159,7 @@ def _demo_secrets(data_dir: Path) -> dict[str, str]:
     tokens survive a restart of `make run`."""
     path = data_dir / "demo-secrets.json"
     data_dir.mkdir(parents=True, exist_ok=True)
-    values = json.loads(path.read_text()) if path.exists() else {}
+    values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     missing = [n for n in DEMO_SECRETS if n not in values]
     if not missing:
         return values
@@ -159,6 +169,114 @@ def _demo_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
+def _secrets(config: Config, *, sandbox: bool, data_dir: Path, base_url: str) -> dict[str, Any]:
+    """The three secrets, the partner token and the partner URL: generated in demo mode,
+    required (long and distinct) in production."""
+    found = {name: _text(config, name) for name in DEMO_SECRETS}
+    api_url = _url(config, "YCLIENTS_API_URL", None)
+    if sandbox:
+        demo = _demo_secrets(data_dir)
+        # The sandbox stands in for YClients, so the partner token is ours to invent too.
+        found = {name: value or demo[name] for name, value in found.items()}
+        api_url = api_url or f"{base_url}/sandbox/api"
+    else:
+        for name in ("JWT_SECRET", "SESSION_SECRET", "API_KEY_SECRET", "YCLIENTS_PARTNER_TOKEN"):
+            if not found[name]:
+                raise SettingsError(f"{name} is required in production mode (SANDBOX is off)")
+        own = [found["JWT_SECRET"], found["SESSION_SECRET"], found["API_KEY_SECRET"]]
+        for name, value in zip(("JWT_SECRET", "SESSION_SECRET", "API_KEY_SECRET"), own, strict=True):
+            if len(value or "") < 32:
+                raise SettingsError(f"{name} must be at least 32 characters")
+        if len(set(own)) < 3:
+            raise SettingsError("JWT_SECRET, SESSION_SECRET and API_KEY_SECRET must all differ")
+    return {
+        "jwt_secret": found["JWT_SECRET"], "session_secret": found["SESSION_SECRET"],
+        "api_key_secret": found["API_KEY_SECRET"], "partner_token": found["YCLIENTS_PARTNER_TOKEN"],
+        "yclients_api_url": api_url or DEFAULT_YCLIENTS_API_URL,
+    }
+
+
+def _gateway(config: Config, *, sandbox: bool) -> dict[str, Any]:
+    """Which WhatsApp gateway, where, and how the portal waits for it."""
+    gateway = _choice(config, "WHATSAPP_GATEWAY", GATEWAYS, "simulator" if sandbox else "waha")
+    if gateway == "simulator" and not sandbox:
+        raise SettingsError("WHATSAPP_GATEWAY=simulator is refused in production mode (SANDBOX is off)")
+    waha_url = _url(config, "WAHA_URL", None)
+    if gateway == "waha" and not waha_url:
+        raise SettingsError("WAHA_URL is required when WHATSAPP_GATEWAY=waha")
+    return {
+        "whatsapp_gateway": gateway,
+        "waha_url": waha_url,
+        "waha_api_key": _text(config, "WAHA_API_KEY"),
+        "waha_webhook_hmac_key": _text(config, "WAHA_WEBHOOK_HMAC_KEY"),
+        "waha_timeout_s": _typed(config, "WAHA_TIMEOUT_S", float, 10.0, minimum=0.1),
+        "qr_breaker_failure_threshold": _typed(config, "QR_BREAKER_FAILURE_THRESHOLD", int, 5, minimum=1),
+        "qr_breaker_reset_timeout_s": _typed(config, "QR_BREAKER_RESET_TIMEOUT_S", float, 60.0, minimum=0.1),
+        "qr_breaker_call_timeout_s": _typed(config, "QR_BREAKER_CALL_TIMEOUT_S", float, 30.0, minimum=0.1),
+        "qr_breaker_success_threshold": _typed(config, "QR_BREAKER_SUCCESS_THRESHOLD", int, 2, minimum=1),
+        "qr_poll_interval_s": _typed(config, "QR_POLL_INTERVAL_S", float, 2.0, minimum=0.2),
+        "gateway_refresh_s": _typed(config, "WHATSAPP_REFRESH_S", float, 1.0, minimum=0.0),
+        "qr_wait_initial_s": _typed(config, "QR_WAIT_INITIAL_S", float, 1.0, minimum=0.01),
+        "qr_wait_max_s": _typed(config, "QR_WAIT_MAX_S", float, 5.0, minimum=0.01),
+        "qr_wait_attempts": _typed(config, "QR_WAIT_ATTEMPTS", int, 5, minimum=1),
+        "sim_qr_count": _typed(config, "SIMULATOR_QR_COUNT", int, 6, minimum=1),
+        "sim_starting_s": _typed(config, "SIMULATOR_STARTING_S", float, 2.0, minimum=0.0),
+        "sim_qr_first_ttl_s": _typed(config, "SIMULATOR_QR_FIRST_TTL_S", float, 60.0, minimum=0.1),
+        "sim_qr_next_ttl_s": _typed(config, "SIMULATOR_QR_NEXT_TTL_S", float, 20.0, minimum=0.1),
+        "sim_linking_s": _typed(config, "SIMULATOR_LINKING_S", float, 2.0, minimum=0.0),
+    }
+
+
+def _staff(config: Config) -> dict[str, Any]:
+    """Support staff's sign-in and API key, and the rate limits (with their shared store)."""
+    admin_password_hash = _text(config, "ADMIN_PASSWORD_HASH")
+    if admin_password_hash and not admin_password_hash.startswith("scrypt$"):
+        raise SettingsError("ADMIN_PASSWORD_HASH must be made by `python -m portal hash-password` (scrypt$...)")
+    admin_api_key = _text(config, "ADMIN_API_KEY")
+    if admin_api_key and len(admin_api_key) < 24:
+        raise SettingsError("ADMIN_API_KEY must be at least 24 characters")
+    rate_limits = {}
+    for name, default in (("ADMIN_RATE_LIMIT", "100/minute"), ("LOGIN_RATE_LIMIT", "10/minute"),
+                          ("LOGIN_USER_RATE_LIMIT", "5/minute"), ("OWNER_RATE_LIMIT", "60/minute"),
+                          ("WEBHOOK_RATE_LIMIT", "120/minute")):
+        value = str(config(name, default=default)).strip()
+        if not _RATE.fullmatch(value):
+            raise SettingsError(f"{name}={value!r} is not a rate like 100/minute")
+        rate_limits[name.lower()] = value
+    redis_url = _text(config, "REDIS_URL")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return {
+        "admin_username": _text(config, "ADMIN_USERNAME"),
+        "admin_password_hash": admin_password_hash,
+        "admin_api_key": admin_api_key,
+        "admin_session_ttl_s": _typed(config, "ADMIN_SESSION_TTL_S", int, 8 * 3600, minimum=60),
+        "redis_url": redis_url,
+        **rate_limits,
+    }
+
+
+def _operations(config: Config) -> dict[str, Any]:
+    """Database, logs, error reporting, the webhook worker and activation's bounds."""
+    return {
+        "database_url": _text(config, "DATABASE_URL"),
+        "database_pool_size": _typed(config, "DATABASE_POOL_SIZE", int, 10, minimum=2),
+        "health_check_token": _text(config, "HEALTH_CHECK_TOKEN"),
+        "log_level": _choice(config, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+        "log_format": _choice(config, "LOG_FORMAT", LOG_FORMATS, "console"),
+        "sentry_dsn": _text(config, "SENTRY_DSN"),
+        "webhook_idempotency_ttl_h": _typed(config, "WEBHOOK_IDEMPOTENCY_TTL_H", float, 48.0, minimum=0.0001),
+        "webhook_worker_interval_s": _typed(config, "WEBHOOK_WORKER_INTERVAL_S", float, 5.0, minimum=0.05),
+        "app_id": _typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
+        "yclients_timeout_s": _typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
+        "allow_unsigned_landing": _flag(config, "ALLOW_UNSIGNED_LANDING", False),
+        "use_transaction_activation": _flag(config, "USE_TRANSACTION_ACTIVATION", True),
+        "activation_concurrency": _typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),
+        "activation_queue_wait_s": _typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0.0),
+        "activation_attempts": _typed(config, "ACTIVATION_ATTEMPTS", int, 3, minimum=1),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:
     """Build settings from `env` (default: the process environment) and `.env`."""
     env = dict(os.environ if env is None else env)
@@ -166,111 +284,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
     config = Config(env_file=env_path if env_path and env_path.is_file() else None, environ=env)
 
     data_dir = Path(config("PORTAL_DATA_DIR", default=".portal"))
-    partner_token = config("YCLIENTS_PARTNER_TOKEN", default=None) or None
-    sandbox = _flag(config, "SANDBOX", default=partner_token is None)
-    base_url = _url(config, "PORTAL_BASE_URL", "http://127.0.0.1:8000")
-
-    jwt_secret = config("JWT_SECRET", default=None)
-    session_secret = config("SESSION_SECRET", default=None)
-    api_key_secret = config("API_KEY_SECRET", default=None)
-    api_url = _url(config, "YCLIENTS_API_URL", None)
-    if sandbox:
-        demo = _demo_secrets(data_dir)
-        jwt_secret = jwt_secret or demo["JWT_SECRET"]
-        session_secret = session_secret or demo["SESSION_SECRET"]
-        api_key_secret = api_key_secret or demo["API_KEY_SECRET"]
-        # The sandbox stands in for YClients, so the partner token is ours to invent.
-        partner_token = partner_token or demo["YCLIENTS_PARTNER_TOKEN"]
-        api_url = api_url or f"{base_url}/sandbox/api"
-    else:
-        for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret),
-                            ("API_KEY_SECRET", api_key_secret), ("YCLIENTS_PARTNER_TOKEN", partner_token)):
-            if not value:
-                raise SettingsError(f"{name} is required in production mode (SANDBOX is off)")
-        for name, value in (("JWT_SECRET", jwt_secret), ("SESSION_SECRET", session_secret),
-                            ("API_KEY_SECRET", api_key_secret)):
-            if len(value) < 32:
-                raise SettingsError(f"{name} must be at least 32 characters")
-        if len({jwt_secret, session_secret, api_key_secret}) < 3:
-            raise SettingsError("JWT_SECRET, SESSION_SECRET and API_KEY_SECRET must all differ")
-
-    gateway = _choice(config, "WHATSAPP_GATEWAY", GATEWAYS, "simulator" if sandbox else "waha")
-    if gateway == "simulator" and not sandbox:
-        raise SettingsError("WHATSAPP_GATEWAY=simulator is refused in production mode (SANDBOX is off)")
-    waha_url = _url(config, "WAHA_URL", None)
-    if gateway == "waha" and not waha_url:
-        raise SettingsError("WAHA_URL is required when WHATSAPP_GATEWAY=waha")
-
-    admin_password_hash = config("ADMIN_PASSWORD_HASH", default=None) or None
-    if admin_password_hash and not admin_password_hash.startswith("scrypt$"):
-        raise SettingsError("ADMIN_PASSWORD_HASH must be made by `python -m portal hash-password` (scrypt$...)")
-    admin_api_key = config("ADMIN_API_KEY", default=None) or None
-    if admin_api_key and len(admin_api_key) < 24:
-        raise SettingsError("ADMIN_API_KEY must be at least 24 characters")
-    rate_limits = {}
-    for name, default in (("ADMIN_RATE_LIMIT", "100/minute"), ("LOGIN_RATE_LIMIT", "10/minute"),
-                          ("LOGIN_USER_RATE_LIMIT", "5/minute"), ("OWNER_RATE_LIMIT", "60/minute"),
-                          ("WEBHOOK_RATE_LIMIT", "120/minute")):
-        value = config(name, default=default).strip()
-        if not _RATE.fullmatch(value):
-            raise SettingsError(f"{name}={value!r} is not a rate like 100/minute")
-        rate_limits[name] = value
-    redis_url = config("REDIS_URL", default=None) or None
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
-
+    sandbox = _flag(config, "SANDBOX", default=_text(config, "YCLIENTS_PARTNER_TOKEN") is None)
+    base_url = _url(config, "PORTAL_BASE_URL", "http://127.0.0.1:8000") or "http://127.0.0.1:8000"
+    marketplace_url = _url(config, "YCLIENTS_MARKETPLACE_URL",
+                           f"{base_url}/sandbox" if sandbox else "https://yclients.com")
     return Settings(
-        admin_username=config("ADMIN_USERNAME", default=None) or None,
-        admin_password_hash=admin_password_hash,
-        admin_api_key=admin_api_key,
-        admin_session_ttl_s=_typed(config, "ADMIN_SESSION_TTL_S", int, 8 * 3600, minimum=60),
-        admin_rate_limit=rate_limits["ADMIN_RATE_LIMIT"],
-        login_rate_limit=rate_limits["LOGIN_RATE_LIMIT"],
-        login_user_rate_limit=rate_limits["LOGIN_USER_RATE_LIMIT"],
-        owner_rate_limit=rate_limits["OWNER_RATE_LIMIT"],
-        webhook_rate_limit=rate_limits["WEBHOOK_RATE_LIMIT"],
-        redis_url=redis_url,
-        sentry_dsn=config("SENTRY_DSN", default=None) or None,
-        webhook_idempotency_ttl_h=_typed(config, "WEBHOOK_IDEMPOTENCY_TTL_H", float, 48.0, minimum=0.0001),
-        webhook_worker_interval_s=_typed(config, "WEBHOOK_WORKER_INTERVAL_S", float, 5.0, minimum=0.05),
-        database_url=config("DATABASE_URL", default=None) or None,
-        data_dir=data_dir,
-        base_url=base_url,
-        jwt_secret=jwt_secret,
-        session_secret=session_secret,
-        api_key_secret=api_key_secret,
-        yclients_api_url=api_url or DEFAULT_YCLIENTS_API_URL,
-        partner_token=partner_token,
-        app_id=_typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
-        yclients_timeout_s=_typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
-        sandbox=sandbox,
-        allow_unsigned_landing=_flag(config, "ALLOW_UNSIGNED_LANDING", False),
-        health_check_token=config("HEALTH_CHECK_TOKEN", default=None) or None,
-        log_level=_choice(config, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
-        log_format=_choice(config, "LOG_FORMAT", LOG_FORMATS, "console"),
-        database_pool_size=_typed(config, "DATABASE_POOL_SIZE", int, 10, minimum=2),
-        whatsapp_gateway=gateway,
-        waha_url=waha_url,
-        waha_api_key=config("WAHA_API_KEY", default=None) or None,
-        waha_webhook_hmac_key=config("WAHA_WEBHOOK_HMAC_KEY", default=None) or None,
-        waha_timeout_s=_typed(config, "WAHA_TIMEOUT_S", float, 10.0, minimum=0.1),
-        qr_breaker_failure_threshold=_typed(config, "QR_BREAKER_FAILURE_THRESHOLD", int, 5, minimum=1),
-        qr_breaker_reset_timeout_s=_typed(config, "QR_BREAKER_RESET_TIMEOUT_S", float, 60.0, minimum=0.1),
-        qr_breaker_call_timeout_s=_typed(config, "QR_BREAKER_CALL_TIMEOUT_S", float, 30.0, minimum=0.1),
-        qr_breaker_success_threshold=_typed(config, "QR_BREAKER_SUCCESS_THRESHOLD", int, 2, minimum=1),
-        qr_poll_interval_s=_typed(config, "QR_POLL_INTERVAL_S", float, 2.0, minimum=0.2),
-        gateway_refresh_s=_typed(config, "WHATSAPP_REFRESH_S", float, 1.0, minimum=0.0),
-        qr_wait_initial_s=_typed(config, "QR_WAIT_INITIAL_S", float, 1.0, minimum=0.01),
-        qr_wait_max_s=_typed(config, "QR_WAIT_MAX_S", float, 5.0, minimum=0.01),
-        qr_wait_attempts=_typed(config, "QR_WAIT_ATTEMPTS", int, 5, minimum=1),
-        sim_qr_count=_typed(config, "SIMULATOR_QR_COUNT", int, 6, minimum=1),
-        sim_starting_s=_typed(config, "SIMULATOR_STARTING_S", float, 2.0, minimum=0),
-        sim_qr_first_ttl_s=_typed(config, "SIMULATOR_QR_FIRST_TTL_S", float, 60.0, minimum=0.1),
-        sim_qr_next_ttl_s=_typed(config, "SIMULATOR_QR_NEXT_TTL_S", float, 20.0, minimum=0.1),
-        sim_linking_s=_typed(config, "SIMULATOR_LINKING_S", float, 2.0, minimum=0),
-        use_transaction_activation=_flag(config, "USE_TRANSACTION_ACTIVATION", True),
-        activation_concurrency=_typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),
-        activation_queue_wait_s=_typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0),
-        activation_attempts=_typed(config, "ACTIVATION_ATTEMPTS", int, 3, minimum=1),
-        marketplace_url=_url(config, "YCLIENTS_MARKETPLACE_URL", f"{base_url}/sandbox" if sandbox else "https://yclients.com"),
+        data_dir=data_dir, sandbox=sandbox, base_url=base_url, marketplace_url=marketplace_url or "",
+        **_secrets(config, sandbox=sandbox, data_dir=data_dir, base_url=base_url),
+        **_gateway(config, sandbox=sandbox),
+        **_staff(config),
+        **_operations(config),
     )
