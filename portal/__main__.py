@@ -7,10 +7,10 @@ import asyncio
 import gc
 import sys
 
-from portal.platform.settings import SettingsError, load_settings
+from portal.platform.settings import Settings, SettingsError, load_settings
 
 
-def _serve(args, settings) -> None:
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     from portal.app import create_app
@@ -33,7 +33,7 @@ def _serve(args, settings) -> None:
                 log_level=settings.log_level.lower(), proxy_headers=True)
 
 
-async def _migrate(settings) -> None:
+async def _migrate(settings: Settings) -> None:
     from portal.platform.database import open_database
 
     # open_database applies pending migrations under the migrations lock.

@@ -49,7 +49,7 @@ class Runtime:
 def build_gateway(settings: Settings) -> WhatsAppGateway:
     if settings.whatsapp_gateway == "waha":
         return WahaGateway(
-            settings.waha_url, settings.waha_api_key or "",
+            settings.waha_url or "", settings.waha_api_key or "",
             webhook_url=f"{settings.base_url}/webhook/whatsapp",
             webhook_hmac_key=settings.waha_webhook_hmac_key,
             timeout_s=settings.waha_timeout_s,

@@ -47,7 +47,7 @@ class SandboxMarketplace:
         self,
         public_base: str,
         *,
-        partner_token: str = "sandbox-partner-token",
+        partner_token: str = "sandbox-partner-token",  # noqa: S107 - the sandbox's own stand-in token
         application_id: int = 777,
         hang_s: float = 120.0,
     ) -> None:

@@ -8,16 +8,19 @@ token. Every page carries the sandbox banner (base.html shows it whenever the sa
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal.onboarding.landing import encode_user_data, sign_user_data
+from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.web.rendering import error_response, render
+from portal.whatsapp import SimulatedGateway
 
 
-def signed_landing_query(market, salon: dict) -> str:
+def signed_landing_query(market: SandboxMarketplace, salon: dict[str, Any]) -> str:
     user = {"id": salon["id"] * 10 + 1, "name": salon["owner_name"], "phone": salon["phone"],
             "email": salon["email"], "is_approved": True, "avatar": "", "salon_name": salon["name"]}
     raw = json.dumps(user, ensure_ascii=False).encode()
@@ -25,12 +28,13 @@ def signed_landing_query(market, salon: dict) -> str:
                       "user_data_sign": sign_user_data(raw, market.partner_token)})
 
 
-def _salon_or_404(request: Request):
+def _salon_or_404(request: Request) -> dict[str, Any] | None:
     try:
         salon_id = int(request.path_params["salon_id"])
     except ValueError:
         return None
-    return request.state.runtime.market.demo_salon(salon_id)
+    market: SandboxMarketplace = request.state.runtime.market
+    return market.demo_salon(salon_id)
 
 
 async def marketplace(request: Request) -> Response:
@@ -42,7 +46,7 @@ async def marketplace(request: Request) -> Response:
         "salons": salons, "simulator": simulator is not None,
         "fault": (simulator.fault or "none") if simulator else None,
         "partner_fault": market.fault or "none",
-        "result": request.query_params.get("result") if request.query_params.get("result") in ("done", "refused") else None,
+        "result": result if (result := request.query_params.get("result")) in ("done", "refused") else None,
     })
 
 
@@ -60,9 +64,7 @@ async def installed(request: Request) -> Response:
 
 # --- the WhatsApp simulator's controls: the sandbox plays the salon's phone and the gateway.
 
-def _simulator(request: Request):
-    from portal.whatsapp import SimulatedGateway
-
+def _simulator(request: Request) -> SimulatedGateway | None:
     gateway = request.state.runtime.gateway
     return gateway if isinstance(gateway, SimulatedGateway) else None
 
@@ -97,7 +99,7 @@ async def simulator_fault(request: Request) -> Response:
     mode = form.get("mode")
     if simulator is None or mode not in ("down", "slow", "none"):
         return _back("refused")
-    simulator.set_fault(None if mode == "none" else mode)
+    simulator.set_fault("down" if mode == "down" else "slow" if mode == "slow" else None)
     return _back("done")
 
 

@@ -74,7 +74,7 @@ def _bearer_matches(request: Request, token: str) -> bool:
     return hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
-def _partner_endpoint(market: SandboxMarketplace, handler: Handler):
+def _partner_endpoint(market: SandboxMarketplace, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Record the call, inject the configured fault, check the partner token, then handle."""
 
     async def endpoint(request: Request) -> Response:
@@ -99,14 +99,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-async def _read_install(market: SandboxMarketplace, request: Request, *, with_channels: bool):
-    """Validate an install body as YClients would. Returns (body, None) or (None, 422)."""
+async def _read_install(market: SandboxMarketplace, request: Request, *,
+                        with_channels: bool) -> dict[str, Any] | Response:
+    """Validate an install body as YClients would: the body, or the 422 to answer."""
     try:
         body = json.loads(await request.body())
     except ValueError:
-        return None, _envelope(422, message="Тело запроса не является JSON")
+        return _envelope(422, message="Тело запроса не является JSON")
     if not isinstance(body, dict):
-        return None, _envelope(422, message="Тело запроса должно быть JSON-объектом")
+        return _envelope(422, message="Тело запроса должно быть JSON-объектом")
     errors: dict[str, list[str]] = {}
     if not _is_int(body.get("salon_id")) or body["salon_id"] <= 0:
         errors["salon_id"] = ["Должно быть положительным целым числом"]
@@ -125,8 +126,8 @@ async def _read_install(market: SandboxMarketplace, request: Request, *, with_ch
     ):
         errors["channels"] = ["Должно быть списком строк"]
     if errors:
-        return None, _envelope(422, message="Переданы некорректные параметры", errors=errors)
-    return body, None
+        return _envelope(422, message="Переданы некорректные параметры", errors=errors)
+    return body
 
 
 def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | None:
@@ -141,10 +142,10 @@ def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | Non
 
 
 async def _callback_redirect(market: SandboxMarketplace, request: Request) -> Response:
-    body, refusal = await _read_install(market, request, with_channels=False)
-    if refusal is None:
-        refusal = _install(market, body)
-    if refusal is not None:
+    body = await _read_install(market, request, with_channels=False)
+    if isinstance(body, Response):
+        return body
+    if (refusal := _install(market, body)) is not None:
         return refusal
     # Real YClients: 301 with a Location for the owner's browser and no JSON body.
     location = market.redirect_after_install(body["salon_id"])
@@ -152,10 +153,10 @@ async def _callback_redirect(market: SandboxMarketplace, request: Request) -> Re
 
 
 async def _callback(market: SandboxMarketplace, request: Request) -> Response:
-    body, refusal = await _read_install(market, request, with_channels=True)
-    if refusal is None:
-        refusal = _install(market, body)
-    if refusal is not None:
+    body = await _read_install(market, request, with_channels=True)
+    if isinstance(body, Response):
+        return body
+    if (refusal := _install(market, body)) is not None:
         return refusal
     data = {"salon_id": body["salon_id"], "application_id": body["application_id"]}
     return _envelope(201, data)
@@ -205,7 +206,7 @@ async def _salons(market: SandboxMarketplace, request: Request) -> Response:
         errors["page"] = ["Должно быть положительным целым числом"]
     if count is None or count > MAX_PAGE_COUNT:
         errors["count"] = [f"Должно быть от 1 до {MAX_PAGE_COUNT}"]
-    if errors:
+    if errors or page is None or count is None:
         return _envelope(422, message="Переданы некорректные параметры", errors=errors)
     salon_ids = sorted(market.installed)
     chosen = salon_ids[(page - 1) * count : page * count]

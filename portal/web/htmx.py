@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 

@@ -224,7 +224,7 @@ def pick_language(request: Request) -> str:
 def translator(language: str) -> Callable[..., str]:
     index = LANGUAGES.index(language)
 
-    def t(key: str, **values) -> str:
+    def t(key: str, **values: object) -> str:
         text = MESSAGES[key][index]
         return text.format(**values) if values else text
 

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse
 from portal.web.i18n import LANG_COOKIE, LANGUAGES
 
 
-def _safe_next(value) -> str:
+def _safe_next(value: object) -> str:
     # Only a local path: never an open redirect to another site.
     if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value[:512]

@@ -34,6 +34,7 @@ import coredis
 import limits
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
+from starlette.requests import Request
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ class RateLimits:
             self._redis_pool = coredis.ConnectionPool.from_url(
                 redis_url, connect_timeout=redis_timeout_s, stream_timeout=redis_timeout_s
             )
-            storage = RedisStorage(uri, key_prefix=key_prefix, connection_pool=self._redis_pool)
+            storage = RedisStorage(uri, key_prefix=key_prefix,
+                                   connection_pool=self._redis_pool)  # type: ignore[arg-type]  # limits types its options as scalars
             self._redis_limiter = MovingWindowRateLimiter(storage)
         self._redis_down = False
         self._retry_redis_at = 0.0
@@ -218,7 +220,7 @@ async def _count(limiter: RateLimiter, item: limits.RateLimitItem, scope: str, k
                     reset_after=reset_after, window_s=int(item.get_expiry()))
 
 
-def client_key(request) -> str:
+def client_key(request: Request) -> str:
     """The key for "per client" limits: the peer address of the request.
 
     X-Forwarded-For is not read here: anyone can send it. Behind a trusted proxy, uvicorn's

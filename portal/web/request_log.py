@@ -38,9 +38,8 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = list(message.get("headers", [])) + [
-                    (REQUEST_ID_HEADER.encode(), request_id.encode())
-                ]
+                message["headers"] = [*message.get("headers", []),
+                                      (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
 
         try:

@@ -44,7 +44,7 @@ def is_cross_site(method: str, path: str, headers: Headers, own_origins: frozens
 class BrowserProtection:
     """ASGI middleware: refuse cross-site unsafe requests; add security headers."""
 
-    def __init__(self, app: ASGIApp, *, base_origin: str, refuse) -> None:
+    def __init__(self, app: ASGIApp, *, base_origin: str, refuse: ASGIApp) -> None:
         self.app = app
         self.base_origin = base_origin
         self.refuse = refuse  # an ASGI app rendering the friendly 403

@@ -59,7 +59,8 @@ class LinkView:
     @property
     def version(self) -> str:
         """Changes exactly when what the owner sees changes; polls answer 'no change' else."""
-        key = f"{self.status}|{self.qr}|{self.phone_masked}|{self.pairing_code}|{self.retry_after is not None}|{self.problem}"
+        key = (f"{self.status}|{self.qr}|{self.phone_masked}|{self.pairing_code}|"
+               f"{self.retry_after is not None}|{self.problem}")
         return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
 
     @property
@@ -163,7 +164,8 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
     except (GatewayError, TimeoutError) as exc:
         runtime.metrics.gateway_error(type(exc).__name__)
         summary = summarize_error(exc)
-        log.warning("WhatsApp session did not start", extra={"yclients_salon_id": salon.yclients_salon_id, "error": summary})
+        log.warning("WhatsApp session did not start",
+                    extra={"yclients_salon_id": salon.yclients_salon_id, "error": summary})
         stored = await _store(runtime, salon.pk, LinkState(LinkStatus.FAILED), error=summary)
         return LinkView.of(stored, problem="whatsapp.problem_gateway")
     runtime.metrics.qr_generated(time.perf_counter() - started)
@@ -181,7 +183,8 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
         async with asyncio.timeout(runtime.settings.waha_timeout_s):
             code = await runtime.gateway.request_pairing_code(link.session_name, phone_digits)
     except (GatewayError, TimeoutError) as exc:
-        log.warning("pairing code refused", extra={"yclients_salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
+        log.warning("pairing code refused",
+                    extra={"yclients_salon_id": salon.yclients_salon_id, "error": summarize_error(exc)})
         problem = "whatsapp.problem_pairing_state" if isinstance(exc, GatewayConflict) else "whatsapp.problem_gateway"
         return LinkView.of(link, problem=problem)
     async with runtime.pool.acquire() as conn:

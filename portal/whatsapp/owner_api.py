@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from portal.onboarding.owner import current_owner
-from portal.salons import store as salons
+from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
 
@@ -24,16 +23,8 @@ def _unauthorized() -> JSONResponse:
                         status_code=401, headers={"WWW-Authenticate": "Bearer", **NO_STORE})
 
 
-async def _salon(request: Request):
-    owner = current_owner(request, allow_session=False)
-    if owner is None:
-        return None
-    async with request.state.runtime.pool.acquire() as conn:
-        return await salons.by_yclients_id(conn, owner.yclients_salon_id)
-
-
-async def qr(request: Request) -> JSONResponse:
-    salon = await _salon(request)
+async def qr(request: Request) -> Response:
+    salon = await owner_salon(request, allow_session=False)
     if salon is None:
         return _unauthorized()
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id), as_json=True)) is not None:

@@ -47,7 +47,9 @@ def _qr_payload() -> str:
 
 
 def _pairing_code() -> str:
-    half = lambda: "".join(secrets.choice(_PAIRING_ALPHABET) for _ in range(4))  # noqa: E731
+    def half() -> str:
+        return "".join(secrets.choice(_PAIRING_ALPHABET) for _ in range(4))
+
     return f"{half()}-{half()}"
 
 

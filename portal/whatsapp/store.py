@@ -33,7 +33,9 @@ class Link:
     now: datetime  # the database's clock, so expiry maths never mixes two clocks
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Link:
+    def from_row(cls, row: asyncpg.Record | None) -> Link:
+        if row is None:  # every caller reads a link that exists: say so loudly if it does not
+            raise LookupError("no WhatsApp link row")
         fields = {f: row[f] for f in cls.__dataclass_fields__ if f not in ("status", "salon_pk")}
         return cls(**fields, salon_pk=SalonPk(row["salon_id"]), status=LinkStatus(row["status"]))
 
@@ -125,7 +127,9 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
         """,
         salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error,
     )
-    return Link.from_row(row), LinkStatus(row["previous"])
+    link = Link.from_row(row)
+    assert row is not None
+    return link, LinkStatus(row["previous"])
 
 
 async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, lifetime_s: float) -> Link:

@@ -27,6 +27,7 @@ knows a number was connected and can say so itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -173,10 +174,8 @@ class WahaGateway:
         await self._call("POST", f"/api/sessions/{_seg(name)}/stop", "stop session")
 
     async def delete(self, name: str) -> None:
-        try:
+        with contextlib.suppress(SessionNotFound):  # already gone: what the caller wanted
             await self._call("DELETE", f"/api/sessions/{_seg(name)}", "delete session")
-        except SessionNotFound:
-            pass  # already gone: what the caller wanted
 
     async def aclose(self) -> None:
         await self._client.aclose()
