@@ -29,7 +29,7 @@ def raw_user(**changes) -> bytes:
 def test_good_signature_in_both_alphabets_with_and_without_padding(urlsafe, padded):
     raw = raw_user(name="Анна???>>>")
     landing = parse_landing(params(raw, urlsafe=urlsafe, padded=padded), partner_token=TOKEN, allow_unsigned=False)
-    assert landing.signed and landing.salon_id == 123
+    assert landing.signed and landing.yclients_salon_id == 123
     assert landing.user.name == "Анна???>>>" and landing.user.id == 7
 
 
@@ -72,7 +72,7 @@ def test_uppercase_hex_signature_is_accepted():
 def test_salon_id_alternative_names(key):
     p = params(raw_user())
     p[key] = p.pop("salon_id")
-    assert parse_landing(p, partner_token=TOKEN, allow_unsigned=False).salon_id == 123
+    assert parse_landing(p, partner_token=TOKEN, allow_unsigned=False).yclients_salon_id == 123
 
 
 def test_unsigned_landing_only_when_allowed():

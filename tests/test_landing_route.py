@@ -15,7 +15,8 @@ def test_landing_upserts_salon_and_user_and_redirects_to_onboarding(client, sett
     assert r.status_code == 303 and r.headers["location"] == "/onboarding"
     assert "token" not in r.headers["location"]
     salon = db.fetchrow("SELECT * FROM salons")
-    assert (salon["yclients_salon_id"], salon["name"], salon["integration_status"]) == (4242, "Лилия", "pending_whatsapp")
+    assert (salon["yclients_salon_id"], salon["name"], salon["integration_status"]) == (
+        4242, "Лилия", "pending_whatsapp")
     user = db.fetchrow("SELECT * FROM marketplace_users")
     assert (user["yclients_user_id"], user["email"]) == (7, "anna@example.com")
     assert db.fetchval("SELECT event_type FROM marketplace_events") == "landed"

@@ -17,8 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from portal.salons.ids import YclientsSalonId
+
 # YClients ids are positive 32-bit integers; anything longer is junk, not a salon.
-MAX_SALON_ID = 2_147_483_647
+MAX_YCLIENTS_SALON_ID = 2_147_483_647
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_USER_DATA_CHARS = 8192
@@ -36,7 +38,7 @@ class MarketplaceUser:
 
 @dataclass(frozen=True)
 class Landing:
-    salon_id: int
+    yclients_salon_id: YclientsSalonId
     user: MarketplaceUser | None
     signed: bool
 
@@ -70,17 +72,18 @@ def decode_user_data(value: str) -> bytes:
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt") from None
 
 
-def parse_salon_id(params: Mapping[str, str]) -> int:
+def parse_yclients_salon_id(params: Mapping[str, str]) -> YclientsSalonId:
+    """YClients' id from the landing (`salon_id`, or the first of `salon_ids[]`)."""
     raw = params.get("salon_id") or params.get("salon_ids[0]") or params.get("salon_ids[]")
     if raw is None or raw == "":
         raise LandingError(400, "SALON_ID_MISSING", "error.salon_id_missing")
     raw = raw.strip()
-    if not _DIGITS.fullmatch(raw) or not (0 < int(raw) <= MAX_SALON_ID):
+    if not _DIGITS.fullmatch(raw) or not (0 < int(raw) <= MAX_YCLIENTS_SALON_ID):
         raise LandingError(400, "SALON_ID_INVALID", "error.salon_id_invalid")
-    return int(raw)
+    return YclientsSalonId(int(raw))
 
 
-def _text(value, limit=200) -> str | None:
+def _text(value: object, limit: int = 200) -> str | None:
     return str(value)[:limit] if value not in (None, "") else None
 
 
@@ -111,11 +114,11 @@ def _user_from_json(raw: bytes) -> MarketplaceUser:
 
 def parse_landing(params: Mapping[str, str], *, partner_token: str, allow_unsigned: bool) -> Landing:
     """Check a landing's query parameters; raise `LandingError` on anything wrong."""
-    salon_id = parse_salon_id(params)
+    yclients_salon_id = parse_yclients_salon_id(params)
     user_data, sign = params.get("user_data"), params.get("user_data_sign")
     if not user_data and not sign:
         if allow_unsigned:
-            return Landing(salon_id=salon_id, user=None, signed=False)
+            return Landing(yclients_salon_id=yclients_salon_id, user=None, signed=False)
         raise LandingError(403, "SIGNATURE_MISSING", "error.signature_missing")
     if not user_data:
         raise LandingError(400, "USER_DATA_MISSING", "error.user_data_corrupt")
@@ -126,4 +129,4 @@ def parse_landing(params: Mapping[str, str], *, partner_token: str, allow_unsign
         sign.strip().lower(), sign_user_data(raw, partner_token)
     ):
         raise LandingError(403, "SIGNATURE_INVALID", "error.signature_invalid")
-    return Landing(salon_id=salon_id, user=_user_from_json(raw), signed=True)
+    return Landing(yclients_salon_id=yclients_salon_id, user=_user_from_json(raw), signed=True)

@@ -31,7 +31,7 @@ async def yclients_redirect(request: Request) -> Response:
         log.warning("landing refused", extra={"code": exc.code, "status": exc.status})
         return error_response(request, exc.status, exc.code, exc.message_key)
     if not landing.signed:
-        log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)", extra={"salon_id": landing.salon_id})
+        log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)", extra={"salon_id": landing.yclients_salon_id})
 
     async with runtime.pool.acquire() as conn:
         salon, is_new = await salons.record_landing(conn, landing)

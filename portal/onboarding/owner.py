@@ -33,12 +33,20 @@ def current_owner(request: Request, *, allow_session: bool = True) -> Onboarding
         return None
 
 
-async def owner_salon(request: Request, *, allow_session: bool = True) -> Salon | None:
-    """The salon of the owner asking, or None (no valid credential, or no such salon).
+async def owner_with_salon(request: Request, *,
+                           allow_session: bool = True) -> tuple[OnboardingClaims, Salon] | None:
+    """The owner's credential and their salon, or None (no valid credential, or no such salon).
 
     `allow_session=False` for the JSON API, which takes the Bearer token only."""
     owner = current_owner(request, allow_session=allow_session)
     if owner is None:
         return None
     async with request.state.runtime.pool.acquire() as conn:
-        return await salons.by_yclients_id(conn, owner.yclients_salon_id)
+        salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
+    return (owner, salon) if salon is not None else None
+
+
+async def owner_salon(request: Request, *, allow_session: bool = True) -> Salon | None:
+    """The salon of the owner asking, or None; see `owner_with_salon`."""
+    found = await owner_with_salon(request, allow_session=allow_session)
+    return found[1] if found else None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.onboarding.owner import current_owner
-from portal.salons import store as salons
+from portal.onboarding.owner import owner_with_salon
 from portal.web.htmx import vary_on_htmx
 from portal.web.rendering import render
 from portal.whatsapp import linking
@@ -26,7 +26,7 @@ def step_states(integration_status: str, whatsapp_connected: bool) -> list[tuple
     else:
         current = 0
     states = ["done" if i < current else "current" if i == current else "todo" for i in range(3)]
-    return list(zip(STEP_KEYS, states))
+    return list(zip(STEP_KEYS, states, strict=True))
 
 
 def activation_panel(integration_status: str, whatsapp_connected: bool) -> str:
@@ -35,16 +35,14 @@ def activation_panel(integration_status: str, whatsapp_connected: bool) -> str:
     return "ready" if whatsapp_connected else "waiting_whatsapp"
 
 
-async def onboarding_page(request: Request, extra: dict | None = None, status_code: int = 200) -> Response:
-    owner = current_owner(request)
-    if owner is None:
+async def onboarding_page(request: Request, extra: dict[str, Any] | None = None,
+                          status_code: int = 200) -> Response:
+    found = await owner_with_salon(request)
+    poll = await linking.current(request.state.runtime, found[1].yclients_salon_id) if found else None
+    if found is None or poll is None:  # no credential, or no such salon (any more)
         return render(request, "onboarding_start.html", status_code=401)
-    runtime = request.state.runtime
-    async with runtime.pool.acquire() as conn:
-        salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
-    if salon is None:
-        return render(request, "onboarding_start.html", status_code=401)
-    view = (await linking.current(runtime, salon.yclients_salon_id)).view
+    owner, salon = found
+    runtime, view = request.state.runtime, poll.view
     connected = view.status == "connected"
     context = {
         "panel": activation_panel(salon.integration_status, connected),

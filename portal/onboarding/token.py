@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 import jwt
 
+from portal.salons.ids import YclientsSalonId
+
 AUDIENCE = "salon-portal:onboarding"
-TOKEN_TYPE = "onboarding"
+TOKEN_TYPE = "onboarding"  # noqa: S105 (the token's `typ` claim, not a secret)
 MAX_TTL_S = 3600
 
 
 @dataclass(frozen=True)
 class OnboardingClaims:
-    yclients_salon_id: int
+    yclients_salon_id: YclientsSalonId
     expires_at: int
 
 
@@ -28,7 +30,7 @@ class InvalidToken(Exception):
     pass
 
 
-def issue(yclients_salon_id: int, *, secret: str, ttl_s: int = MAX_TTL_S, now: float | None = None) -> str:
+def issue(yclients_salon_id: YclientsSalonId, *, secret: str, ttl_s: int = MAX_TTL_S, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
     claims = {
         "sub": str(yclients_salon_id),
@@ -54,4 +56,4 @@ def verify(token: str | None, *, secret: str) -> OnboardingClaims:
     sub = claims.get("sub")
     if claims.get("typ") != TOKEN_TYPE or not isinstance(sub, str) or not sub.isdigit():
         raise InvalidToken("wrong type")
-    return OnboardingClaims(yclients_salon_id=int(sub), expires_at=int(claims["exp"]))
+    return OnboardingClaims(yclients_salon_id=YclientsSalonId(int(sub)), expires_at=int(claims["exp"]))

@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from portal.onboarding.landing import Landing
+from portal.platform.database import Connection
 from portal.salons.ids import SalonPk, YclientsSalonId
 
 
@@ -50,11 +51,12 @@ RETURNING {_COLUMNS}, (xmax = 0) AS inserted
 """
 
 
-async def record_landing(conn: asyncpg.Connection, landing: Landing) -> tuple[Salon, bool]:
+async def record_landing(conn: Connection, landing: Landing) -> tuple[Salon, bool]:
     """Upsert the salon and its marketplace user in one transaction; (salon, is_new)."""
     user = landing.user
     async with conn.transaction():
-        row = await conn.fetchrow(_UPSERT, landing.salon_id, user.salon_name if user else None)
+        row = await conn.fetchrow(_UPSERT, landing.yclients_salon_id, user.salon_name if user else None)
+        assert row is not None  # an upsert with RETURNING always returns its row
         if user is not None and user.id is not None:
             await conn.execute(
                 """
@@ -66,9 +68,12 @@ async def record_landing(conn: asyncpg.Connection, landing: Landing) -> tuple[Sa
                 """,
                 row["pk"], user.id, user.name, user.phone, user.email, user.is_approved,
             )
-    return Salon.from_row(row), row["inserted"]
+    return Salon.from_row(row), bool(row["inserted"])
 
 
-async def by_yclients_id(conn, yclients_salon_id: int) -> Salon | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM salons WHERE yclients_salon_id = $1", yclients_salon_id)
+_BY_YCLIENTS_ID = f"SELECT {_COLUMNS} FROM salons WHERE yclients_salon_id = $1"
+
+
+async def by_yclients_id(conn: Connection, yclients_salon_id: YclientsSalonId) -> Salon | None:
+    row = await conn.fetchrow(_BY_YCLIENTS_ID, yclients_salon_id)
     return Salon.from_row(row) if row else None
