@@ -39,7 +39,8 @@ def test_login_good_bad_and_logout(admin, db):
 ADMIN_PAGES = ["/admin", "/admin/salons", "/admin/salons/500001", "/admin/system", "/admin/audit",
                "/admin/salons/500001/disconnect"]
 ADMIN_API = [("GET", "/marketplace/admin/salons"), ("GET", "/marketplace/admin/salon/500001/status"),
-             ("POST", "/marketplace/admin/salon/500001/disconnect"), ("GET", "/marketplace/admin/circuit-breaker/stats"),
+             ("POST", "/marketplace/admin/salon/500001/disconnect"),
+             ("GET", "/marketplace/admin/circuit-breaker/stats"),
              ("POST", "/marketplace/admin/circuit-breaker/reset"), ("GET", "/marketplace/admin/audit-log")]
 
 
@@ -88,7 +89,8 @@ def test_admin_api_routes_and_errors(admin, db):
     listing = client.get("/marketplace/admin/salons", headers=KEY).json()
     assert listing["total"] == 2 and {s["yclients_salon_id"] for s in listing["salons"]} == {500001, 500002}
     assert client.get("/marketplace/admin/salons?q=Борода", headers=KEY).json()["total"] == 1
-    assert client.get("/marketplace/admin/salons?q=500002", headers=KEY).json()["salons"][0]["name"].startswith("Барбершоп")
+    by_id = client.get("/marketplace/admin/salons?q=500002", headers=KEY).json()
+    assert by_id["salons"][0]["name"].startswith("Барбершоп")
     assert client.get("/marketplace/admin/salons?status=active", headers=KEY).json()["total"] == 0
     assert client.get("/marketplace/admin/salons?status=bogus", headers=KEY).status_code == 400
     assert client.get("/marketplace/admin/salons?page=0", headers=KEY).status_code == 400
@@ -129,7 +131,8 @@ def test_breaker_reset_through_the_api_and_the_dashboard(make_settings, db):
         assert 'data-testid="breaker-state">open<' in page.text
         client.post("/admin/system/breaker", data={"action": "reset"})
         assert 'data-testid="breaker-state">closed<' in client.get("/admin/system").text
-    actions = [r["action"] for r in db.fetch("SELECT action FROM admin_audit_log WHERE action LIKE 'breaker%' ORDER BY id")]
+    actions = [r["action"] for r in db.fetch(
+        "SELECT action FROM admin_audit_log WHERE action LIKE 'breaker%' ORDER BY id")]
     assert actions == ["breaker_reset", "breaker_reset"]
 
 

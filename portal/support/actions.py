@@ -1,15 +1,29 @@
 """What support staff can fix: disconnect a salon's WhatsApp, restart its session, mark a
 failed activation for retry, and steer the QR circuit breaker. Every action is audited
-(who, what, target, result), also when it fails."""
+(who, what, target, result), also when it fails.
+
+An action's database writes (link state, the salon's event, the audit entry) commit
+together or not at all. The gateway call comes first and outside the transaction: it can
+take the whole gateway timeout, and a transaction held open across it would pin a pool
+connection and lock the link row the owner's page is polling. If the writes then fail,
+nothing is recorded and the action can simply be repeated: a logout or restart of a
+session the gateway already handled is harmless.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from portal.platform.database import Connection
 from portal.runtime import Runtime
 from portal.salons import event_store as events
+from portal.salons import store as salons
+from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.support import audit_store as audit
+from portal.support import store as support
 from portal.whatsapp import LinkState, LinkStatus, session_name
 from portal.whatsapp import store as links
 from portal.whatsapp.linking import gateway_call
@@ -23,57 +37,81 @@ class ActionResult:
     message: str  # a sentence for staff
 
 
-async def _salon_ids(runtime: Runtime, yclients_salon_id: int) -> int | None:
+async def _salon_pk(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> SalonPk | None:
     async with runtime.pool.acquire() as conn:
-        return await conn.fetchval("SELECT id FROM salons WHERE yclients_salon_id = $1", yclients_salon_id)
+        salon = await salons.by_yclients_id(conn, yclients_salon_id)
+    return salon.pk if salon else None
 
 
-async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: int, reason: str) -> ActionResult | None:
-    salon_id = await _salon_ids(runtime, yclients_salon_id)
-    if salon_id is None:
+def _target(yclients_salon_id: YclientsSalonId) -> str:
+    return f"salon:{yclients_salon_id}"
+
+
+@asynccontextmanager
+async def _all_or_nothing(runtime: Runtime, actor: str, action: str, target: str) -> AsyncIterator[Connection]:
+    """A transaction for one action's writes, its audit entry included. When it rolls back,
+    a separate entry says so if the database still takes one, and the error goes on."""
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            yield conn
+    except Exception as exc:
+        try:
+            await audit.record_alone(runtime.pool, actor, action, target, f"error: database: {type(exc).__name__}")
+        except Exception:
+            log.exception("staff action failed and its failure could not be audited",
+                          extra={"action": action, "target": target})
+        raise
+
+
+async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId,
+                     reason: str) -> ActionResult | None:
+    salon_pk = await _salon_pk(runtime, yclients_salon_id)
+    if salon_pk is None:
         return None
     error = await gateway_call(runtime, runtime.gateway.logout(session_name(yclients_salon_id)))
-    async with runtime.pool.acquire() as conn:
-        await links.get_or_create(conn, salon_id, yclients_salon_id)
-        await links.save_state(conn, salon_id, LinkState(LinkStatus.LOGGED_OUT), error=error)
-        await events.record(conn, salon_id, "whatsapp_disconnected", {"by": actor, "reason": reason, "gateway_error": error})
+    # Marked logged out even when the gateway refused: staff asked for the salon to be
+    # disconnected, and the owner must link again either way.
     result = "ok" if error is None else f"error: gateway: {error}"
-    await audit.record(runtime.pool, actor, "disconnect", f"salon:{yclients_salon_id}", result, {"reason": reason})
+    target = _target(yclients_salon_id)
+    async with _all_or_nothing(runtime, actor, "disconnect", target) as conn:
+        await links.get_or_create(conn, salon_pk, yclients_salon_id)
+        await links.save_state(conn, salon_pk, LinkState(LinkStatus.LOGGED_OUT), error=error)
+        await events.record(conn, salon_pk, "whatsapp_disconnected",
+                            {"by": actor, "reason": reason, "gateway_error": error})
+        await audit.record(conn, actor, "disconnect", target, result, {"reason": reason})
     if error:
         return ActionResult(False, f"Marked as disconnected, but the gateway refused the logout ({error}).")
     return ActionResult(True, "WhatsApp disconnected.")
 
 
-async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: int) -> ActionResult | None:
-    salon_id = await _salon_ids(runtime, yclients_salon_id)
-    if salon_id is None:
+async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+    salon_pk = await _salon_pk(runtime, yclients_salon_id)
+    if salon_pk is None:
         return None
-    name = session_name(yclients_salon_id)
-    error = await gateway_call(runtime, runtime.gateway.restart(name))
-    if error is None:
-        async with runtime.pool.acquire() as conn:
-            await links.get_or_create(conn, salon_id, yclients_salon_id)
-            await links.save_state(conn, salon_id, LinkState(LinkStatus.STARTING))
-            await events.record(conn, salon_id, "whatsapp_restarted", {"by": actor})
-    await audit.record(runtime.pool, actor, "restart_session", f"salon:{yclients_salon_id}",
-                       "ok" if error is None else f"error: gateway: {error}")
-    return ActionResult(error is None, "Session restarted." if error is None else f"The gateway refused: {error}")
+    error = await gateway_call(runtime, runtime.gateway.restart(session_name(yclients_salon_id)))
+    target = _target(yclients_salon_id)
+    if error is not None:  # nothing changed: only the refusal is recorded
+        await audit.record_alone(runtime.pool, actor, "restart_session", target, f"error: gateway: {error}")
+        return ActionResult(False, f"The gateway refused: {error}")
+    async with _all_or_nothing(runtime, actor, "restart_session", target) as conn:
+        await links.get_or_create(conn, salon_pk, yclients_salon_id)
+        await links.save_state(conn, salon_pk, LinkState(LinkStatus.STARTING))
+        await events.record(conn, salon_pk, "whatsapp_restarted", {"by": actor})
+        await audit.record(conn, actor, "restart_session", target, "ok")
+    return ActionResult(True, "Session restarted.")
 
 
-async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: int) -> ActionResult | None:
-    salon_id = await _salon_ids(runtime, yclients_salon_id)
-    if salon_id is None:
+async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+    salon_pk = await _salon_pk(runtime, yclients_salon_id)
+    if salon_pk is None:
         return None
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        # Back to the owner's Activate button; the landing window starts again so the
-        # owner has the marketplace's hour to press it.
-        changed = await conn.fetchval(
-            "UPDATE salons SET integration_status = 'pending_whatsapp', last_error = NULL, landed_at = now(),"
-            " updated_at = now() WHERE id = $1 AND integration_status = 'activation_failed' RETURNING id", salon_id)
+    target = _target(yclients_salon_id)
+    async with _all_or_nothing(runtime, actor, "mark_for_retry", target) as conn:
+        changed = await support.mark_for_retry(conn, salon_pk)
         if changed:
-            await events.record(conn, salon_id, "activation_retry_marked", {"by": actor})
-    await audit.record(runtime.pool, actor, "mark_for_retry", f"salon:{yclients_salon_id}",
-                       "ok" if changed else "refused: activation has not failed")
+            await events.record(conn, salon_pk, "activation_retry_marked", {"by": actor})
+        await audit.record(conn, actor, "mark_for_retry", target,
+                           "ok" if changed else "refused: activation has not failed")
     if not changed:
         return ActionResult(False, "Only a failed activation can be marked for retry.")
     return ActionResult(True, "Marked for retry: the owner can press Activate again.")
@@ -88,6 +126,6 @@ async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResu
     else:
         raise ValueError(action)
     log.warning("QR breaker changed by staff", extra={"action": action, "actor": actor})
-    await audit.record(runtime.pool, actor, f"breaker_{action}", "breaker:qrGeneration", "ok",
-                       {"state_after": breaker.stats()["state"]})
+    await audit.record_alone(runtime.pool, actor, f"breaker_{action}", "breaker:qrGeneration", "ok",
+                             {"state_after": breaker.stats()["state"]})
     return ActionResult(True, "Breaker reset: closed." if action == "reset" else "Breaker forced open.")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.onboarding.landing import MAX_SALON_ID
+from portal.onboarding.landing import MAX_YCLIENTS_SALON_ID
 from portal.onboarding.owner import SESSION_KEY
+from portal.salons.ids import YclientsSalonId
 from portal.support import actions as support_actions
 from portal.support import audit_store as audit
 from portal.support import staff
@@ -25,11 +27,11 @@ ACTOR = "api-key"
 
 
 class AdminJSON(JSONResponse):
-    def render(self, content) -> bytes:
+    def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=False, default=_default, separators=(",", ":")).encode()
 
 
-def _default(value):
+def _default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(type(value).__name__)
@@ -52,11 +54,13 @@ async def refuse(request: Request) -> Response | None:
     return _error(401, "UNAUTHORIZED", "Send the admin API key in X-API-Key.")
 
 
-def salon_id_of(request: Request) -> int | None:
+def yclients_salon_id_of(request: Request) -> YclientsSalonId | None:
+    """YClients' salon id from the URL (the routes call it `salon_id`: the id the marketplace
+    and staff know), or None when it is not one."""
     raw = request.path_params["salon_id"]
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_SALON_ID:
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_YCLIENTS_SALON_ID:
         return None
-    return int(raw)
+    return YclientsSalonId(int(raw))
 
 
 async def salons(request: Request) -> Response:
@@ -73,10 +77,10 @@ async def salons(request: Request) -> Response:
 async def salon_status(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
-    salon_id = salon_id_of(request)
-    if salon_id is None:
+    yclients_salon_id = yclients_salon_id_of(request)
+    if yclients_salon_id is None:
         return _error(400, "BAD_SALON_ID", "The salon id must be a positive number.")
-    detail = await support.salon_detail(request.state.runtime.pool, salon_id)
+    detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id)
     if detail is None:
         return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
     detail.pop("api_key_prefix", None)  # whether a key is set, never the key (nor part of it)
@@ -87,8 +91,8 @@ async def salon_status(request: Request) -> Response:
 async def disconnect(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
-    salon_id = salon_id_of(request)
-    if salon_id is None:
+    yclients_salon_id = yclients_salon_id_of(request)
+    if yclients_salon_id is None:
         return _error(400, "BAD_SALON_ID", "The salon id must be a positive number.")
     try:
         body = json.loads(await request.body() or b"{}")
@@ -97,7 +101,7 @@ async def disconnect(request: Request) -> Response:
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
         return _error(422, "REASON_REQUIRED", "Give a reason (1-500 characters) in {\"reason\": ...}.")
-    result = await support_actions.disconnect(request.state.runtime, ACTOR, salon_id, reason.strip())
+    result = await support_actions.disconnect(request.state.runtime, ACTOR, yclients_salon_id, reason.strip())
     if result is None:
         return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
     return AdminJSON({"success": result.ok, "message": result.message}, status_code=200 if result.ok else 502)

@@ -9,45 +9,50 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal import __version__
+from portal.salons.ids import YclientsSalonId
 from portal.support import actions as support_actions
 from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
-from portal.support.admin_api import salon_id_of
-from portal.web.htmx import is_htmx, vary_on_htmx
+from portal.support.actions import ActionResult
+from portal.support.admin_api import yclients_salon_id_of
+from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.rate_limits import client_key, name_key
 from portal.web.rendering import render
 from portal.web.throttle import over_limit
 from portal.whatsapp import session_name
+from portal.whatsapp.breaker import summarize_error
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 ACTIONS = {
-    "disconnect": ("Disconnect WhatsApp", "Logs the salon's WhatsApp session out at the gateway. The owner must link again."),
-    "restart": ("Restart the WhatsApp session", "Restarts the session at the gateway; a linked phone reconnects by itself."),
-    "retry": ("Mark activation for retry", "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
+    "disconnect": ("Disconnect WhatsApp",
+                   "Logs the salon's WhatsApp session out at the gateway. The owner must link again."),
+    "restart": ("Restart the WhatsApp session",
+                "Restarts the session at the gateway; a linked phone reconnects by itself."),
+    "retry": ("Mark activation for retry",
+              "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
 }
 
 
-def _to_login(request: Request) -> Response:
-    if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": "/admin/login"})
-    return RedirectResponse("/admin/login", status_code=303)
-
-
-def _page(request: Request, name: str, context: dict, status_code: int = 200) -> Response:
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
     context = {"staff": request.state.staff, **context}
     return render(request, name, context, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-def staff_only(handler):
+def staff_only(handler: Handler) -> Handler:
     async def guarded(request: Request) -> Response:
         user = staff.current_staff(request)
         if user is None:
-            return _to_login(request)
+            return redirect(request, "/admin/login")
         request.state.staff = user
         if request.method == "POST" and (limited := await over_limit(request, "admin")) is not None:
             return limited
@@ -71,17 +76,17 @@ async def login(request: Request) -> Response:
     for scope, key in (("login_client", client_key(request)), ("login_user", name_key(username))):
         decision = await runtime.rate_limits.hit(scope, key)
         if not decision.allowed:
-            await audit.record(runtime.pool, "anonymous", "login", None, "refused: rate limited")
+            await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
             return render(request, "admin/login.html", {"error": "Too many attempts. Wait a minute and try again."},
                           status_code=429, headers=decision.headers())
     # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
     ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
     if not ok:
-        await audit.record(runtime.pool, "anonymous", "login", None, "refused")
+        await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused")
         return render(request, "admin/login.html", {"error": "Wrong user name or password."}, status_code=401)
     response = RedirectResponse("/admin", status_code=303)
     staff.sign_in(response, runtime.settings, username)
-    await audit.record(runtime.pool, f"staff:{username}", "login", None, "ok")
+    await audit.record_alone(runtime.pool, f"staff:{username}", "login", None, "ok")
     return response
 
 
@@ -102,8 +107,9 @@ async def salons(request: Request) -> Response:
     try:
         f = support.parse_filter(request.query_params)
     except support.BadFilter as exc:
-        return _page(request, "admin/salons.html", {"error": str(exc), "rows": [], "total": 0, "f": support.SalonFilter(),
-                                                     "statuses": support.STATUSES, "pages": 0}, status_code=400)
+        return _page(request, "admin/salons.html", {"error": str(exc), "rows": [], "total": 0,
+                                                     "f": support.SalonFilter(), "statuses": support.STATUSES,
+                                                     "pages": 0}, status_code=400)
     rows, total = await support.salons_page(request.state.runtime.pool, f)
     context = {"rows": rows, "total": total, "f": f, "statuses": support.STATUSES,
                "pages": max(1, -(-total // support.PAGE_SIZE)), "error": None}
@@ -114,53 +120,58 @@ async def salons(request: Request) -> Response:
 
 @staff_only
 async def salon(request: Request) -> Response:
-    salon_id = salon_id_of(request)
-    detail = await support.salon_detail(request.state.runtime.pool, salon_id) if salon_id else None
+    yclients_salon_id = yclients_salon_id_of(request)
+    detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id) if yclients_salon_id else None
     if detail is None:
         return _page(request, "admin/not_found.html", {}, status_code=404)
     return _page(request, "admin/salon.html", {"salon": detail, "actions": ACTIONS,
                                                 "message": request.query_params.get("message")})
 
 
+def _confirm(request: Request, detail: dict[str, Any], action: str, error: str | None = None) -> Response:
+    """The first step of an action: what it does, and the button (with the reason field) to do it."""
+    title, explanation = ACTIONS[action]
+    return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
+                                                  "explanation": explanation, "error": error},
+                 status_code=422 if error else 200)
+
+
 @staff_only
 async def salon_action(request: Request) -> Response:
-    salon_id, action = salon_id_of(request), request.path_params["action"]
-    if salon_id is None or action not in ACTIONS:
+    yclients_salon_id, action = yclients_salon_id_of(request), request.path_params["action"]
+    if yclients_salon_id is None or action not in ACTIONS:
         return _page(request, "admin/not_found.html", {}, status_code=404)
-    detail = await support.salon_detail(request.state.runtime.pool, salon_id)
+    detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id)
     if detail is None:
         return _page(request, "admin/not_found.html", {}, status_code=404)
     if request.method == "GET":
-        title, explanation = ACTIONS[action]
-        return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
-                                                      "explanation": explanation, "error": None})
+        return _confirm(request, detail, action)
+    reason = str((await request.form()).get("reason") or "").strip()
+    if action == "disconnect" and not 1 <= len(reason) <= 500:
+        return _confirm(request, detail, action, error="Give a reason.")
+    result = await _perform(request, action, yclients_salon_id, reason)
+    if result is None:  # the salon went away between the page and the action
+        return _page(request, "admin/not_found.html", {}, status_code=404)
+    return RedirectResponse(f"/admin/salons/{yclients_salon_id}?{urlencode({'message': result.message})}",
+                            status_code=303)
+
+
+async def _perform(request: Request, action: str, yclients_salon_id: YclientsSalonId,
+                   reason: str) -> ActionResult | None:
     runtime, actor = request.state.runtime, f"staff:{request.state.staff}"
-    form = await request.form()
     if action == "disconnect":
-        reason = str(form.get("reason") or "").strip()
-        if not 1 <= len(reason) <= 500:
-            title, explanation = ACTIONS[action]
-            return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
-                                                          "explanation": explanation, "error": "Give a reason."},
-                         status_code=422)
-        result = await support_actions.disconnect(runtime, actor, salon_id, reason)
-    elif action == "restart":
-        result = await support_actions.restart_session(runtime, actor, salon_id)
-    else:
-        result = await support_actions.mark_for_retry(runtime, actor, salon_id)
-    from urllib.parse import urlencode
-
-    return RedirectResponse(f"/admin/salons/{salon_id}?{urlencode({'message': result.message})}", status_code=303)
+        return await support_actions.disconnect(runtime, actor, yclients_salon_id, reason)
+    if action == "restart":
+        return await support_actions.restart_session(runtime, actor, yclients_salon_id)
+    return await support_actions.mark_for_retry(runtime, actor, yclients_salon_id)
 
 
-async def _probe(call, timeout_s: float = 3.0) -> dict:
+async def _probe(call: Awaitable[object], timeout_s: float = 3.0) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
             await call
     except Exception as exc:
-        from portal.whatsapp.breaker import summarize_error
-
         return {"ok": False, "latency_ms": None, "error": summarize_error(exc)}
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1), "error": None}
 
@@ -188,8 +199,6 @@ async def breaker_action(request: Request) -> Response:
     if action not in ("reset", "force_open"):
         return RedirectResponse("/admin/system?message=Unknown+action", status_code=303)
     result = await support_actions.steer_breaker(request.state.runtime, f"staff:{request.state.staff}", action)
-    from urllib.parse import urlencode
-
     return RedirectResponse(f"/admin/system?{urlencode({'message': result.message})}", status_code=303)
 
 

@@ -25,11 +25,14 @@ _SALT = "portal.support.staff-session.v1"
 _N, _R, _P = 2**14, 8, 1
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"scrypt${_N}${_R}${_P}${b64(salt)}${b64(digest)}"
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password(password: str, stored: str | None) -> bool:
@@ -73,7 +76,7 @@ def sign_out(response: Response, settings: Settings) -> None:
 
 
 def current_staff(request: Request) -> str | None:
-    settings = request.state.runtime.settings
+    settings: Settings = request.state.runtime.settings
     raw = request.cookies.get(COOKIE)
     if not raw or len(raw) > 1024:
         return None
@@ -83,10 +86,12 @@ def current_staff(request: Request) -> str | None:
         return None
     if not isinstance(data, dict) or data.get("typ") != "staff" or data.get("u") != settings.admin_username:
         return None  # a cookie for an account that no longer exists is no sign-in
-    return data["u"]
+    return settings.admin_username
 
 
 def api_key_matches(request: Request) -> bool:
-    expected = request.state.runtime.settings.admin_api_key
+    expected: str | None = request.state.runtime.settings.admin_api_key
     given = request.headers.get("x-api-key")
-    return bool(expected and given) and hmac.compare_digest(given.encode(), expected.encode())
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
