@@ -86,7 +86,7 @@ def odd_url():
 
 async def _finish(partner: PartnerClient, *, api_key: str = API_KEY, application_id=APP_ID):
     return await partner.finish_install(
-        salon_id=SALON, application_id=application_id, api_key=api_key, webhook_urls=HOOKS
+        yclients_salon_id=SALON, application_id=application_id, api_key=api_key, webhook_urls=HOOKS
     )
 
 

@@ -32,17 +32,23 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from portal.activation import store
 from portal.activation.partner import PartnerError
+from portal.activation.store import ActivationCheck
+from portal.platform.database import Connection
 from portal.platform.error_reporting import report_message
-from portal.platform.locks import activation_lock
+from portal.platform.settings import Settings
 from portal.runtime import Runtime
 from portal.salons import event_store as events
+from portal.salons.ids import SalonPk, YclientsSalonId
 
 log = logging.getLogger(__name__)
 
 # Serialization failure, deadlock, and the server ending our session (restart, terminate).
 RETRYABLE_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
 CONCURRENT_RETRY_AFTER_S = 5
+# How much longer than the partner call the activation transaction may sit idle.
+IDLE_MARGIN_S = 15
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Outcome:
 
 
 ALREADY_ACTIVE = Outcome(200, "ALREADY_ACTIVE", already_active=True)
+CONCURRENT = Outcome(409, "CONCURRENT_ACTIVATION", "activation.in_progress", retry_after=CONCURRENT_RETRY_AFTER_S)
 PARTNER_MESSAGES = {
     "timeout": "activation.partner_timeout",
     "unreachable": "activation.partner_unreachable",
@@ -68,7 +75,7 @@ PARTNER_MESSAGES = {
 }
 
 
-def derive_api_key(secret: str, yclients_salon_id: int, generation: int) -> str:
+def derive_api_key(secret: str, yclients_salon_id: YclientsSalonId, generation: int) -> str:
     mac = hmac.new(secret.encode(), f"yclients-api-key:v1:{yclients_salon_id}:{generation}".encode(), hashlib.sha256)
     return "sk_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
@@ -82,42 +89,41 @@ def key_prefix(api_key: str) -> str:
     return api_key[:7]
 
 
-_SALON_CHECK = """
-SELECT s.id, s.yclients_salon_id, s.integration_status, s.install_generation,
-       now() - s.landed_at > make_interval(secs => $2) AS window_over, l.status AS link_status
-FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
-WHERE s.yclients_salon_id = $1
-"""
+@dataclass(frozen=True)
+class Install:
+    """One activation's install: the salon, the generation it creates, the key YClients gets."""
+
+    salon_pk: SalonPk
+    generation: int
+    api_key: str
 
 
-# The two writes of an activation, shared by the transactional and the legacy path.
-_MARK_ACTIVATING = ("UPDATE salons SET integration_status = 'activating', api_key_hash = $2,"
-                    " api_key_prefix = $3, updated_at = now() WHERE id = $1")
-_MARK_ACTIVE = ("UPDATE salons SET integration_status = 'active', activated_at = now(),"
-                " install_generation = $2, last_error = NULL, updated_at = now() WHERE id = $1")
+def _next_install(settings: Settings, salon: ActivationCheck) -> Install:
+    generation = salon.install_generation + 1
+    return Install(salon.salon_pk, generation,
+                   derive_api_key(settings.api_key_secret, salon.yclients_salon_id, generation))
 
 
-def _next_install(settings, row) -> tuple[int, int, str]:
-    """(salon row id, the install generation this activation creates, its API key)."""
-    generation = row["install_generation"] + 1
-    return row["id"], generation, derive_api_key(settings.api_key_secret, row["yclients_salon_id"], generation)
+async def _mark_activating(conn: Connection, install: Install) -> None:
+    await store.mark_activating(conn, install.salon_pk, key_hash(install.api_key), key_prefix(install.api_key))
 
 
-async def _activated(runtime: Runtime, salon_id: int, generation: int, api_key: str, mode: str,
-                     redirect_url: str) -> Outcome:
-    await events.record_quietly(runtime.pool, salon_id, "integration_activated", {
-        "activation_mode": mode, "install_generation": generation, "api_key_prefix": key_prefix(api_key)})
+async def _activated(runtime: Runtime, install: Install, mode: str, redirect_url: str) -> Outcome:
+    await events.record_quietly(runtime.pool, install.salon_pk, "integration_activated", {
+        "activation_mode": mode, "install_generation": install.generation,
+        "api_key_prefix": key_prefix(install.api_key)})
     return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
 
 
-def _refusal(row) -> Outcome | None:
-    if row is None:
-        return Outcome(404, "SALON_NOT_FOUND", "activation.not_found")
-    if row["integration_status"] == "active":
+NOT_FOUND = Outcome(404, "SALON_NOT_FOUND", "activation.not_found")
+
+
+def _refusal(salon: ActivationCheck) -> Outcome | None:
+    if salon.integration_status == "active":
         return ALREADY_ACTIVE
-    if row["link_status"] != "connected":
+    if salon.link_status != "connected":
         return Outcome(409, "WHATSAPP_NOT_CONNECTED", "activation.whatsapp_first")
-    if row["window_over"]:
+    if salon.window_over:
         return Outcome(410, "REGISTRATION_EXPIRED", "activation.expired")
     return None
 
@@ -133,7 +139,7 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, 0.05 * (2**attempt))
 
 
-async def activate(runtime: Runtime, yclients_salon_id: int) -> Outcome:
+async def activate(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
     """The whole activation for one salon, within the per-instance concurrency bound."""
     started = time.perf_counter()
     outcome = await _bounded(runtime, yclients_salon_id)
@@ -143,7 +149,7 @@ async def activate(runtime: Runtime, yclients_salon_id: int) -> Outcome:
     return outcome
 
 
-async def _bounded(runtime: Runtime, yclients_salon_id: int) -> Outcome:
+async def _bounded(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
     settings = runtime.settings
     try:
         async with asyncio.timeout(settings.activation_queue_wait_s):
@@ -158,7 +164,7 @@ async def _bounded(runtime: Runtime, yclients_salon_id: int) -> Outcome:
         runtime.activation_slots.release()
 
 
-async def _with_retries(runtime: Runtime, yclients_salon_id: int) -> Outcome:
+async def _with_retries(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
     attempts = runtime.settings.activation_attempts
     for attempt in range(attempts):
         try:
@@ -175,41 +181,60 @@ async def _with_retries(runtime: Runtime, yclients_salon_id: int) -> Outcome:
     raise AssertionError("unreachable")
 
 
-async def _transaction(runtime: Runtime, yclients_salon_id: int) -> Outcome:
+async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            result = await _locked_install(runtime, conn, yclients_salon_id)
+    except _PartnerFailed as failed:
+        # The transaction has rolled back (no key kept, status untouched) and its connection
+        # is back in the pool before the failure is written on another.
+        return await _failed(runtime, failed.salon_pk, yclients_salon_id, failed.error, mode="transaction")
+    if isinstance(result, Outcome):
+        return result
+    install, redirect_url = result
+    return await _activated(runtime, install, "transaction", redirect_url)
+
+
+class _PartnerFailed(Exception):
+    """The partner refused inside the transaction: raised to roll it back, with what
+    recording the failure afterwards needs."""
+
+    def __init__(self, salon_pk: SalonPk, error: PartnerError) -> None:
+        super().__init__(error.safe_summary)
+        self.salon_pk, self.error = salon_pk, error
+
+
+async def _locked_install(runtime: Runtime, conn: Connection,
+                          yclients_salon_id: YclientsSalonId) -> Outcome | tuple[Install, str]:
+    """Steps 1-4 of the module docstring, inside the caller's transaction: an Outcome when
+    the salon is refused, else the install and where YClients sends the owner next."""
     settings = runtime.settings
-    failure: PartnerError | None = None
-    async with runtime.pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                # A server-wide idle-in-transaction timeout shorter than the partner call
-                # would kill us mid-call; this transaction may idle that long, no longer.
-                idle_ms = int((settings.yclients_timeout_s + 15) * 1000)
-                await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")
-                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *activation_lock(yclients_salon_id)):
-                    log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
-                    return Outcome(409, "CONCURRENT_ACTIVATION", "activation.in_progress",
-                                   retry_after=CONCURRENT_RETRY_AFTER_S)
-                row = await conn.fetchrow(_SALON_CHECK + " FOR UPDATE OF s", yclients_salon_id,
-                                          float(settings.registration_window_s))
-                refusal = _refusal(row)
-                if refusal is not None:
-                    return refusal
-                salon_id, generation, api_key = _next_install(settings, row)
-                await conn.execute(_MARK_ACTIVATING, salon_id, key_hash(api_key), key_prefix(api_key))
-                redirect_url = await _finish_install(runtime, yclients_salon_id, api_key)
-                await conn.execute(_MARK_ACTIVE, salon_id, generation)
-        except PartnerError as exc:
-            failure = exc  # the transaction has rolled back: no key kept, status untouched
-    if failure is not None:
-        return await _failed(runtime, salon_id, yclients_salon_id, failure, mode="transaction")
-    return await _activated(runtime, salon_id, generation, api_key, "transaction", redirect_url)
+    # A server-wide idle-in-transaction timeout shorter than the partner call would kill us
+    # mid-call; this transaction may idle that long, no longer.
+    await store.limit_idle_in_transaction(conn, int((settings.yclients_timeout_s + IDLE_MARGIN_S) * 1000))
+    if not await store.try_lock(conn, yclients_salon_id):
+        log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
+        return CONCURRENT
+    salon = await store.check_salon(conn, yclients_salon_id, settings.registration_window_s, for_update=True)
+    if salon is None:
+        return NOT_FOUND
+    if (refusal := _refusal(salon)) is not None:
+        return refusal
+    install = _next_install(settings, salon)
+    await _mark_activating(conn, install)
+    try:
+        redirect_url = await _finish_install(runtime, yclients_salon_id, install.api_key)
+    except PartnerError as exc:
+        raise _PartnerFailed(install.salon_pk, exc) from exc
+    await store.mark_active(conn, install.salon_pk, install.generation)
+    return install, redirect_url
 
 
-async def _finish_install(runtime: Runtime, yclients_salon_id: int, api_key: str) -> str:
+async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, api_key: str) -> str:
     settings = runtime.settings
     try:
         return await runtime.partner.finish_install(
-            salon_id=yclients_salon_id, application_id=settings.app_id, api_key=api_key,
+            yclients_salon_id=yclients_salon_id, application_id=settings.app_id, api_key=api_key,
             webhook_urls=[f"{settings.base_url}/webhook/yclients"])
     except PartnerError as exc:
         if exc.kind != "already_installed" or not await _installed_with(runtime, yclients_salon_id, api_key):
@@ -219,49 +244,49 @@ async def _finish_install(runtime: Runtime, yclients_salon_id: int, api_key: str
         return f"{settings.base_url}/onboarding"
 
 
-async def _installed_with(runtime: Runtime, yclients_salon_id: int, api_key: str) -> bool:
+async def _installed_with(runtime: Runtime, yclients_salon_id: YclientsSalonId, api_key: str) -> bool:
     try:
         data = await runtime.partner.get_installation(yclients_salon_id, runtime.settings.app_id)
     except PartnerError:
         return False
     if not data:
         return False
-    prefix = data.get("api_key_prefix") if isinstance(data, dict) else None
+    prefix = data.get("api_key_prefix")
     return isinstance(prefix, str) and bool(prefix) and api_key.startswith(prefix)
 
 
-async def _failed(runtime: Runtime, salon_id: int, yclients_salon_id: int, exc: PartnerError, *, mode: str) -> Outcome:
+async def _failed(runtime: Runtime, salon_pk: SalonPk, yclients_salon_id: YclientsSalonId, exc: PartnerError, *,
+                  mode: str) -> Outcome:
     log.warning("activation failed at the partner", extra={
         "salon_id": yclients_salon_id, "error": exc.safe_summary, "excerpt": exc.excerpt})
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE salons SET integration_status = 'activation_failed', last_error = $2, updated_at = now()"
-            " WHERE id = $1 AND integration_status <> 'active'", salon_id, exc.safe_summary)
-        await events.record(conn, salon_id, "activation_failed", {
+        await store.mark_failed(conn, salon_pk, exc.safe_summary)
+        await events.record(conn, salon_pk, "activation_failed", {
             "error": exc.safe_summary, "activation_mode": mode,
             "timestamp": datetime.now(UTC).isoformat()})
     status = 504 if exc.kind == "timeout" else 502
     return Outcome(status, f"PARTNER_{exc.kind.upper()}", PARTNER_MESSAGES.get(exc.kind, "activation.partner_failed"))
 
 
-async def _legacy(runtime: Runtime, yclients_salon_id: int) -> Outcome:
+async def _legacy(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
     """The pre-transaction path, kept behind USE_TRANSACTION_ACTIVATION=false for rollback:
     the same steps one after another, undoing its writes when the partner fails. No lock:
     concurrent requests are not serialised here (the reason the new path exists)."""
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        row = await conn.fetchrow(_SALON_CHECK, yclients_salon_id, float(settings.registration_window_s))
-        refusal = _refusal(row)
-        if refusal is not None:
+        salon = await store.check_salon(conn, yclients_salon_id, settings.registration_window_s, for_update=False)
+        if salon is None:
+            return NOT_FOUND
+        if (refusal := _refusal(salon)) is not None:
             return refusal
-        salon_id, generation, api_key = _next_install(settings, row)
-        await conn.execute(_MARK_ACTIVATING, salon_id, key_hash(api_key), key_prefix(api_key))
+        install = _next_install(settings, salon)
+        await _mark_activating(conn, install)
     try:
-        redirect_url = await _finish_install(runtime, yclients_salon_id, api_key)
+        redirect_url = await _finish_install(runtime, yclients_salon_id, install.api_key)
     except PartnerError as exc:
         async with runtime.pool.acquire() as conn:
-            await conn.execute("UPDATE salons SET api_key_hash = NULL, api_key_prefix = NULL WHERE id = $1", salon_id)
-        return await _failed(runtime, salon_id, yclients_salon_id, exc, mode="legacy")
+            await store.forget_key(conn, install.salon_pk)
+        return await _failed(runtime, install.salon_pk, yclients_salon_id, exc, mode="legacy")
     async with runtime.pool.acquire() as conn:
-        await conn.execute(_MARK_ACTIVE, salon_id, generation)
-    return await _activated(runtime, salon_id, generation, api_key, "legacy", redirect_url)
+        await store.mark_active(conn, install.salon_pk, install.generation)
+    return await _activated(runtime, install, "legacy", redirect_url)

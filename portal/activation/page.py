@@ -8,22 +8,25 @@ to YClients on success); a no-JS form gets a 303 to YClients or the page with th
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from portal.activation import activate as activation
 from portal.activation.activate import Outcome
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.owner import current_owner
-from portal.onboarding.token import InvalidToken
+from portal.onboarding.page import onboarding_page
+from portal.onboarding.token import InvalidToken, OnboardingClaims
+from portal.salons.ids import YclientsSalonId
 from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import pick_language, translator
 from portal.web.rendering import render
 from portal.web.throttle import over_limit
 
 
-async def _claims(request: Request):
+async def _claims(request: Request) -> tuple[OnboardingClaims | None, bool]:
     """(claims, json_mode); claims None when no valid credential; raises ValueError on bad JSON."""
     if "application/json" in request.headers.get("content-type", ""):
         body = json.loads(await request.body() or b"{}")
@@ -41,12 +44,12 @@ async def _claims(request: Request):
     return current_owner(request), False
 
 
-def _json(outcome: Outcome, request: Request, yclients_salon_id: int) -> JSONResponse:
+def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if outcome.retry_after:
         headers["Retry-After"] = str(outcome.retry_after)
     if outcome.ok:
-        body = {"success": True, "salon_id": yclients_salon_id, "redirect_url": outcome.redirect_url}
+        body: dict[str, Any] = {"success": True, "salon_id": yclients_salon_id, "redirect_url": outcome.redirect_url}
         if outcome.already_active:
             body["already_active"] = True
         return JSONResponse(body, headers=headers)
@@ -81,15 +84,14 @@ async def activate(request: Request) -> Response:
         if json_mode or (not is_htmx(request) and "application/json" in request.headers.get("accept", "")):
             return JSONResponse({"success": False, "code": "UNAUTHORIZED", "message": "Invalid or expired token"},
                                 status_code=401)
-        if is_htmx(request):
-            return Response(status_code=200, headers={"HX-Redirect": "/onboarding"})
-        return RedirectResponse("/onboarding", status_code=303)
+        return redirect(request, "/onboarding")  # HX-Redirect for htmx, else a 303
 
-    if (limited := await over_limit(request, "owner", str(claims.yclients_salon_id), as_json=json_mode)) is not None:
+    yclients_salon_id = YclientsSalonId(claims.yclients_salon_id)
+    if (limited := await over_limit(request, "owner", str(yclients_salon_id), as_json=json_mode)) is not None:
         return limited
-    outcome = await activation.activate(request.state.runtime, claims.yclients_salon_id)
+    outcome = await activation.activate(request.state.runtime, yclients_salon_id)
     if json_mode:
-        return _json(outcome, request, claims.yclients_salon_id)
+        return _json(outcome, request, yclients_salon_id)
     if outcome.ok and outcome.redirect_url and not outcome.already_active:
         return redirect(request, outcome.redirect_url)  # the whole page goes to YClients
     context = {"panel": panel_for(outcome), "message_key": outcome.message_key,
@@ -97,6 +99,4 @@ async def activate(request: Request) -> Response:
     if is_htmx(request):
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
         return render(request, "partials/activation.html", context)
-    from portal.onboarding.page import onboarding_page
-
     return await onboarding_page(request, extra=context, status_code=outcome.status_code)

@@ -17,6 +17,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from portal.salons.ids import YclientsSalonId
+
 log = logging.getLogger(__name__)
 
 ACCEPT = "application/vnd.yclients.v2+json"
@@ -136,11 +138,11 @@ class PartnerClient:
         await self._http.aclose()
 
     async def finish_install(
-        self, *, salon_id: int, application_id: int, api_key: str, webhook_urls: list[str]
+        self, *, yclients_salon_id: YclientsSalonId, application_id: int, api_key: str, webhook_urls: list[str]
     ) -> str:
         """Tell YClients the salon is connected; returns where to send the owner's browser."""
         body = {
-            "salon_id": _id(salon_id),
+            "salon_id": _id(yclients_salon_id),
             "application_id": _id(application_id),
             "api_key": api_key,
             "webhook_urls": list(webhook_urls),
@@ -159,9 +161,9 @@ class PartnerClient:
             raise self._failure(response, secrets, kind="bad_response")
         return target
 
-    async def get_installation(self, salon_id: int, application_id: int) -> dict | None:
+    async def get_installation(self, yclients_salon_id: YclientsSalonId, application_id: int) -> dict[str, Any] | None:
         """The install as YClients sees it (its envelope's `data`); None if not installed."""
-        path = f"/salon/{_id(salon_id)}/application/{_id(application_id)}"
+        path = f"/salon/{_id(yclients_salon_id)}/application/{_id(application_id)}"
         response = await self._send("GET", path)
         payload = _json(response)
         # Only YClients' own JSON 404 means "not installed"; an HTML 404 means a wrong URL.
@@ -182,9 +184,9 @@ class PartnerClient:
         if response.status_code != 200:
             raise self._failure(response)
 
-    async def uninstall(self, salon_id: int, application_id: int) -> None:
+    async def uninstall(self, yclients_salon_id: YclientsSalonId, application_id: int) -> None:
         """Remove the app from the salon on YClients' side."""
-        path = f"/salon/{_id(salon_id)}/application/{_id(application_id)}/uninstall"
+        path = f"/salon/{_id(yclients_salon_id)}/application/{_id(application_id)}/uninstall"
         response = await self._send("POST", path)
         if not response.is_success:
             raise self._failure(response)
