@@ -3,6 +3,7 @@ told apart across reinstalls, retried until done, purged after their TTL."""
 
 import asyncio
 import json
+import logging
 import time
 
 import httpx
@@ -167,6 +168,37 @@ def test_a_processing_failure_is_retried_until_done(app_client, db):
     db.execute("UPDATE webhook_deliveries SET next_attempt_at = now()")  # skip the backoff wait
     assert wait_for(lambda: db.fetchval("SELECT status FROM webhook_deliveries") == "done")
     assert db.fetchval("SELECT integration_status FROM salons") == "uninstalled"
+
+
+def test_a_programming_error_fails_the_delivery_after_bounded_attempts_with_one_traceback(
+        app_client, db, monkeypatch, caplog):
+    from portal.salons import event_store
+    from portal.yclients_webhooks import worker
+    from portal.yclients_webhooks.store import MAX_DELIVERY_ATTEMPTS
+
+    client, settings = app_client
+    land(client, settings.partner_token, salon_id=500001)
+
+    async def broken_record(*args, **kwargs):
+        raise TypeError("record() got an unexpected keyword argument 'salon'")  # a bug, not bad luck
+
+    monkeypatch.setattr(event_store, "record", broken_record)
+    monkeypatch.setattr(worker, "retry_delay_s", lambda attempts: 0.0)  # the worker retries at once
+    caplog.set_level(logging.WARNING, logger=worker.__name__)
+    r = client.post("/webhook/yclients", json=body(settings=settings))
+    assert r.status_code == 200 and r.json()["processed"] is False
+    assert wait_for(lambda: db.fetchval("SELECT status FROM webhook_deliveries") == "failed")
+    failed = db.fetchrow("SELECT attempts, last_error FROM webhook_deliveries")
+    assert failed["attempts"] == MAX_DELIVERY_ATTEMPTS and failed["last_error"].startswith("TypeError")
+    time.sleep(0.5)  # five more worker rounds: a failed delivery is not claimed again
+    assert db.fetchrow("SELECT status, attempts FROM webhook_deliveries")["attempts"] == MAX_DELIVERY_ATTEMPTS
+    assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"  # every try rolled back
+    mine = [rec for rec in caplog.records if rec.name == worker.__name__]
+    tries = [rec for rec in mine if rec.getMessage().startswith("webhook processing failed")]
+    assert len(tries) == MAX_DELIVERY_ATTEMPTS
+    assert [rec.exc_info is not None for rec in tries] == [True] + [False] * (MAX_DELIVERY_ATTEMPTS - 1)
+    assert caplog.text.count("Traceback") == 1 and "broken_record" in caplog.text
+    assert any(rec.getMessage() == "webhook delivery failed for good" for rec in mine)
 
 
 def test_a_crash_between_commit_and_processing_is_recovered_on_restart(make_settings, db, database_url):

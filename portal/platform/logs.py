@@ -33,6 +33,9 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            # The trace itself too: a line that says an error happened but not where is the
+            # one a programming error needs most.
+            line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

@@ -14,29 +14,36 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import Any
+
+from portal.platform.database import Pool
+from portal.salons.ids import YclientsSalonId
+from portal.yclients_webhooks import store as delivery_store
 
 KNOWN_EVENTS = ("uninstall", "freeze")
 MAX_BODY_BYTES = 4096
 
 
 class WebhookRefused(Exception):
-    def __init__(self, status: int, code: str, reason: str):
+    def __init__(self, status: int, code: str, reason: str) -> None:
         super().__init__(reason)
         self.status, self.code, self.reason = status, code, reason
 
 
 @dataclass(frozen=True)
 class Delivery:
-    salon_id: int
+    yclients_salon_id: YclientsSalonId
     application_id: int
     event: str
 
     def canonical(self) -> str:
-        return json.dumps({"application_id": self.application_id, "event": self.event, "salon_id": self.salon_id},
-                          sort_keys=True, separators=(",", ":"))
+        # "salon_id" as YClients spells it: the key must not change with our Python names.
+        return json.dumps(
+            {"application_id": self.application_id, "event": self.event, "salon_id": self.yclients_salon_id},
+            sort_keys=True, separators=(",", ":"))
 
 
-def _int_field(data: dict, name: str) -> int:
+def _int_field(data: dict[str, Any], name: str) -> int:
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise WebhookRefused(400, "MALFORMED", f"{name} must be an integer")
@@ -59,39 +66,26 @@ def parse(body: bytes, *, partner_token: str, application_id: int) -> Delivery:
         raise WebhookRefused(400, "MALFORMED", "partner_token must be a string")
     if not isinstance(event, str) or not event or len(event) > 64:
         raise WebhookRefused(400, "MALFORMED", "event must be a short string")
-    salon_id, app_id = _int_field(data, "salon_id"), _int_field(data, "application_id")
+    yclients_salon_id, app_id = YclientsSalonId(_int_field(data, "salon_id")), _int_field(data, "application_id")
     # Authenticate before anything is stored; both checks in constant time.
     token_ok = hmac.compare_digest(token.encode(), partner_token.encode())
     app_ok = hmac.compare_digest(str(app_id).encode(), str(application_id).encode())
     if not (token_ok and app_ok):
         raise WebhookRefused(403, "FORBIDDEN", "partner token or application id does not match")
-    return Delivery(salon_id=salon_id, application_id=app_id, event=event)
+    return Delivery(yclients_salon_id=yclients_salon_id, application_id=app_id, event=event)
 
 
 def idempotency_key(delivery: Delivery, install_generation: int) -> str:
-    material = f"{delivery.event}|{delivery.salon_id}|{install_generation}|{delivery.canonical()}"
+    material = f"{delivery.event}|{delivery.yclients_salon_id}|{install_generation}|{delivery.canonical()}"
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-async def store(pool, delivery: Delivery, *, ttl_h: float) -> tuple[int | None, bool]:
+async def store(pool: Pool, delivery: Delivery, *, ttl_h: float) -> tuple[int | None, bool]:
     """Commit the delivery; (id, is_new). A key past its TTL counts as new again."""
     async with pool.acquire() as conn, conn.transaction():
-        generation = await conn.fetchval(
-            "SELECT install_generation FROM salons WHERE yclients_salon_id = $1", delivery.salon_id) or 0
+        generation = await delivery_store.install_generation(conn, delivery.yclients_salon_id)
         status = "pending" if delivery.event in KNOWN_EVENTS else "ignored"
-        row = await conn.fetchrow(
-            """
-                INSERT INTO webhook_deliveries (idempotency_key, yclients_salon_id, event, install_generation,
-                                                status, expires_at, processed_at)
-                VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6),
-                        CASE WHEN $5 = 'ignored' THEN now() END)
-                ON CONFLICT (idempotency_key) DO UPDATE SET
-                    status = EXCLUDED.status, attempts = 0, next_attempt_at = now(), locked_until = NULL,
-                    last_error = NULL, received_at = now(), processed_at = EXCLUDED.processed_at,
-                    expires_at = EXCLUDED.expires_at
-                WHERE webhook_deliveries.expires_at < now()
-                RETURNING id
-                """,
-            idempotency_key(delivery, generation), delivery.salon_id, delivery.event, generation, status,
-            ttl_h * 3600.0)
-    return (row["id"], True) if row else (None, False)
+        delivery_id = await delivery_store.insert_delivery(
+            conn, idempotency_key(delivery, generation), delivery.yclients_salon_id, delivery.event, generation,
+            status, ttl_h * 3600.0)
+    return delivery_id, delivery_id is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from portal.web.throttle import over_limit
 from portal.yclients_webhooks import deliveries as yclients_webhooks
@@ -20,7 +20,7 @@ from portal.yclients_webhooks.deliveries import WebhookRefused
 log = logging.getLogger(__name__)
 
 
-async def yclients_webhook(request: Request) -> JSONResponse:
+async def yclients_webhook(request: Request) -> Response:
     runtime = request.state.runtime
     if (limited := await over_limit(request, "webhook", as_json=True)) is not None:
         return limited
@@ -33,9 +33,9 @@ async def yclients_webhook(request: Request) -> JSONResponse:
         if exc.status == 403:
             log.warning("YClients webhook refused: partner token or application id mismatch")
         return JSONResponse({"success": False, "code": exc.code, "error": exc.reason}, status_code=exc.status)
-    delivery_id, is_new = await yclients_webhooks.store(
+    delivery_id, _ = await yclients_webhooks.store(
         runtime.pool, delivery, ttl_h=runtime.settings.webhook_idempotency_ttl_h)
-    if not is_new:
+    if delivery_id is None:  # a duplicate: the key is known and not yet expired
         runtime.metrics.webhook_delivery("yclients", "duplicate")
         return JSONResponse({"success": True, "duplicate": True})
     if delivery.event not in yclients_webhooks.KNOWN_EVENTS:

@@ -5,22 +5,36 @@ anything still pending: failures (retried with backoff), deliveries whose proces
 with the process (a claim has a lease, `locked_until`), and gateway cleanups of uninstalled
 salons that the gateway refused. The worker also purges idempotency keys past their TTL.
 Several instances can run it at once: claims are single-row atomic UPDATEs.
+
+A failure is retried with backoff up to MAX_DELIVERY_ATTEMPTS, then the delivery is `failed`
+(shown on the dashboard). Its traceback is logged once, at the first failure; later ones
+are one line each, so a recurring error does not flood the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
+from portal.platform.database import Connection
 from portal.runtime import Runtime
 from portal.salons import event_store as events
+from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.linking import gateway_call
+from portal.yclients_webhooks import store
+from portal.yclients_webhooks.store import MAX_DELIVERY_ATTEMPTS, Claim
 
 log = logging.getLogger(__name__)
 LEASE_S = 60
-ATTENTION_AFTER_ATTEMPTS = 3
+
+# What each event does to the salon: its status write, and the audit event it records.
+_EVENTS: dict[str, tuple[Callable[[Connection, YclientsSalonId], Awaitable[SalonPk | None]], str]] = {
+    "uninstall": (store.mark_uninstalled, "uninstalled"),
+    "freeze": (store.mark_frozen, "frozen"),
+}
 
 
 def retry_delay_s(attempts: int) -> float:
@@ -29,61 +43,62 @@ def retry_delay_s(attempts: int) -> float:
 
 async def process(runtime: Runtime, delivery_id: int) -> bool:
     """Claim and process one delivery; True when it is done (now or already)."""
-    pool = runtime.pool
-    async with pool.acquire() as conn:
-        claim = await conn.fetchrow(
-            """UPDATE webhook_deliveries SET status = 'processing', attempts = attempts + 1,
-                   locked_until = now() + make_interval(secs => $2)
-               WHERE id = $1 AND next_attempt_at <= now()
-                 AND (status = 'pending' OR (status = 'processing' AND locked_until < now()))
-               RETURNING yclients_salon_id, event, install_generation, attempts""", delivery_id, float(LEASE_S))
+    claim = await store.claim(runtime.pool, delivery_id, LEASE_S)
     if claim is None:
         return False
-    salon = claim["yclients_salon_id"]
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            if claim["event"] == "uninstall":
-                salon_id = await conn.fetchval(
-                    """UPDATE salons SET integration_status = 'uninstalled', api_key_hash = NULL,
-                               api_key_prefix = NULL, gateway_cleanup_pending_since = now(), updated_at = now()
-                           WHERE yclients_salon_id = $1 RETURNING id""", salon)
-                name = "uninstalled"
-            else:
-                # Frozen keeps the WhatsApp link and the key: a later activation brings it back.
-                salon_id = await conn.fetchval(
-                    "UPDATE salons SET integration_status = 'frozen', updated_at = now()"
-                    " WHERE yclients_salon_id = $1 RETURNING id", salon)
-                name = "frozen"
-            if salon_id is not None:
-                await events.record(conn, salon_id, name, {"install_generation": claim["install_generation"]})
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = 'done', processed_at = now(), locked_until = NULL,"
-                " last_error = $2 WHERE id = $1", delivery_id, None if salon_id else "unknown salon")
-    except Exception as exc:
-        error = summarize_error(exc)
-        log.warning("webhook processing failed", extra={"delivery_id": delivery_id, "error": error,
-                                                          "attempts": claim["attempts"]})
-        async with pool.acquire() as conn:
-            await conn.execute(
-                """UPDATE webhook_deliveries SET status = 'pending', locked_until = NULL, last_error = $2,
-                       next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1""",
-                delivery_id, error, retry_delay_s(claim["attempts"]))
+    if claim.attempts > MAX_DELIVERY_ATTEMPTS:
+        # Its earlier claimers died mid-processing (leases ran out) until the bound was used up.
+        await _give_up(runtime, claim, "processing never finished")
         return False
-    if claim["event"] == "uninstall" and salon_id is not None:
-        await clean_up_gateway(runtime, salon)
+    try:
+        salon_pk = await _apply(runtime, claim)
+    except Exception as exc:
+        await _failed_attempt(runtime, claim, exc)
+        return False
+    if claim.event == "uninstall" and salon_pk is not None:
+        await clean_up_gateway(runtime, claim.yclients_salon_id)
     return True
 
 
-async def clean_up_gateway(runtime: Runtime, yclients_salon_id: int) -> bool:
+async def _apply(runtime: Runtime, claim: Claim) -> SalonPk | None:
+    """The event's salon write, its audit event and `done`, in one transaction."""
+    write, event_type = _EVENTS[claim.event]
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        salon_pk = await write(conn, claim.yclients_salon_id)
+        if salon_pk is not None:
+            await events.record(conn, salon_pk, event_type, {"install_generation": claim.install_generation})
+        await store.mark_done(conn, claim.delivery_id, None if salon_pk is not None else "unknown salon")
+    return salon_pk
+
+
+async def _failed_attempt(runtime: Runtime, claim: Claim, exc: Exception) -> None:
+    error = summarize_error(exc)
+    extra = {"delivery_id": claim.delivery_id, "error": error, "attempts": claim.attempts}
+    if claim.attempts == 1:
+        # The first failure carries the traceback: the one place a programming error shows where.
+        log.warning("webhook processing failed", extra=extra, exc_info=exc)
+    else:
+        log.warning("webhook processing failed again", extra=extra)
+    if claim.attempts >= MAX_DELIVERY_ATTEMPTS:
+        await _give_up(runtime, claim, error)
+    else:
+        await store.retry_later(runtime.pool, claim.delivery_id, error, retry_delay_s(claim.attempts))
+
+
+async def _give_up(runtime: Runtime, claim: Claim, error: str) -> None:
+    log.error("webhook delivery failed for good", extra={
+        "delivery_id": claim.delivery_id, "salon_id": claim.yclients_salon_id, "event": claim.event,
+        "attempts": claim.attempts, "error": error})
+    await store.mark_failed(runtime.pool, claim.delivery_id, error)
+
+
+async def clean_up_gateway(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> bool:
     """Log out and delete an uninstalled salon's WhatsApp session; True when done."""
-    async with runtime.pool.acquire() as conn:
-        still_uninstalled = await conn.fetchval(
-            "SELECT integration_status = 'uninstalled' FROM salons WHERE yclients_salon_id = $1", yclients_salon_id)
-    if not still_uninstalled:
+    if not await store.still_uninstalled(runtime.pool, yclients_salon_id):
         return False  # reinstalled meanwhile: its session belongs to the new onboarding
     name = session_name(yclients_salon_id)
 
-    async def logout_and_delete():
+    async def logout_and_delete() -> None:
         await runtime.gateway.logout(name)  # a missing session ends the call: nothing to delete
         await runtime.gateway.delete(name)
 
@@ -92,34 +107,21 @@ async def clean_up_gateway(runtime: Runtime, yclients_salon_id: int) -> bool:
         log.info("gateway cleanup deferred", extra={"salon_id": yclients_salon_id, "error": error})
         return False
     async with runtime.pool.acquire() as conn, conn.transaction():
-        salon_id = await conn.fetchval(
-            "UPDATE salons SET gateway_cleanup_pending_since = NULL WHERE yclients_salon_id = $1"
-            " AND integration_status = 'uninstalled' RETURNING id", yclients_salon_id)
-        if salon_id is not None:
-            await conn.execute(
-                "UPDATE whatsapp_links SET status = 'idle', qr = NULL, qr_expires_at = NULL, phone = NULL,"
-                " pairing_code = NULL, pairing_expires_at = NULL, updated_at = now() WHERE salon_id = $1", salon_id)
-            await events.record(conn, salon_id, "whatsapp_session_deleted", {})
+        salon_pk = await store.finish_cleanup(conn, yclients_salon_id)
+        if salon_pk is not None:
+            await events.record(conn, salon_pk, "whatsapp_session_deleted", {})
     return True
 
 
 async def tick(runtime: Runtime) -> None:
     """One round: due deliveries, pending cleanups, expired keys."""
-    async with runtime.pool.acquire() as conn:
-        due = await conn.fetch(
-            "SELECT id FROM webhook_deliveries WHERE status IN ('pending', 'processing') AND next_attempt_at <= now()"
-            " AND (locked_until IS NULL OR locked_until < now()) ORDER BY id LIMIT 50")
-        cleanups = await conn.fetch(
-            "SELECT yclients_salon_id FROM salons WHERE gateway_cleanup_pending_since IS NOT NULL"
-            " AND integration_status = 'uninstalled' ORDER BY gateway_cleanup_pending_since LIMIT 20")
-        purged = await conn.execute(
-            "DELETE FROM webhook_deliveries WHERE expires_at < now() AND status IN ('done', 'ignored')")
-    for row in due:
-        await process(runtime, row["id"])
-    for row in cleanups:
-        await clean_up_gateway(runtime, row["yclients_salon_id"])
-    if purged != "DELETE 0":
-        log.info("expired webhook keys purged", extra={"result": purged})
+    work = await store.backlog(runtime.pool)
+    for delivery_id in work.due:
+        await process(runtime, delivery_id)
+    for yclients_salon_id in work.cleanups:
+        await clean_up_gateway(runtime, yclients_salon_id)
+    if work.purged != "DELETE 0":
+        log.info("expired webhook keys purged", extra={"result": work.purged})
 
 
 async def run_forever(runtime: Runtime, interval_s: float) -> None:
