@@ -201,6 +201,23 @@ def test_a_programming_error_fails_the_delivery_after_bounded_attempts_with_one_
     assert any(rec.getMessage() == "webhook delivery failed for good" for rec in mine)
 
 
+def test_failed_deliveries_are_counted_on_the_dashboard(make_settings, db):
+    from tests.support.staff import sign_in, staff_env
+
+    settings = make_settings(**FAST, **staff_env())
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        sign_in(client)
+        assert 'data-testid="webhook-failed"' not in client.get("/admin/system").text
+        for key in ("k1", "k2"):
+            db.execute("""INSERT INTO webhook_deliveries (idempotency_key, yclients_salon_id, event,
+                          install_generation, status, attempts, last_error, expires_at)
+                          VALUES ($1, 500001, 'uninstall', 0, 'failed', 10, 'TypeError: boom',
+                          now() + interval '1 day')""", key)
+        page = client.get("/admin/system").text
+    assert 'data-testid="webhook-failed">2 deliveries failed for good' in page
+    assert db.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'") == 2  # the worker left them
+
+
 def test_a_crash_between_commit_and_processing_is_recovered_on_restart(make_settings, db, database_url):
     settings = make_settings(**FAST)
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:

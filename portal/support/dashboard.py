@@ -30,6 +30,7 @@ from portal.web.rendering import render
 from portal.web.throttle import over_limit
 from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
+from portal.yclients_webhooks import store as webhook_store
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -183,7 +184,8 @@ async def system(request: Request) -> Response:
         _probe(runtime.gateway.get_state(session_name(1))),
         _probe(runtime.partner.ping(runtime.settings.app_id)))
     pool_stats = runtime.pool_sample()
-    backlog = await support.webhook_backlog(runtime.pool)
+    backlog = await support.webhook_backlog(runtime.pool, failing_after=webhook_store.ATTENTION_AFTER_ATTEMPTS)
+    backlog["failed"] = await webhook_store.count_failed(runtime.pool)
     return _page(request, "admin/system.html", {
         "backlog": backlog,
         "breaker": runtime.breaker.stats(), "pool": pool_stats, "gateway": gateway, "partner": partner,
