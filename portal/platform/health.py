@@ -11,12 +11,44 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.platform.database import describe_error, ping
-from portal.runtime import Runtime
+from portal.platform.database import Pool, describe_error, ping
+from portal.platform.metrics import PoolHealth, PoolSample, PortalMetrics
+from portal.platform.settings import Settings
+
+
+# What health reads from the running portal, as protocols: the platform is the lowest layer
+# and does not import the composition root (`portal.runtime`) or a subsystem; the Runtime
+# there fits these shapes.
+class _Breaker(Protocol):
+    def stats(self) -> dict[str, Any]: ...
+
+
+class _RateLimits(Protocol):
+    @property
+    def degraded(self) -> bool: ...
+    @property
+    def backend(self) -> str: ...
+
+
+class Runtime(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def pool(self) -> Pool: ...
+    @property
+    def pool_health(self) -> PoolHealth: ...
+    @property
+    def metrics(self) -> PortalMetrics: ...
+    @property
+    def breaker(self) -> _Breaker: ...
+    @property
+    def rate_limits(self) -> _RateLimits: ...
+    def pool_sample(self) -> PoolSample: ...
 
 
 @dataclass(frozen=True)
