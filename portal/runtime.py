@@ -50,8 +50,10 @@ def build_gateway(settings: Settings) -> WhatsAppGateway:
     if settings.whatsapp_gateway == "waha":
         return WahaGateway(
             settings.waha_url or "", settings.waha_api_key or "",
-            webhook_url=f"{settings.base_url}/webhook/whatsapp",
+            webhook_url=f"{settings.base_url}/webhook/whatsapp" if settings.waha_webhooks else None,
             webhook_hmac_key=settings.waha_webhook_hmac_key,
+            webhook_token=settings.waha_webhook_token,
+            accept_unauthenticated_webhooks=settings.sandbox,
             timeout_s=settings.waha_timeout_s,
         )
     return SimulatedGateway(

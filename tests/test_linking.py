@@ -195,35 +195,84 @@ def test_many_pollers_ask_the_gateway_at_most_once_per_second(make_settings, wah
         assert 2 <= len(reads) <= int(elapsed) + 1 < polls / 10
 
 
-def test_waha_webhook_updates_the_link_at_once(make_settings, waha):
+def _waha_portal(make_settings, url, **env):
+    settings = make_settings(WHATSAPP_GATEWAY="waha", WAHA_URL=url, WAHA_API_KEY="waha-key",
+                             WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="3600", **env)
+    return settings, create_app(settings)
+
+
+def _signed(body: bytes) -> dict[str, str]:
     import hashlib
     import hmac
+
+    return {"X-Webhook-Hmac": hmac.new(b"hook-key", body, hashlib.sha512).hexdigest(),
+            "X-Webhook-Hmac-Algorithm": "sha512", "Content-Type": "application/json"}
+
+
+def test_waha_webhook_updates_the_link_at_once_with_what_the_gateway_confirms(make_settings, waha):
     import json
 
     url, state = waha
-    settings = make_settings(WHATSAPP_GATEWAY="waha", WAHA_URL=url, WAHA_API_KEY="waha-key",
-                             WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="3600")
-    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+    settings, app = _waha_portal(make_settings, url)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
         land(c, settings.partner_token, salon_id=322)
         c.post("/onboarding/whatsapp/start", headers=HX)
+        state.set_status("salon-322", "WORKING")
+        state.set_me("salon-322", "79165550000")
+        # The event claims another number: the number stored is the gateway's.
         body = json.dumps({"event": "session.status", "session": "salon-322",
-                           "me": {"id": "79165550000@c.us", "pushName": "Salon"},
+                           "me": {"id": "79990000000@c.us", "pushName": "Forged"},
                            "payload": {"status": "WORKING"}}).encode()
-        sig = hmac.new(b"hook-key", body, hashlib.sha512).hexdigest()
-        ok = c.post("/webhook/whatsapp", content=body, headers={"X-Webhook-Hmac": sig, "X-Webhook-Hmac-Algorithm": "sha512",
-                                                                "Content-Type": "application/json"})
+        ok = c.post("/webhook/whatsapp", content=body, headers=_signed(body))
         assert ok.status_code == 200 and ok.json() == {"ok": True}
         # No gateway refresh is due (WHATSAPP_REFRESH_S is an hour): the webhook alone moved it.
-        assert 'data-state="connected"' in c.get("/onboarding/whatsapp/status", headers=HX).text
+        shown = c.get("/onboarding/whatsapp/status", headers=HX).text
+        assert 'data-state="connected"' in shown and "00" in shown
         bad = c.post("/webhook/whatsapp", content=body, headers={"X-Webhook-Hmac": "00" * 64})
         assert bad.status_code == 401
         junk = b"{not json"
-        junk_sig = hmac.new(b"hook-key", junk, hashlib.sha512).hexdigest()
-        assert c.post("/webhook/whatsapp", content=junk, headers={"X-Webhook-Hmac": junk_sig}).status_code == 400
+        assert c.post("/webhook/whatsapp", content=junk, headers=_signed(junk)).status_code == 400
         other = body.replace(b"salon-322", b"salon-999")
-        other_sig = hmac.new(b"hook-key", other, hashlib.sha512).hexdigest()
-        r = c.post("/webhook/whatsapp", content=other, headers={"X-Webhook-Hmac": other_sig})
+        r = c.post("/webhook/whatsapp", content=other, headers=_signed(other))
         assert r.status_code == 200 and r.json() == {"ignored": True}
+
+
+def test_a_signed_working_webhook_the_gateway_contradicts_connects_nothing(make_settings, waha, db):
+    import json
+
+    url, state = waha
+    settings, app = _waha_portal(make_settings, url)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=323)
+        c.post("/onboarding/whatsapp/start", headers=HX)
+        state.set_status("salon-323", "SCAN_QR_CODE")  # what is true: still waiting for a scan
+        body = json.dumps({"event": "session.status", "session": "salon-323",
+                           "me": {"id": "79990000000@c.us", "pushName": "Forged"},
+                           "payload": {"status": "WORKING"}}).encode()
+        assert c.post("/webhook/whatsapp", content=body, headers=_signed(body)).status_code == 200
+        assert db.fetchval("SELECT status FROM whatsapp_links") == "awaiting_scan"
+        assert db.fetchval("SELECT phone FROM whatsapp_links") is None
+        assert "GET /api/sessions/salon-323" in state.paths()  # it asked the gateway
+        c.post("/marketplace/activate", headers=HX)  # activation refuses: WhatsApp is not linked
+        assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
+
+
+def test_the_fake_gateways_own_documented_webhook_drives_the_link(make_settings, waha, db):
+    """The fake WAHA delivers session.status as WAHA documents it, signed, to the URL the
+    portal configured on session creation (served for real, so the delivery is real HTTP)."""
+    from tests.support.servers import free_port, serve
+
+    url, state = waha
+    port = free_port()
+    settings, app = _waha_portal(make_settings, url, PORTAL_BASE_URL=f"http://127.0.0.1:{port}")
+    with serve(app, port=port) as base, TestClient(app, base_url=base) as c:
+        land(c, settings.partner_token, salon_id=324)
+        c.post("/onboarding/whatsapp/start", headers=HX)
+        state.set_status("salon-324", "WORKING")
+        state.set_me("salon-324", "79165550024")
+        assert state.emit("salon-324") == [200]
+        assert db.fetchval("SELECT status FROM whatsapp_links") == "connected"
+        assert db.fetchval("SELECT phone FROM whatsapp_links") == "79165550024"
 
 
 def test_qr_images_are_drawn_once_and_bounded():

@@ -5,7 +5,7 @@ from portal.platform.settings import SettingsError, load_settings
 PROD = {
     "YCLIENTS_PARTNER_TOKEN": "partner", "JWT_SECRET": "j" * 32, "SESSION_SECRET": "s" * 32,
     "API_KEY_SECRET": "k" * 32,
-    "WAHA_URL": "http://127.0.0.1:3000",
+    "WAHA_URL": "http://127.0.0.1:3000", "WAHA_WEBHOOK_TOKEN": "t" * 24,
 }
 
 
@@ -54,6 +54,16 @@ def test_production_mode_requires_secrets(missing, tmp_path):
     env["SANDBOX"] = "false"
     with pytest.raises(SettingsError, match=missing):
         load_settings({**env, "PORTAL_DATA_DIR": str(tmp_path)}, env_file=None)
+
+
+def test_production_refuses_waha_webhooks_without_authentication(tmp_path):
+    env = {k: v for k, v in PROD.items() if k != "WAHA_WEBHOOK_TOKEN"} | {"PORTAL_DATA_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match="WAHA_WEBHOOK_HMAC_KEY"):
+        load_settings(env, env_file=None)
+    assert load_settings(env | {"WAHA_WEBHOOK_HMAC_KEY": "plus-key"}, env_file=None).waha_webhook_hmac_key
+    assert load_settings(env | {"WAHA_WEBHOOKS": "off"}, env_file=None).waha_webhooks is False
+    with pytest.raises(SettingsError, match="WAHA_WEBHOOK_TOKEN"):
+        load_settings(env | {"WAHA_WEBHOOK_TOKEN": "short"}, env_file=None)
 
 
 def test_simulator_is_refused_in_production(tmp_path):

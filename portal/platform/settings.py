@@ -64,6 +64,8 @@ class Settings:
     waha_url: str | None = None
     waha_api_key: str | None = None
     waha_webhook_hmac_key: str | None = None
+    waha_webhook_token: str | None = None
+    waha_webhooks: bool = True
     waha_timeout_s: float = 10.0
     qr_breaker_failure_threshold: int = 5
     qr_breaker_reset_timeout_s: float = 60.0
@@ -204,11 +206,21 @@ def _gateway(config: Config, *, sandbox: bool) -> dict[str, Any]:
     waha_url = _url(config, "WAHA_URL", None)
     if gateway == "waha" and not waha_url:
         raise SettingsError("WAHA_URL is required when WHATSAPP_GATEWAY=waha")
+    webhooks = _choice(config, "WAHA_WEBHOOKS", ("on", "off"), "on") == "on"
+    hmac_key, token = _text(config, "WAHA_WEBHOOK_HMAC_KEY"), _text(config, "WAHA_WEBHOOK_TOKEN")
+    if token is not None and len(token) < 24:
+        raise SettingsError("WAHA_WEBHOOK_TOKEN must be at least 24 characters")
+    if gateway == "waha" and webhooks and not sandbox and hmac_key is None and token is None:
+        # An unauthenticated webhook endpoint lets anyone push "events" at us.
+        raise SettingsError("WAHA webhooks need WAHA_WEBHOOK_HMAC_KEY (WAHA Plus) or WAHA_WEBHOOK_TOKEN"
+                            " in production mode, or WAHA_WEBHOOKS=off")
     return {
         "whatsapp_gateway": gateway,
         "waha_url": waha_url,
         "waha_api_key": _text(config, "WAHA_API_KEY"),
-        "waha_webhook_hmac_key": _text(config, "WAHA_WEBHOOK_HMAC_KEY"),
+        "waha_webhook_hmac_key": hmac_key,
+        "waha_webhook_token": token,
+        "waha_webhooks": webhooks,
         "waha_timeout_s": _typed(config, "WAHA_TIMEOUT_S", float, 10.0, minimum=0.1),
         "qr_breaker_failure_threshold": _typed(config, "QR_BREAKER_FAILURE_THRESHOLD", int, 5, minimum=1),
         "qr_breaker_reset_timeout_s": _typed(config, "QR_BREAKER_RESET_TIMEOUT_S", float, 60.0, minimum=0.1),

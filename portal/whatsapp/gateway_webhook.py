@@ -1,4 +1,8 @@
-"""POST /webhook/whatsapp: the gateway's `session.status` notices, HMAC-verified."""
+"""POST /webhook/whatsapp: the gateway's `session.status` notices.
+
+Authenticated (HMAC on WAHA Plus, a shared-secret header on WAHA Core), then treated as a
+hint: the link changes to what the gateway confirms, never to what the event claims.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,13 @@ async def whatsapp_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": "invalid signature", "code": "INVALID_SIGNATURE"}, status_code=401)
     except MalformedWebhook as exc:
         return JSONResponse({"error": exc.safe_summary, "code": "MALFORMED"}, status_code=400)
-    known = await linking.apply_update(runtime, update)
+    try:
+        known = await linking.apply_update(runtime, update)
+    except linking.GatewayUnconfirmed:
+        runtime.metrics.webhook_delivery("whatsapp", "unconfirmed")
+        # A 5xx makes the gateway deliver again later; nothing was changed meanwhile.
+        return JSONResponse({"error": "gateway not reachable to confirm", "code": "UNCONFIRMED"},
+                            status_code=503, headers={"Retry-After": "5"})
     runtime.metrics.webhook_delivery("whatsapp", "processed" if known else "ignored")
     if not known:
         log.info("WhatsApp webhook for an unknown session ignored", extra={"session": update.session[:64]})

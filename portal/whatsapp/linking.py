@@ -207,18 +207,30 @@ async def gateway_call(runtime: Runtime, call: Awaitable[object]) -> str | None:
     return None
 
 
+class GatewayUnconfirmed(Exception):
+    """The gateway could not be asked to confirm an event: nothing was changed."""
+
+
 async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
-    """A gateway webhook: store the new status at once. False if the session is unknown."""
+    """A gateway webhook, taken as a hint: False if the session is unknown.
+
+    An event is evidence, not truth: a leaked or replayed webhook must not connect a salon
+    to a number of someone's choosing. So the event only says *when* to look; what is stored
+    is what one `GET` of the session at the gateway says now (status, phone number, and the
+    QR when it shows one), never the event's own status or `me`.
+    """
     async with runtime.pool.acquire() as conn:
         salon_pk = await links.salon_of_session(conn, update.session)
     if salon_pk is None:
         return False
-    qr = None
-    if update.status is LinkStatus.AWAITING_SCAN:
-        # The webhook carries no QR; fetch it now rather than show a stale one.
-        try:
-            qr = (await runtime.gateway.get_state(update.session)).qr
-        except GatewayError:
-            qr = None
-    await _store(runtime, salon_pk, LinkState(update.status, qr=qr, phone=update.phone))
+    try:
+        async with asyncio.timeout(runtime.settings.waha_timeout_s):
+            state = await runtime.gateway.get_state(update.session)
+    except (GatewayError, TimeoutError) as exc:
+        # The sender retries a failed delivery; until then the safety poll covers it.
+        raise GatewayUnconfirmed(summarize_error(exc)) from exc
+    if state.status is not update.status:
+        log.info("gateway event not confirmed by the gateway",
+                 extra={"event_status": update.status.value, "gateway_status": state.status.value})
+    await _store(runtime, salon_pk, state)
     return True

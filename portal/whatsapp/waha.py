@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 HMAC_HEADER = "x-webhook-hmac"
 HMAC_ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
+# WAHA Core does not sign webhooks, but sends the `customHeaders` configured per webhook:
+# a shared secret in this header authenticates a delivery there.
+TOKEN_HEADER = "X-Webhook-Token"
 STATUS_EVENT = "session.status"
 
 
@@ -103,11 +106,16 @@ class WahaGateway:
         *,
         webhook_url: str | None = None,
         webhook_hmac_key: str | None = None,
+        webhook_token: str | None = None,
+        accept_unauthenticated_webhooks: bool = False,
         timeout_s: float = 10,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._webhook_url = webhook_url
         self._webhook_hmac_key = webhook_hmac_key.encode() if webhook_hmac_key else None
+        self._webhook_token = webhook_token.encode() if webhook_token else None
+        # Demo and tests only: production settings refuse WAHA without webhook authentication.
+        self._accept_unauthenticated = accept_unauthenticated_webhooks
         # WAHA's QR endpoint itself waits up to ~5 s for SCAN_QR_CODE; the default of
         # 10 s leaves room for that. Every request also passes this timeout explicitly.
         self._timeout = httpx.Timeout(timeout_s)
@@ -181,9 +189,17 @@ class WahaGateway:
         await self._client.aclose()
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> StatusUpdate:
-        # Check the signature before reading anything: unauthenticated input is not parsed.
+        # Authenticate before reading anything: unauthenticated input is not parsed.
+        if self._webhook_url is None:
+            raise InvalidWebhook("webhooks are off")
         if self._webhook_hmac_key is not None:
             verify_signature(self._webhook_hmac_key, body, headers)
+        if self._webhook_token is not None:
+            given = (_header(headers, TOKEN_HEADER) or "").encode()
+            if not hmac.compare_digest(given, self._webhook_token):
+                raise InvalidWebhook("webhook token missing or wrong")
+        if self._webhook_hmac_key is None and self._webhook_token is None and not self._accept_unauthenticated:
+            raise InvalidWebhook("unauthenticated webhook")
         try:
             event = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -210,6 +226,8 @@ class WahaGateway:
             webhook: dict[str, Any] = {"url": self._webhook_url, "events": [STATUS_EVENT]}
             if self._webhook_hmac_key is not None:
                 webhook["hmac"] = {"key": self._webhook_hmac_key.decode()}
+            if self._webhook_token is not None:
+                webhook["customHeaders"] = [{"name": TOKEN_HEADER, "value": self._webhook_token.decode()}]
             config["webhooks"] = [webhook]
         # `start` is sent explicitly: older WAHA versions default it differently.
         return {"name": name, "start": True, "config": config}
@@ -312,6 +330,6 @@ def verify_signature(key: bytes, body: bytes, headers: Mapping[str, str]) -> Non
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive lookup that works for Starlette's Headers and for a plain dict."""
     for key, value in headers.items():
-        if key.lower() == name:
+        if key.lower() == name.lower():
             return value
     return None

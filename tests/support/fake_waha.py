@@ -9,6 +9,12 @@ Owns `create_fake_waha(api_key) -> (app, state)`. Serve the app with
     state.fail_with = 500                      # every request answers this status
     state.requests                             # (method, path, json body) seen so far
     state.status_on_start = "SCAN_QR_CODE"     # where create/start/restart put a session
+    state.emit(name)                           # deliver session.status to the session's webhooks
+
+Webhooks are delivered as WAHA documents them (waha-docs, how-to/events): the envelope `id`,
+`timestamp`, `event`, `session`, `metadata`, `me`, `payload` {`name`, `status`, `statuses`},
+`engine`, `environment`; headers `X-Webhook-Request-Id`, `X-Webhook-Timestamp`, the HMAC pair
+when the webhook has `hmac.key`, and each configured `customHeaders` entry.
 
 Sessions do not move by themselves: a test says when a QR appears or a scan happened.
 """
@@ -16,12 +22,15 @@ Sessions do not move by themselves: a test says when a QR appears or a scan happ
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -63,6 +72,40 @@ class FakeWahaState:
     def set_me(self, name: str, phone_digits: str | None, push_name: str = "Salon") -> None:
         me = None if phone_digits is None else {"id": f"{phone_digits}@c.us", "pushName": push_name}
         self.sessions[name].me = me
+
+    def webhook_delivery(self, name: str) -> list[tuple[str, bytes, dict[str, str]]]:
+        """What WAHA would POST for the session's current status: (url, body, headers) each."""
+        session = self.sessions[name]
+        now_ms = int(time.time() * 1000)
+        event = {
+            "id": f"evt_{secrets.token_hex(13)}", "timestamp": now_ms, "event": "session.status",
+            "session": name, "metadata": session.config.get("metadata") or {}, "me": session.me,
+            "payload": {"name": name, "status": session.status,
+                        "statuses": [{"status": session.status, "timestamp": now_ms}]},
+            "engine": "WEBJS", "environment": {"version": "2026.6.1", "engine": "WEBJS", "tier": "CORE"},
+        }
+        body = json.dumps(event).encode()
+        deliveries = []
+        for hook in session.config.get("webhooks") or []:
+            if "session.status" not in hook.get("events", []):
+                continue
+            headers = {"Content-Type": "application/json", "X-Webhook-Request-Id": secrets.token_hex(8),
+                       "X-Webhook-Timestamp": str(now_ms)}
+            key = (hook.get("hmac") or {}).get("key")
+            if key:
+                headers["X-Webhook-Hmac"] = hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
+                headers["X-Webhook-Hmac-Algorithm"] = "sha512"
+            for extra in hook.get("customHeaders") or []:
+                headers[extra["name"]] = extra["value"]
+            deliveries.append((hook["url"], body, headers))
+        return deliveries
+
+    def emit(self, name: str) -> list[int]:
+        """Deliver the session's status to its webhooks now; the status codes they answered."""
+        answers = []
+        for url, body, headers in self.webhook_delivery(name):
+            answers.append(httpx.post(url, content=body, headers=headers, timeout=10).status_code)
+        return answers
 
     def paths(self) -> list[str]:
         return [f"{method} {path}" for method, path, _ in self.requests]

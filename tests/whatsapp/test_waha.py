@@ -364,10 +364,48 @@ async def test_a_signed_but_unreadable_webhook_is_malformed(hook_gateway, body):
         hook_gateway.parse_webhook(body, signed(body))
 
 
-async def test_without_a_hmac_key_unsigned_webhooks_are_read():
-    gw = WahaGateway("http://waha.test", API_KEY)
+async def test_without_any_webhook_authentication_webhooks_are_refused():
+    gw = WahaGateway("http://waha.test", API_KEY, webhook_url=HOOK_URL)
+    try:
+        with pytest.raises(InvalidWebhook):
+            gw.parse_webhook(status_event("STARTING"), {})
+    finally:
+        await gw.aclose()
+
+
+async def test_demo_mode_may_read_unauthenticated_webhooks():
+    gw = WahaGateway("http://waha.test", API_KEY, webhook_url=HOOK_URL, accept_unauthenticated_webhooks=True)
     try:
         update = gw.parse_webhook(status_event("STARTING"), {})
     finally:
         await gw.aclose()
     assert update == StatusUpdate(SALON, LinkStatus.LINKING, PHONE)
+
+
+async def test_with_webhooks_off_every_webhook_is_refused():
+    gw = WahaGateway("http://waha.test", API_KEY, webhook_url=None, accept_unauthenticated_webhooks=True)
+    try:
+        with pytest.raises(InvalidWebhook):
+            gw.parse_webhook(status_event("WORKING"), {})
+    finally:
+        await gw.aclose()
+
+
+TOKEN = "core-webhook-token-0123456789"
+
+
+async def test_waha_core_webhooks_authenticate_with_the_custom_header_token(waha):
+    """WAHA Core does not sign; it sends the configured customHeaders with every delivery."""
+    base_url, state = waha
+    gw = WahaGateway(base_url, API_KEY, webhook_url=HOOK_URL, webhook_token=TOKEN, timeout_s=2)
+    try:
+        await gw.start_session(SALON, metadata={})
+        hook = state.sessions[SALON].config["webhooks"][0]
+        assert hook["customHeaders"] == [{"name": "X-Webhook-Token", "value": TOKEN}] and "hmac" not in hook
+        body = status_event("WORKING")
+        assert gw.parse_webhook(body, {"x-webhook-token": TOKEN}).status is LinkStatus.CONNECTED
+        for wrong in ({}, {"x-webhook-token": TOKEN[:-1]}, {"x-webhook-token": TOKEN + "x"}):
+            with pytest.raises(InvalidWebhook):
+                gw.parse_webhook(body, wrong)
+    finally:
+        await gw.aclose()
