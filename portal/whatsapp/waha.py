@@ -59,7 +59,7 @@ HMAC_HEADER = "x-webhook-hmac"
 HMAC_ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
 # WAHA Core does not sign webhooks, but sends the `customHeaders` configured per webhook:
 # a shared secret in this header authenticates a delivery there.
-TOKEN_HEADER = "X-Webhook-Token"
+TOKEN_HEADER = "X-Webhook-Token"  # noqa: S105 - a header name, not a secret
 STATUS_EVENT = "session.status"
 
 
