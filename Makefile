@@ -17,7 +17,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m portal serve --host 127.0.0.1 --port 8000
 
+# scripts/ensure-test-tools brings what pip cannot (Chromium, redis-server, nginx); a no-op
+# where they are installed. Checks that run before pytest (linters, type checks) go between.
 test: $(STAMP)
+	scripts/ensure-test-tools
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
