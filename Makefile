@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,16 @@ run: $(STAMP)
 	$(BIN)/python -m portal serve --host 127.0.0.1 --port 8000
 
 # scripts/ensure-test-tools brings what pip cannot (Chromium, redis-server, nginx); a no-op
-# where they are installed. Checks that run before pytest (linters, type checks) go between.
+# where they are installed. The linter and the type checker fail the run before any test.
 test: $(STAMP)
 	scripts/ensure-test-tools
+	$(BIN)/ruff check portal tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check portal tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/poll_bench.py

@@ -146,7 +146,7 @@ class Postgres:
             args += ["-h", parts.hostname]
         if parts.port:
             args += ["-p", str(parts.port)]
-        return args + [parts.path.lstrip("/") or "postgres"]
+        return [*args, parts.path.lstrip("/") or "postgres"]
 
     def stop(self) -> None:
         self.embedded.stop()
@@ -612,7 +612,7 @@ async def part_latency(args, stack: Stack) -> dict:
     print(f"    under load: {n} activations fired at once, partner answers after {args.partner_delay:g} s; "
           f"probing for {args.partner_delay:g} s ...", flush=True)
     await probes.warm()
-    waiting = [asyncio.create_task(activate(c, t)) for c, t in zip(conns, tokens)]
+    waiting = [asyncio.create_task(activate(c, t)) for c, t in zip(conns, tokens, strict=False)]
     load = await probes.window(args.rate, args.partner_delay, warm=False)
     answers = await asyncio.gather(*waiting)
     probes.close()
@@ -634,14 +634,14 @@ def report_latency(args, res: dict) -> bool:
           f"{'p99 load':>10}{'max load':>10}{'p99 x':>8}  target <= 2x   p99 load after {skip:g} s (x rest)")
     ok = True
     for i, name in enumerate(("/marketplace/health", "QR poll")):
-        r, l = rest[i], load[i]
-        ratio = l.pct(.99) / r.pct(.99)
-        later = l.pct(.99, after_s=skip)
-        print(f"{name:<22}{len(r.latencies):>7}{r.pct(.5):>10.2f}{r.pct(.99):>10.2f}{len(l.latencies):>8}"
-              f"{l.pct(.5):>10.2f}{l.pct(.99):>10.2f}{l.pct(1):>10.2f}{ratio:>8.2f}  "
+        r, busy = rest[i], load[i]
+        ratio = busy.pct(.99) / r.pct(.99)
+        later = busy.pct(.99, after_s=skip)
+        print(f"{name:<22}{len(r.latencies):>7}{r.pct(.5):>10.2f}{r.pct(.99):>10.2f}{len(busy.latencies):>8}"
+              f"{busy.pct(.5):>10.2f}{busy.pct(.99):>10.2f}{busy.pct(1):>10.2f}{ratio:>8.2f}  "
               f"{'met' if ratio <= 2 else 'MISSED':<14}"
               f"{later:.2f} ({later / r.pct(.99):.2f})")
-        for label, s in (("rest", r), ("load", l)):
+        for label, s in (("rest", r), ("load", busy)):
             slowest = ", ".join(f"{1000 * lat:.1f} ms sent at {at:.2f} s"
                                 for lat, at in sorted(s.slow, reverse=True)[:3])
             print(f"  {label} slowest: {slowest}")

@@ -219,13 +219,13 @@ async def run_side(server: Server, args, token: str | None) -> Result:
             conns = [RawPoll(server.base_url, c.cookies.get("portal_session")) for c in clients]
             await asyncio.gather(*(c.aclose() for c in clients))
         # Open every connection before the clock starts, so neither side times a handshake.
-        await asyncio.gather(*(c.get(v) for c, v in zip(conns, versions)))
+        await asyncio.gather(*(c.get(v) for c, v in zip(conns, versions, strict=False)))
         res = Result(server.name, args.duration)
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.2
         cpu0, own0, all0 = server.cpu(), time.process_time(), machine_busy()
         await asyncio.gather(*(poller(c, v, args.interval, start, start + args.duration, res)
-                               for c, v in zip(conns, versions)))
+                               for c, v in zip(conns, versions, strict=False)))
         res.server_cpu, res.client_cpu = server.cpu() - cpu0, time.process_time() - own0
         res.other_cpu = machine_busy() - all0 - res.server_cpu - res.client_cpu
         return res
@@ -271,8 +271,8 @@ def bare_side(args) -> Result:
 def tree() -> str:
     """Which portal was measured: others edit the tree while benchmarks run."""
     git = ["git", "-C", str(ROOT)]
-    rev = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(git + ["status", "--porcelain", "--", "portal", "templates"],
+    rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "portal", "templates"],
                            capture_output=True, text=True).stdout.strip()
     return f"tree {rev or '?'}{' + uncommitted changes' if dirty else ''}"
 

@@ -28,10 +28,10 @@ from starlette.types import Receive, Scope, Send
 
 from portal.activation import page as activation
 from portal.onboarding import landing_page as landing
-from portal.onboarding import page as onboarding
 from portal.platform import health
 from portal.platform.settings import Settings
 from portal.runtime import open_runtime
+from portal.salon_pages import onboarding
 from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard
 from portal.web import language
@@ -98,8 +98,8 @@ def _operator_routes() -> list[BaseRoute]:
 
 
 def _owner_routes() -> list[BaseRoute]:
-    # The onboarding page composes the WhatsApp widget; the widget gets the page's parts as
-    # functions instead of importing them back.
+    # The onboarding page composes the WhatsApp widget and the activation panel; their
+    # handlers get the page's parts as functions instead of importing them back.
     widget = WidgetPages(activation_panel=onboarding.activation_panel, whole_page=onboarding.onboarding_page)
     return [
         Route("/auth/yclients/redirect", landing.yclients_redirect),
@@ -107,7 +107,7 @@ def _owner_routes() -> list[BaseRoute]:
         *widget.routes(),
         Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
         Route("/marketplace/api/status", owner_api.status),
-        Route("/marketplace/activate", activation.activate, methods=["POST"]),
+        Route("/marketplace/activate", activation.activate_endpoint(onboarding.onboarding_page), methods=["POST"]),
         Route("/language", language.switch_language, methods=["POST"]),
     ]
 

@@ -146,7 +146,7 @@ async def test_legacy_path_behind_the_flag(make_settings, db):
 
 
 async def test_activations_over_the_bound_get_503_while_health_stays_fast(make_settings, db):
-    with partner_server(delay_s=1.5) as (purl, market), \
+    with partner_server(delay_s=1.5) as (purl, _market), \
             portals(make_settings, purl, ACTIVATION_CONCURRENCY="1", ACTIVATION_QUEUE_WAIT_S="0.2") as (urls, _):
         async with httpx.AsyncClient(timeout=30) as http:
             tokens = [await token_for(http, urls[0], sid) for sid in (5006, 5007)]

@@ -42,7 +42,7 @@ def test_metrics_need_the_health_token_and_show_what_happened(make_settings, db)
 
 
 async def test_health_warns_when_the_pool_has_waiters(make_settings, db):
-    with partner_server(delay_s=1.5) as (purl, market), \
+    with partner_server(delay_s=1.5) as (purl, _market), \
             portals(make_settings, purl, DATABASE_POOL_SIZE="2", ACTIVATION_CONCURRENCY="4") as (urls, _):
         async with httpx.AsyncClient(timeout=30) as http:
             assert (await http.get(f"{urls[0]}/marketplace/health", headers=AUTH)).json()["status"] == "ok"

@@ -148,7 +148,7 @@ def test_name_key_is_a_short_hash_of_the_lowercased_name():
 # --- redis --------------------------------------------------------------------------------
 
 
-async def test_two_instances_share_counts_through_redis(make_limits, redis_url):  # noqa: F811
+async def test_two_instances_share_counts_through_redis(make_limits, redis_url):
     one = make_limits({"admin": "5/minute"}, redis_url=redis_url)
     two = make_limits({"admin": "5/minute"}, redis_url=redis_url)
 

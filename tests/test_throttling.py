@@ -58,7 +58,7 @@ def test_a_429_to_htmx_is_a_fragment_for_the_widget_not_a_page(make_settings):
         assert 'id="link-status"' in r.text and 'role="alert"' in r.text and 'data-code="RATE_LIMITED"' in r.text
 
 
-def test_two_instances_share_counts_through_redis(make_settings, redis_url):  # noqa: F811
+def test_two_instances_share_counts_through_redis(make_settings, redis_url):
     url = f"{redis_url.rstrip('/')}/0" if redis_url.count("/") == 2 else redis_url
     env = {**staff_env(), "REDIS_URL": url, "LOGIN_USER_RATE_LIMIT": "4/minute", "LOGIN_RATE_LIMIT": "100/minute"}
     user = f"user-{uuid.uuid4().hex[:8]}"  # a fresh name: no counts from other runs

@@ -29,6 +29,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -38,9 +39,11 @@ from portal.activation.store import ActivationCheck
 from portal.platform.database import Connection
 from portal.platform.error_reporting import report_message
 from portal.platform.settings import Settings
-from portal.runtime import Runtime
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
+
+if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

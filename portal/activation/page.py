@@ -8,6 +8,7 @@ to YClients on success); a no-JS form gets a 303 to YClients or the page with th
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -17,12 +18,11 @@ from portal.activation import activate as activation
 from portal.activation.activate import Outcome
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.owner import current_owner
-from portal.onboarding.page import onboarding_page
 from portal.onboarding.token import InvalidToken, OnboardingClaims
 from portal.salons.ids import YclientsSalonId
 from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import pick_language, translator
-from portal.web.rendering import render
+from portal.web.rendering import WholePage, render
 from portal.web.throttle import over_limit
 
 
@@ -74,7 +74,17 @@ def panel_for(outcome: Outcome) -> str:
     return "error"
 
 
-async def activate(request: Request) -> Response:
+def activate_endpoint(whole_page: WholePage) -> Callable[[Request], Awaitable[Response]]:
+    """The activation handler, given the page it is part of (for no-JS answers), which it
+    must not import: that page composes this panel."""
+
+    async def endpoint(request: Request) -> Response:
+        return await activate(request, whole_page)
+
+    return endpoint
+
+
+async def activate(request: Request, whole_page: WholePage) -> Response:
     try:
         claims, json_mode = await _claims(request)
     except (ValueError, UnicodeDecodeError):
@@ -99,4 +109,4 @@ async def activate(request: Request) -> Response:
     if is_htmx(request):
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
         return render(request, "partials/activation.html", context)
-    return await onboarding_page(request, extra=context, status_code=outcome.status_code)
+    return await whole_page(request, context, outcome.status_code)

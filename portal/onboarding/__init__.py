@@ -1,1 +1,1 @@
-"""The marketplace landing, the onboarding token and the onboarding page."""
+"""The marketplace landing, the onboarding token and the owner's credential."""

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from portal.onboarding import store as landing_store
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.landing import LandingError, parse_landing
 from portal.onboarding.owner import SESSION_KEY
-from portal.runtime import Runtime
 from portal.salons import event_store as events
-from portal.salons import store as salons
 from portal.web.rendering import error_response, wants_json
+
+if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ async def yclients_redirect(request: Request) -> Response:
         log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)", extra={"salon_id": landing.yclients_salon_id})
 
     async with runtime.pool.acquire() as conn:
-        salon, is_new = await salons.record_landing(conn, landing)
+        salon, is_new = await landing_store.record_landing(conn, landing)
     await events.record_quietly(runtime.pool, salon.pk, "landed",
                                 {"signed": landing.signed, "new": is_new, "status": salon.integration_status})
 

@@ -55,12 +55,6 @@ async def open_database(settings: Settings) -> AsyncIterator[Pool]:
             await anyio.to_thread.run_sync(embedded.stop)
 
 
-async def ping(pool: Pool) -> None:
-    """One round trip through the pool; raises whatever stops it."""
-    async with pool.acquire() as conn:
-        await conn.fetchval("SELECT 1")
-
-
 def describe_error(exc: BaseException, *secrets: str | None) -> str:
     """`ClassName: message` of a database error, safe for an operator's screen.
 

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.platform.database import Pool, describe_error, ping
+from portal.platform.database import Pool, describe_error
 from portal.platform.metrics import PoolHealth, PoolSample, PortalMetrics
 from portal.platform.settings import Settings
+from portal.platform.store import ping
 
 
 # What health reads from the running portal, as protocols: the platform is the lowest layer

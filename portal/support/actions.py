@@ -16,9 +16,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from portal.platform.database import Connection
-from portal.runtime import Runtime
 from portal.salons import event_store as events
 from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
@@ -27,6 +27,9 @@ from portal.support import store as support
 from portal.whatsapp import LinkState, LinkStatus, session_name
 from portal.whatsapp import store as links
 from portal.whatsapp.linking import gateway_call
+
+if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -198,7 +198,7 @@ async def system(request: Request) -> Response:
 async def breaker_action(request: Request) -> Response:
     form = await request.form()
     action = form.get("action")
-    if action not in ("reset", "force_open"):
+    if not isinstance(action, str) or action not in ("reset", "force_open"):
         return RedirectResponse("/admin/system?message=Unknown+action", status_code=303)
     result = await support_actions.steer_breaker(request.state.runtime, f"staff:{request.state.staff}", action)
     return RedirectResponse(f"/admin/system?{urlencode({'message': result.message})}", status_code=303)

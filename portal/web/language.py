@@ -19,7 +19,7 @@ async def switch_language(request: Request) -> RedirectResponse:
     form = await request.form()
     lang = form.get("lang")
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
-    if lang in LANGUAGES:
+    if isinstance(lang, str) and lang in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax",
                             secure=request.state.runtime.settings.secure_cookies)
     return response

@@ -6,6 +6,7 @@ client as JSON with a stable `code`; both with the real status code.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from starlette.templating import Jinja2Templates
 
 from portal.web.htmx import is_htmx, target_id
 from portal.web.i18n import pick_language, translator
+
+# A whole page that a fragment's handler answers for a browser without JavaScript (with the
+# fragment's context and status). Pages that compose fragments hand it to their handlers.
+WholePage = Callable[[Request, dict[str, Any], int], Awaitable[Response]]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 

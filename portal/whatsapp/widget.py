@@ -11,7 +11,7 @@ and never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +21,13 @@ from starlette.routing import Route
 
 from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
-from portal.web.rendering import render
+from portal.web.rendering import WholePage, render
 from portal.web.throttle import over_limit
 from portal.whatsapp import linking
 from portal.whatsapp.linking import LinkView
 from portal.whatsapp.phones import PhoneError, normalise_phone
 
 ActivationPanel = Callable[[str, bool], str]
-WholePage = Callable[[Request, dict[str, Any], int], Awaitable[Response]]
 
 
 def widget_context(request: Request, view: LinkView) -> dict[str, Any]:

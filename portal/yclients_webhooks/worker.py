@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from portal.platform.database import Connection
-from portal.runtime import Runtime
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.whatsapp import session_name
@@ -26,6 +26,9 @@ from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.linking import gateway_call
 from portal.yclients_webhooks import store
 from portal.yclients_webhooks.store import MAX_DELIVERY_ATTEMPTS, Claim
+
+if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 LEASE_S = 60
