@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import sys
+from typing import Any
 
 from portal.platform.settings import Settings, SettingsError, load_settings
 
@@ -30,7 +31,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     # collections that otherwise stall the event loop for tens of ms under load.
     gc.freeze()
     uvicorn.run(app, host=args.host, port=args.port, access_log=False,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+                log_level=settings.log_level.lower(), **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options from the settings: whose forwarded headers to believe, and timeouts.
+
+    uvicorn has no timeout for reading headers or a body; nginx owns those in production
+    (docs/deploy.md, "Timeouts"), and the portal bounds a body itself (BODY_READ_TIMEOUT_S).
+    """
+    trusted = settings.forwarded_allow_ips
+    return {
+        # Off unless a proxy is named: then X-Forwarded-For/-Proto from anyone else are ignored.
+        "proxy_headers": trusted is not None,
+        "forwarded_allow_ips": trusted or "",
+        "timeout_keep_alive": settings.keepalive_timeout_s,
+        # On SIGTERM: stop accepting, let requests in flight (an activation waiting on the
+        # partner) finish for this long, then cancel them.
+        "timeout_graceful_shutdown": settings.shutdown_timeout_s,
+        # An idle server says nothing about itself.
+        "server_header": False,
+    }
 
 
 async def _migrate(settings: Settings) -> None:

@@ -27,17 +27,19 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
 from portal.activation import page as activation
+from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.settings import Settings
 from portal.runtime import open_runtime
 from portal.salon_pages import onboarding
 from portal.sandbox import SandboxMarketplace, sandbox_routes
-from portal.support import admin_api, dashboard
+from portal.support import admin_api, dashboard, staff
 from portal.web import language
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
 from portal.web.security import BrowserProtection
+from portal.web.transport import BodyReadTimeout, SecureCookiesOverHttps
 from portal.whatsapp import gateway_webhook, owner_api
 from portal.whatsapp.widget import WidgetPages
 from portal.yclients_webhooks import page as yclients_webhook
@@ -65,6 +67,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "INTERNAL_ERROR", "error.internal", next_step_key=None)
 
 
+async def _body_timeout(scope: Scope, receive: Receive, send: Send) -> None:
+    request = Request(scope, receive)
+    # Connection: close, since the rest of the body may still be on its way.
+    response = error_response(request, 408, "BODY_TIMEOUT", "error.body_timeout", next_step_key=None,
+                              headers={"Connection": "close"})
+    await response(scope, receive, send)
+
+
 async def _cross_site(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope, receive)
     response = error_response(request, 403, "CROSS_SITE_REQUEST", "error.cross_site", next_step_key=None)
@@ -77,13 +87,15 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings, templates, market) as runtime:
             # Finishes stored webhook deliveries and gateway cleanups, also those a crash left.
-            worker = asyncio.create_task(webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s))
+            stopping = asyncio.Event()
+            worker = asyncio.create_task(
+                webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping,
+                                           reconcile=activation_recovery.reconcile))
             try:
                 yield {"runtime": runtime}
             finally:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                # Shutdown: the delivery in hand is finished (or handed back), not dropped.
+                await webhook_worker.stop(worker, stopping)
 
     return lifespan
 
@@ -143,8 +155,11 @@ def _staff_routes() -> list[BaseRoute]:
 
 def _middleware(settings: Settings) -> list[Middleware]:
     return [
-        Middleware(RequestLog),
-        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site),
+        Middleware(RequestLog, instance_name=settings.instance_name),
+        Middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, refuse=_body_timeout),
+        Middleware(SecureCookiesOverHttps),
+        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site,
+                   credential_cookies=(SESSION_COOKIE, staff.COOKIE)),
         Middleware(SessionMiddleware, secret_key=settings.session_secret, session_cookie=SESSION_COOKIE,
                    max_age=settings.onboarding_token_ttl_s, same_site="lax",
                    https_only=settings.secure_cookies),

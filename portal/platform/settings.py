@@ -8,6 +8,7 @@ A bad value stops start-up with one line naming the setting (`SettingsError`).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -101,6 +102,13 @@ class Settings:
     sentry_dsn: str | None = None
     webhook_idempotency_ttl_h: float = 48.0
     webhook_worker_interval_s: float = 5.0
+    # Serving: whose X-Forwarded-* headers are believed (comma-separated addresses or
+    # networks; None: nobody's), and the HTTP server's timeouts.
+    forwarded_allow_ips: str | None = None
+    keepalive_timeout_s: int = 5
+    shutdown_timeout_s: int = 45
+    body_read_timeout_s: float = 10.0
+    instance_name: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -289,6 +297,40 @@ def _operations(config: Config) -> dict[str, Any]:
     }
 
 
+def _forwarded_allow_ips(config: Config, *, sandbox: bool) -> str | None:
+    """Addresses or networks whose X-Forwarded-For/-Proto are believed: the proxy's.
+    Nobody's by default in production, so a client cannot forge its address or scheme."""
+    raw = config("FORWARDED_ALLOW_IPS", default="127.0.0.1" if sandbox else "")
+    items = [item.strip() for item in str(raw).split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            # "*" too: believing everyone lets any client choose its address for the rate limits.
+            raise SettingsError(f"FORWARDED_ALLOW_IPS: {item!r} is not an address or network") from None
+    return ",".join(items) or None
+
+
+def _serving(config: Config, *, sandbox: bool, yclients_timeout_s: float) -> dict[str, Any]:
+    """`portal serve`: trusted proxies, keep-alive, body read and graceful shutdown timeouts."""
+    shutdown_s = _typed(config, "SHUTDOWN_TIMEOUT_S", int, 45, minimum=1)
+    if shutdown_s <= yclients_timeout_s:
+        # An activation waits on the partner up to YCLIENTS_TIMEOUT_S: a shorter grace
+        # period would cut it short at every deploy.
+        raise SettingsError(f"SHUTDOWN_TIMEOUT_S ({shutdown_s}) must be above YCLIENTS_TIMEOUT_S"
+                            f" ({yclients_timeout_s:g})")
+    name = _text(config, "INSTANCE_NAME")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", name):
+        raise SettingsError("INSTANCE_NAME must be 1-32 letters, digits, '.', '_' or '-'")
+    return {
+        "forwarded_allow_ips": _forwarded_allow_ips(config, sandbox=sandbox),
+        "keepalive_timeout_s": _typed(config, "KEEPALIVE_TIMEOUT_S", int, 5, minimum=1),
+        "shutdown_timeout_s": shutdown_s,
+        "body_read_timeout_s": _typed(config, "BODY_READ_TIMEOUT_S", float, 10.0, minimum=0.1),
+        "instance_name": name,
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:
     """Build settings from `env` (default: the process environment) and `.env`."""
     env = dict(os.environ if env is None else env)
@@ -300,10 +342,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
     base_url = _url(config, "PORTAL_BASE_URL", "http://127.0.0.1:8000") or "http://127.0.0.1:8000"
     marketplace_url = _url(config, "YCLIENTS_MARKETPLACE_URL",
                            f"{base_url}/sandbox" if sandbox else "https://yclients.com")
+    operations = _operations(config)
     return Settings(
         data_dir=data_dir, sandbox=sandbox, base_url=base_url, marketplace_url=marketplace_url or "",
         **_secrets(config, sandbox=sandbox, data_dir=data_dir, base_url=base_url),
         **_gateway(config, sandbox=sandbox),
         **_staff(config),
-        **_operations(config),
+        **operations,
+        **_serving(config, sandbox=sandbox, yclients_timeout_s=operations["yclients_timeout_s"]),
     )

@@ -45,6 +45,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.reload": ("Обновить страницу", "Reload the page"),
     "error.not_found": ("Такой страницы нет.", "There is no such page."),
     "error.too_large": ("Запрос слишком большой.", "The request is too large."),
+    "error.body_timeout": ("Запрос пришёл не целиком. Попробуйте ещё раз.",
+                           "The request did not arrive in full. Please try again."),
     "error.cross_site": (
         "Запрос пришёл с другого сайта и был отклонён.",
         "The request came from another site and was refused.",

@@ -98,6 +98,15 @@ async def mark_done(conn: Connection, delivery_id: int, note: str | None) -> Non
         " last_error = $2 WHERE id = $1", delivery_id, note)
 
 
+async def release(pool: Pool, delivery_id: int) -> None:
+    """Give a claimed delivery back untried (its processing was cancelled, nothing written):
+    due at once for the next claimer, and the attempt not counted."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE webhook_deliveries SET status = 'pending', locked_until = NULL, next_attempt_at = now(),"
+            " attempts = greatest(attempts - 1, 0) WHERE id = $1 AND status = 'processing'", delivery_id)
+
+
 async def retry_later(pool: Pool, delivery_id: int, error: str, delay_s: float) -> None:
     async with pool.acquire() as conn:
         await conn.execute(

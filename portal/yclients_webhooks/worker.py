@@ -9,11 +9,17 @@ Several instances can run it at once: claims are single-row atomic UPDATEs.
 A failure is retried with backoff up to MAX_DELIVERY_ATTEMPTS, then the delivery is `failed`
 (shown on the dashboard). Its traceback is logged once, at the first failure; later ones
 are one line each, so a recurring error does not flood the log.
+
+On shutdown (`stopping` set) the worker finishes the delivery in hand and takes no other.
+A delivery cancelled all the same (the shutdown's bound ran out) gives its lease back, so
+the next instance takes it at once instead of after LEASE_S; one cut short by SIGKILL
+keeps its lease until it runs out, its transaction rolled back, and is then done once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -32,6 +38,8 @@ if TYPE_CHECKING:  # the composition root imports this module, never the other w
 
 log = logging.getLogger(__name__)
 LEASE_S = 60
+# How long a shutdown waits for the delivery in hand: its writes and one gateway call.
+STOP_WAIT_S = 15.0
 
 # What each event does to the salon: its status write, and the audit event it records.
 _EVENTS: dict[str, tuple[Callable[[Connection, YclientsSalonId], Awaitable[SalonPk | None]], str]] = {
@@ -55,6 +63,10 @@ async def process(runtime: Runtime, delivery_id: int) -> bool:
         return False
     try:
         salon_pk = await _apply(runtime, claim)
+    except asyncio.CancelledError:
+        # Its transaction rolled back: hand the delivery back rather than hold it for LEASE_S.
+        await asyncio.shield(store.release(runtime.pool, delivery_id))
+        raise
     except Exception as exc:
         await _failed_attempt(runtime, claim, exc)
         return False
@@ -116,21 +128,48 @@ async def clean_up_gateway(runtime: Runtime, yclients_salon_id: YclientsSalonId)
     return True
 
 
-async def tick(runtime: Runtime) -> None:
-    """One round: due deliveries, pending cleanups, expired keys."""
+async def tick(runtime: Runtime, stopping: asyncio.Event | None = None) -> None:
+    """One round: due deliveries, pending cleanups, expired keys; nothing new once `stopping`."""
     work = await store.backlog(runtime.pool)
     for delivery_id in work.due:
+        if stopping is not None and stopping.is_set():
+            return
         await process(runtime, delivery_id)
     for yclients_salon_id in work.cleanups:
+        if stopping is not None and stopping.is_set():
+            return
         await clean_up_gateway(runtime, yclients_salon_id)
     if work.purged != "DELETE 0":
         log.info("expired webhook keys purged", extra={"result": work.purged})
 
 
-async def run_forever(runtime: Runtime, interval_s: float) -> None:
-    while True:
+async def run_forever(runtime: Runtime, interval_s: float, stopping: asyncio.Event | None = None,
+                      reconcile: Callable[[Runtime], Awaitable[object]] | None = None) -> None:
+    """Rounds every `interval_s` until `stopping` is set (then it returns after the delivery in hand).
+
+    `reconcile`: the activation's round over unfinished intents, handed in by the composition
+    root (activation sits on this package's layer, so it is not imported here)."""
+    stopping = stopping or asyncio.Event()
+    while not stopping.is_set():
         try:
-            await tick(runtime)
+            await tick(runtime, stopping)
         except Exception as exc:
             log.warning("webhook worker round failed", extra={"error": summarize_error(exc)})
-        await asyncio.sleep(interval_s)
+        if reconcile is not None and not stopping.is_set():
+            try:
+                await reconcile(runtime)
+            except Exception as exc:
+                log.warning("activation reconcile round failed", extra={"error": summarize_error(exc)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval_s)
+
+
+async def stop(worker: asyncio.Task[None], stopping: asyncio.Event) -> None:
+    """Let the worker finish the delivery in hand (up to STOP_WAIT_S), then cancel it."""
+    stopping.set()
+    done, _ = await asyncio.wait({worker}, timeout=STOP_WAIT_S)
+    if not done:
+        log.warning("webhook worker did not stop in time: cancelled", extra={"wait_s": STOP_WAIT_S})
+        worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
