@@ -11,25 +11,26 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 from starlette.templating import Jinja2Templates
 
 from portal.activation.partner import PartnerClient
-from portal.platform.database import open_database
+from portal.platform.database import Pool, open_database
 from portal.platform.error_reporting import init_sentry
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
+from portal.platform.notifications import Notifications
 from portal.platform.settings import Settings
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.web.rate_limits import RateLimits
 from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
 from portal.whatsapp.breaker import CircuitBreaker
+from portal.whatsapp.link_versions import LinkVersions
 from portal.whatsapp.qr_image import QrImages
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    pool: asyncpg.Pool
+    pool: Pool
     templates: Jinja2Templates
     partner: PartnerClient
     gateway: WhatsAppGateway
@@ -41,6 +42,8 @@ class Runtime:
     metrics: PortalMetrics
     pool_health: PoolHealth
     qr_images: QrImages
+    notifications: Notifications
+    link_versions: LinkVersions
 
     def pool_sample(self) -> PoolSample:
         return PoolGauge.sample(self.pool)
@@ -68,6 +71,7 @@ def build_rate_limits(settings: Settings) -> RateLimits:
         "admin": settings.admin_rate_limit, "login_client": settings.login_rate_limit,
         "login_user": settings.login_user_rate_limit, "owner": settings.owner_rate_limit,
         "webhook": settings.webhook_rate_limit,
+        "login_user_client": settings.login_user_client_rate_limit, "landing": settings.landing_rate_limit,
     })
 
 
@@ -83,17 +87,37 @@ def build_breaker(settings: Settings, metrics: PortalMetrics) -> CircuitBreaker:
 
 
 @contextlib.asynccontextmanager
+async def _listening(dsn: str) -> AsyncIterator[tuple[Notifications, LinkVersions]]:
+    """The instance's notification listener and what it keeps current."""
+    notifications = Notifications(dsn)
+    versions = LinkVersions(trusted=notifications.connected.is_set)
+    notifications.subscribe("link", versions.announced)
+
+    async def reload() -> None:  # whatever was announced while away is unknown: forget all
+        versions.forget_all()
+
+    notifications.on_reconnect(reload)
+    await notifications.start()
+    try:
+        yield notifications, versions
+    finally:
+        await notifications.stop()
+
+
+@contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, templates: Jinja2Templates,
                        market: SandboxMarketplace | None) -> AsyncIterator[Runtime]:
     from portal import __version__
 
     init_sentry(settings.sentry_dsn, environment="sandbox" if settings.sandbox else "production",
                 release=__version__)
-    async with open_database(settings) as pool:
+    async with open_database(settings) as database, _listening(database.dsn) as (notifications, versions):
+        pool = database.pool
         pool_health = PoolHealth()
         metrics = PortalMetrics(pool_source=lambda: pool, pool_health=pool_health)
         partner = PartnerClient(settings.yclients_api_url, settings.partner_token or "",
-                                timeout_s=settings.yclients_timeout_s)
+                                timeout_s=settings.yclients_timeout_s,
+                                redirect_hosts=settings.yclients_redirect_hosts)
         gateway = build_gateway(settings)
         rate_limits = build_rate_limits(settings)
         try:
@@ -101,7 +125,7 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
                           gateway=gateway, breaker=build_breaker(settings, metrics), market=market,
                           activation_slots=asyncio.Semaphore(settings.activation_concurrency),
                           rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
-                          qr_images=QrImages())
+                          qr_images=QrImages(), notifications=notifications, link_versions=versions)
         finally:
             await partner.aclose()
             await gateway.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import anyio
@@ -29,8 +30,17 @@ _URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 _PASSWORD_PAIR = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class Database:
+    """The pool, and the DSN for the few connections that must not come from it (the
+    notification listener: a pooled connection is reset, LISTENs and all, on release)."""
+
+    pool: Pool
+    dsn: str
+
+
 @contextlib.asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[Pool]:
+async def open_database(settings: Settings) -> AsyncIterator[Database]:
     """Yield a migrated pool; stop the embedded server (if we started one) afterwards."""
     embedded = None
     dsn = settings.database_url
@@ -47,7 +57,7 @@ async def open_database(settings: Settings) -> AsyncIterator[Pool]:
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
-            yield pool
+            yield Database(pool, dsn)
         finally:
             await pool.close()
     finally:

@@ -50,6 +50,8 @@ class Settings:
     partner_token: str | None = None
     app_id: int = 1
     yclients_timeout_s: float = 30.0
+    # Hosts the partner's 301 may send the owner to, besides the host of yclients_api_url.
+    yclients_redirect_hosts: tuple[str, ...] = ("yclients.com", "www.yclients.com")
     sandbox: bool = True
     allow_unsigned_landing: bool = False
     health_check_token: str | None = None
@@ -74,9 +76,12 @@ class Settings:
     qr_breaker_success_threshold: int = 2
     qr_poll_interval_s: float = 2.0
     gateway_refresh_s: float = 1.0
+    whatsapp_safety_poll_s: float = 10.0
     qr_wait_initial_s: float = 1.0
     qr_wait_max_s: float = 5.0
     qr_wait_attempts: int = 5
+    # Gateway sessions waiting for a scan at once, beyond which owners see the busy screen.
+    max_waiting_sessions: int = 200
     sim_starting_s: float = 2.0
     sim_qr_first_ttl_s: float = 60.0
     sim_qr_next_ttl_s: float = 20.0
@@ -95,7 +100,9 @@ class Settings:
     admin_session_ttl_s: int = 8 * 3600
     admin_rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
-    login_user_rate_limit: str = "5/minute"
+    login_user_rate_limit: str = "100/hour"
+    login_user_client_rate_limit: str = "5/minute"
+    landing_rate_limit: str = "30/minute"
     owner_rate_limit: str = "60/minute"
     webhook_rate_limit: str = "120/minute"
     redis_url: str | None = None
@@ -109,6 +116,16 @@ class Settings:
     shutdown_timeout_s: int = 45
     body_read_timeout_s: float = 10.0
     instance_name: str | None = None
+
+    @property
+    def gateway_events(self) -> bool:
+        """The gateway tells us what happens (WAHA with webhooks): polling is a safety net."""
+        return self.whatsapp_gateway == "waha" and self.waha_webhooks
+
+    @property
+    def link_recheck_s(self) -> float:
+        """How often a waiting link's state is read from the gateway, across all instances."""
+        return self.whatsapp_safety_poll_s if self.gateway_events else self.gateway_refresh_s
 
     @property
     def secure_cookies(self) -> bool:
@@ -236,9 +253,11 @@ def _gateway(config: Config, *, sandbox: bool) -> dict[str, Any]:
         "qr_breaker_success_threshold": _typed(config, "QR_BREAKER_SUCCESS_THRESHOLD", int, 2, minimum=1),
         "qr_poll_interval_s": _typed(config, "QR_POLL_INTERVAL_S", float, 2.0, minimum=0.2),
         "gateway_refresh_s": _typed(config, "WHATSAPP_REFRESH_S", float, 1.0, minimum=0.0),
+        "whatsapp_safety_poll_s": _typed(config, "WHATSAPP_SAFETY_POLL_S", float, 10.0, minimum=0.1),
         "qr_wait_initial_s": _typed(config, "QR_WAIT_INITIAL_S", float, 1.0, minimum=0.01),
         "qr_wait_max_s": _typed(config, "QR_WAIT_MAX_S", float, 5.0, minimum=0.01),
         "qr_wait_attempts": _typed(config, "QR_WAIT_ATTEMPTS", int, 5, minimum=1),
+        "max_waiting_sessions": _typed(config, "MAX_WAITING_SESSIONS", int, 200, minimum=1),
         "sim_qr_count": _typed(config, "SIMULATOR_QR_COUNT", int, 6, minimum=1),
         "sim_starting_s": _typed(config, "SIMULATOR_STARTING_S", float, 2.0, minimum=0.0),
         "sim_qr_first_ttl_s": _typed(config, "SIMULATOR_QR_FIRST_TTL_S", float, 60.0, minimum=0.1),
@@ -257,8 +276,9 @@ def _staff(config: Config) -> dict[str, Any]:
         raise SettingsError("ADMIN_API_KEY must be at least 24 characters")
     rate_limits = {}
     for name, default in (("ADMIN_RATE_LIMIT", "100/minute"), ("LOGIN_RATE_LIMIT", "10/minute"),
-                          ("LOGIN_USER_RATE_LIMIT", "5/minute"), ("OWNER_RATE_LIMIT", "60/minute"),
-                          ("WEBHOOK_RATE_LIMIT", "120/minute")):
+                          ("LOGIN_USER_RATE_LIMIT", "100/hour"), ("LOGIN_USER_CLIENT_RATE_LIMIT", "5/minute"),
+                          ("OWNER_RATE_LIMIT", "60/minute"), ("WEBHOOK_RATE_LIMIT", "120/minute"),
+                          ("LANDING_RATE_LIMIT", "30/minute")):
         value = str(config(name, default=default)).strip()
         if not _RATE.fullmatch(value):
             raise SettingsError(f"{name}={value!r} is not a rate like 100/minute")
@@ -289,6 +309,8 @@ def _operations(config: Config) -> dict[str, Any]:
         "webhook_worker_interval_s": _typed(config, "WEBHOOK_WORKER_INTERVAL_S", float, 5.0, minimum=0.05),
         "app_id": _typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
         "yclients_timeout_s": _typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
+        "yclients_redirect_hosts": tuple(h.strip().lower() for h in str(config(
+            "YCLIENTS_REDIRECT_HOSTS", default="yclients.com,www.yclients.com")).split(",") if h.strip()),
         "allow_unsigned_landing": _flag(config, "ALLOW_UNSIGNED_LANDING", False),
         "use_transaction_activation": _flag(config, "USE_TRANSACTION_ACTIVATION", True),
         "activation_concurrency": _typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),

@@ -134,6 +134,14 @@ class WhatsAppGateway(Protocol):
         """The current state, with the QR text while awaiting a scan; IDLE if unknown."""
         ...
 
+    async def refresh(self, name: str, *, known: LinkStatus, want_qr: bool) -> LinkState:
+        """The current state in as few gateway calls as it takes (one, in steady state).
+
+        `known` is the status we hold; `want_qr` says whether we need a (new) QR text. A
+        state awaiting a scan may come back without a QR when none was wanted: keep yours.
+        """
+        ...
+
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         """A code like "ABCD-EFGH" to type on the phone; only while awaiting a scan."""
         ...

@@ -86,6 +86,8 @@ class LinkView:
 
 
 async def _store(runtime: Runtime, salon_pk: SalonPk, state: LinkState, *, error: str | None = None) -> Link:
+    if state.qr is not None:
+        await runtime.qr_images.prepare(state.qr)  # drawn off the event loop, before anyone shows it
     async with runtime.pool.acquire() as conn:
         link, previous = await links.save_state(conn, salon_pk, state, error=error)
     if previous is not state.status and state.status in _STATUS_EVENTS:
@@ -104,26 +106,58 @@ class Poll:
     integration_status: str
 
 
+# A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
+QR_REFRESH_MARGIN_S = 5.0
+# A link that waits for nothing is read again at most this often per instance (its changes
+# are announced anyway; this only bounds how long a lost announcement could go unseen).
+SETTLED_RECHECK_S = 60.0
+
+
 async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll | None:
-    """The poll: the stored state, refreshed from the gateway when due. None: no salon."""
+    """The poll. Unchanged and not due: from this instance's memory, no database round trip.
+    Else the stored state, refreshed from the gateway when due (once per `link_recheck_s`
+    per salon across all tabs and instances). None: no salon."""
+    cached = runtime.link_versions.fresh(yclients_salon_id)
+    if cached is not None:
+        return cached
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        read = await links.read_for_poll(conn, yclients_salon_id, settings.gateway_refresh_s)
+        read = await links.read_for_poll(conn, yclients_salon_id, settings.link_recheck_s)
     if read is None:
         return None
     link = read.link
-    if link is None or not read.claimed or runtime.breaker.state != "closed":
-        return Poll(LinkView.of(link), read.integration_status)
+    if link is not None and read.claimed and runtime.breaker.state == "closed":
+        link = await _refresh(runtime, read.salon_pk, link)
+    poll = Poll(LinkView.of(link), read.integration_status)
+    runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
+                                   _recheck_in(settings.link_recheck_s, poll.view))
+    return poll
+
+
+def _recheck_in(recheck_s: float, view: LinkView) -> float:
+    if not view.waiting:
+        return SETTLED_RECHECK_S
+    if view.qr_expires_in is not None:
+        return max(0.0, min(recheck_s, view.qr_expires_in - QR_REFRESH_MARGIN_S))
+    return recheck_s
+
+
+async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
+    """Ask the gateway where a waiting link stands; store it if it moved."""
+    qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
+    want_qr = link.qr is None or qr_left is None or qr_left <= QR_REFRESH_MARGIN_S
     try:
-        async with asyncio.timeout(settings.waha_timeout_s):
-            state = await runtime.gateway.get_state(link.session_name)
+        async with asyncio.timeout(runtime.settings.waha_timeout_s):
+            state = await runtime.gateway.refresh(link.session_name, known=link.status, want_qr=want_qr)
     except (GatewayError, TimeoutError) as exc:
         # Keep showing what we had: one failed read is no reason to flip the owner's page.
-        log.info("gateway read failed", extra={"yclients_salon_id": yclients_salon_id, "error": summarize_error(exc)})
-        return Poll(LinkView.of(link), read.integration_status)
+        log.info("gateway read failed", extra={"session": link.session_name, "error": summarize_error(exc)})
+        return link
+    if state.status is LinkStatus.AWAITING_SCAN and state.qr is None and link.status is LinkStatus.AWAITING_SCAN:
+        state = LinkState(LinkStatus.AWAITING_SCAN, qr=link.qr, qr_expires_in=qr_left)  # keep the live QR
     if state.status is link.status and state.qr == link.qr and state.phone == link.phone:
-        return Poll(LinkView.of(link), read.integration_status)
-    return Poll(LinkView.of(await _store(runtime, read.salon_pk, state)), read.integration_status)
+        return link
+    return await _store(runtime, salon_pk, state)
 
 
 async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict[str, str]) -> LinkState:
@@ -146,6 +180,23 @@ async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict[str
     raise GatewayError("no QR code within the wait")
 
 
+# Sessions waiting for a scan are live WhatsApp Web clients on the gateway host: beyond
+# MAX_WAITING_SESSIONS of them (changed within WAITING_FRESH_S), a new start waits instead.
+# The count and the start are not atomic: concurrent starts may pass the cap by a few.
+WAITING_FRESH_S = 300.0
+BUSY_RETRY_S = 30.0
+
+
+async def _too_many_waiting(runtime: Runtime, salon: Salon) -> bool:
+    async with runtime.pool.acquire() as conn:
+        waiting = await links.count_waiting(conn, salon.pk, WAITING_FRESH_S)
+    if waiting < runtime.settings.max_waiting_sessions:
+        return False
+    log.warning("WhatsApp start deferred: too many sessions waiting for a scan",
+                extra={"yclients_salon_id": salon.yclients_salon_id, "waiting": waiting})
+    return True
+
+
 async def start(runtime: Runtime, salon: Salon) -> LinkView:
     """Make a QR appear: reuse a live one, else start the session through the breaker."""
     async with runtime.pool.acquire() as conn:
@@ -155,6 +206,8 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
         return view  # the fast path: a QR the owner can still scan
     if view.status in (LinkStatus.LINKING, LinkStatus.CONNECTED):
         return view
+    if await _too_many_waiting(runtime, salon):
+        return LinkView.of(link, retry_after=BUSY_RETRY_S)
     metadata = {"yclients_salon_id": str(salon.yclients_salon_id)}
     started = time.perf_counter()
     try:

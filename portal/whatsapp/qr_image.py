@@ -7,6 +7,7 @@ import io
 import re
 from collections import OrderedDict
 
+import anyio
 import segno
 from markupsafe import Markup
 
@@ -31,12 +32,23 @@ class QrImages:
         self._capacity = capacity
         self._drawn: OrderedDict[str, Markup] = OrderedDict()
 
+    async def prepare(self, text: str) -> None:
+        """Draw a new code in a worker thread, so 200 codes rotating in the same second do
+        not stall the event loop; the page then finds it drawn."""
+        if text not in self._drawn:
+            drawn = await anyio.to_thread.run_sync(qr_svg, text)
+            self._remember(text, drawn)
+
+    def _remember(self, text: str, drawn: Markup) -> None:
+        self._drawn[text] = drawn
+        if len(self._drawn) > self._capacity:
+            self._drawn.popitem(last=False)
+
     def svg(self, text: str) -> Markup:
         drawn = self._drawn.get(text)
         if drawn is None:
-            drawn = self._drawn[text] = qr_svg(text)
-            if len(self._drawn) > self._capacity:
-                self._drawn.popitem(last=False)
+            drawn = qr_svg(text)  # not prepared (a rare path): drawn here, once
+            self._remember(text, drawn)
         else:
             self._drawn.move_to_end(text)
         return drawn

@@ -136,6 +136,10 @@ class SimulatedGateway:
         session = self._sessions.get(name)
         return LinkState(LinkStatus.IDLE) if session is None else self._state(session)
 
+    async def refresh(self, name: str, *, known: LinkStatus, want_qr: bool) -> LinkState:
+        # In-process: one "call" either way; the QR comes along, as it costs nothing here.
+        return await self.get_state(name)
+
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)
         await self._gateway_call()

@@ -30,6 +30,7 @@ class Link:
     last_error: str | None
     pairing_code: str | None
     pairing_expires_at: datetime | None
+    version: int  # moves exactly when what the owner sees moves (a trigger keeps it)
     now: datetime  # the database's clock, so expiry maths never mixes two clocks
 
     @classmethod
@@ -41,7 +42,7 @@ class Link:
 
 
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
-                 " l.pairing_code, l.pairing_expires_at, now() AS now")
+                 " l.pairing_code, l.pairing_expires_at, l.version, now() AS now")
 
 # One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
 # refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
@@ -145,3 +146,13 @@ async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, life
 async def salon_of_session(conn: Connection, name: str) -> SalonPk | None:
     pk = await conn.fetchval("SELECT salon_id FROM whatsapp_links WHERE session_name = $1", name)
     return SalonPk(pk) if pk is not None else None
+
+
+async def count_waiting(conn: Connection, other_than: SalonPk, fresh_s: float) -> int:
+    """Links of other salons waiting for a scan (starting, QR shown, linking) that changed
+    within `fresh_s` seconds: an abandoned one stops counting."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM whatsapp_links WHERE status = ANY($1::text[]) AND salon_id <> $2"
+        " AND updated_at > now() - make_interval(secs => $3)",
+        [s.value for s in WAITING], other_than, fresh_s)
+    return count

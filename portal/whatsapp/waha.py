@@ -149,17 +149,40 @@ class WahaGateway:
         if state.status is not LinkStatus.AWAITING_SCAN:
             return state
         try:
-            qr = await self._call(
-                "GET", f"/api/{_seg(name)}/auth/qr", "get QR", params={"format": "raw"}
-            )
+            qr = await self._qr(name)
         except GatewayConflict:
             # The session moved on between the two calls (usually: the QR was just
             # scanned). Report where it is now rather than a QR that no longer exists.
             return self._state_from(await self._session_info(name))
-        value = qr.get("value") if isinstance(qr, Mapping) else None
+        return LinkState(LinkStatus.AWAITING_SCAN, qr=qr)
+
+    async def _qr(self, name: str) -> str:
+        answer = await self._call("GET", f"/api/{_seg(name)}/auth/qr", "get QR", params={"format": "raw"})
+        value = answer.get("value") if isinstance(answer, Mapping) else None
         if not isinstance(value, str) or not value:
             raise GatewayError("get QR: response without a QR value")
-        return LinkState(LinkStatus.AWAITING_SCAN, qr=value)
+        return value
+
+    async def refresh(self, name: str, *, known: LinkStatus, want_qr: bool) -> LinkState:
+        """One call in steady state: while a scan is awaited and a new QR is due, the QR
+        endpoint alone (it answers only in SCAN_QR_CODE, so a QR *is* the status); else
+        the session alone. A second call only at a transition (the QR endpoint refused, or
+        the session just began showing a QR)."""
+        if known is LinkStatus.AWAITING_SCAN and want_qr:
+            try:
+                return LinkState(LinkStatus.AWAITING_SCAN, qr=await self._qr(name))
+            except GatewayConflict:
+                pass  # no longer awaiting a scan: the session says where it is
+        try:
+            state = self._state_from(await self._session_info(name))
+        except SessionNotFound:
+            return LinkState(LinkStatus.IDLE)
+        if state.status is LinkStatus.AWAITING_SCAN and (want_qr or known is not LinkStatus.AWAITING_SCAN):
+            try:
+                return LinkState(LinkStatus.AWAITING_SCAN, qr=await self._qr(name))
+            except GatewayConflict:
+                return self._state_from(await self._session_info(name))
+        return state
 
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)
