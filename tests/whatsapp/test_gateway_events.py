@@ -145,7 +145,7 @@ def test_a_webhook_on_one_instance_reaches_the_owner_polling_the_other(make_sett
 
 
 def test_a_dropped_listener_reconnects_and_the_instance_catches_up(make_settings, waha, db):
-    url, state = waha
+    url, _ = waha
     settings = make_settings(**waha_env(url, WHATSAPP_SAFETY_POLL_S="3600"))
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
         land(c, settings.partner_token, salon_id=705)
