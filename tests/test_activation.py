@@ -64,12 +64,16 @@ def test_success_follows_the_301_and_keeps_only_a_hash(portal, partner, db):
     assert install_calls(market) == 1 and ("GET", "/installed/4001") not in market.calls
     row = db.fetchrow("SELECT * FROM salons")
     assert row["integration_status"] == "active" and row["activated_at"] and row["install_generation"] == 1
-    assert row["api_key_hash"] == hashlib.sha256(key.encode()).hexdigest() and row["api_key_prefix"] == key[:7]
+    # Only the hash: no part of the key is stored (staff pages and the admin API read this row).
+    assert row["api_key_hash"] == hashlib.sha256(key.encode()).hexdigest() and row["api_key_prefix"] is None
     dump = json.dumps([dict(r) for r in db.fetch("SELECT * FROM salons")], default=str) + json.dumps(
         [dict(r) for r in db.fetch("SELECT * FROM marketplace_events")], default=str)
     assert key not in dump
     event = db.fetchrow("SELECT payload FROM marketplace_events WHERE event_type = 'integration_activated'")
-    assert json.loads(event["payload"])["activation_mode"] == "transaction"
+    assert json.loads(event["payload"]) == {"activation_mode": "transaction", "install_generation": 1}
+    intent = db.fetchrow("SELECT * FROM activation_intents")
+    assert (intent["install_generation"], intent["outcome"], intent["attempts"]) == (1, "active", 1)
+    assert intent["finished_at"] and intent["api_key_hash"] == row["api_key_hash"]
 
 
 def test_already_active_answers_without_a_partner_call(portal, partner, db):

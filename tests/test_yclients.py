@@ -114,11 +114,15 @@ async def test_relative_location_is_made_absolute_and_its_html_body_ignored(odd_
         assert await _finish(partner) == f"{odd_url}/sandbox/installed/1"
 
 
-async def test_the_same_api_key_again_is_the_same_install(client, market):
-    first = await _finish(client)
+async def test_a_second_install_even_with_the_same_api_key_is_already_installed(client, market):
+    # As YClients documents it: a salon that has the app answers 422 "already installed".
+    await _finish(client)
     installed_at = market.installed[SALON]["installed_at"]
 
-    assert await _finish(client) == first
+    error = await _failure(client)
+
+    assert (error.kind, error.status, error.message) == (
+        "already_installed", 422, "Пользователь уже установил это приложение")
     assert market.installed[SALON]["installed_at"] == installed_at
     assert len(market.calls) == 2
 
@@ -231,12 +235,12 @@ async def test_injected_transport_receives_the_install_body():
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request)
-        return httpx.Response(301, headers={"Location": "https://yclients.example/done"})
+        return httpx.Response(301, headers={"Location": "https://yc.test/done"})
 
     transport = httpx.MockTransport(handler)
     partner = PartnerClient("https://yc.test/marketplace", TOKEN, transport=transport)
     async with partner:
-        assert await _finish(partner) == "https://yclients.example/done"
+        assert await _finish(partner) == "https://yc.test/done"
     assert str(sent[0].url) == "https://yc.test/marketplace/partner/callback/redirect"
     assert httpx.Response(200, content=sent[0].content).json() == {
         "salon_id": SALON, "application_id": APP_ID, "api_key": API_KEY, "webhook_urls": HOOKS,
@@ -249,7 +253,7 @@ async def test_works_with_the_sandbox_mounted_under_a_prefix(market):
     with serve(app, port=port) as url:
         async with PartnerClient(f"{url}/sandbox/api", TOKEN) as partner:
             await _finish(partner)
-            assert (await partner.get_installation(SALON, APP_ID))["salon_id"] == SALON
+            assert await partner.install_status(SALON, APP_ID) == "active"
     assert market.calls == [
         ("POST", "/partner/callback/redirect"),
         ("GET", f"/salon/{SALON}/application/{APP_ID}"),
@@ -259,15 +263,50 @@ async def test_works_with_the_sandbox_mounted_under_a_prefix(market):
 # --- reading and removing an installation ------------------------------------------------
 
 
-async def test_get_installation_shows_only_a_prefix_of_the_key(client):
+async def test_install_status_has_exactly_the_documented_fields(client, market):
     await _finish(client)
 
     data = await client.get_installation(SALON, APP_ID)
 
-    assert data["salon_id"] == SALON and data["application_id"] == APP_ID
-    assert data["api_key_prefix"] == API_KEY[:4]
-    assert data["installed_at"]
-    assert API_KEY not in repr(data)
+    # YClients' documented answer: connection status, payments, status log; no key at all.
+    assert set(data) == {"connection_status", "payments", "logs"}
+    assert set(data["connection_status"]) == {"status", "created_at"}
+    assert data["connection_status"]["status"] == "active"
+    assert time.strptime(data["connection_status"]["created_at"], "%Y-%m-%d %H:%M:%S")
+    assert all(set(entry) == {"changed_at", "status_from", "status_to", "source"} for entry in data["logs"])
+    assert API_KEY not in repr(data) and API_KEY[:4] not in repr(data)
+    assert await client.install_status(SALON, APP_ID) == "active"
+    market.set_status(SALON, "freezed")
+    assert await client.install_status(SALON, APP_ID) == "freezed"
+
+
+async def test_install_status_without_connection_status_is_bad_response(odd_url):
+    async with PartnerClient(f"{odd_url}/headers", TOKEN) as partner:
+        with pytest.raises(PartnerError) as caught:
+            await partner.install_status(SALON, APP_ID)
+    assert caught.value.kind == "bad_response"
+
+
+@pytest.mark.parametrize("location", ["https://evil.example/steal", "http://127.0.0.1.evil.example/x",
+                                      "https://yclients.com.evil.example/"])
+async def test_a_redirect_off_yclients_hosts_is_a_partner_failure(location, caplog):
+    app = Starlette(routes=[Route("/partner/callback/redirect", methods=["POST"],
+                                  endpoint=lambda r: Response(status_code=301, headers={"Location": location}))])
+    with serve(app) as url, caplog.at_level(logging.WARNING, logger="portal.activation.partner"):
+        async with PartnerClient(url, TOKEN, redirect_hosts=("yclients.com",)) as partner:
+            error = await _failure(partner)
+    assert (error.kind, error.status) == ("bad_response", 301)
+    assert "not YClients'" in caplog.text
+
+
+async def test_a_redirect_to_an_allowed_host_or_the_api_host_is_accepted():
+    app = Starlette(routes=[Route("/partner/callback/redirect", methods=["POST"], endpoint=lambda r: Response(
+        status_code=301, headers={"Location": r.headers["x-to"]}))])
+    with serve(app) as url:
+        async with PartnerClient(url, TOKEN, redirect_hosts=("YClients.com",)) as partner:
+            for target in ("https://yclients.com/after", f"{url}/sandbox/installed/1"):
+                partner._http.headers["x-to"] = target
+                assert await _finish(partner) == target
 
 
 async def test_get_installation_of_a_salon_without_the_app_is_none(client):

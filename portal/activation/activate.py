@@ -5,17 +5,19 @@ In one PostgreSQL transaction, under a per-salon advisory lock:
      request (on any instance) is activating this salon right now → 409.
   2. the salon row is re-read `FOR UPDATE` and checked (WhatsApp connected, inside the
      1-hour window, not already active), the API key hash and `activating` are written,
+     and the activation *intent* is committed on its own, outside this transaction
+     (`intent_store`): whatever happens next, we know we asked YClients for this install,
   3. `POST /partner/callback/redirect` (301 is success; redirects are not followed),
-  4. `active`, commit.
+  4. `active` and the intent closed, commit.
 The writes of step 2 only become visible with step 4, so a partner failure or a lost
 connection leaves nothing half-written; the lock dies with the transaction.
 
 The API key is *derived* (HMAC of API_KEY_SECRET, the salon and its next install
 generation), never random: every retry of one install sends YClients the same key, so a
 retry after "YClients accepted, our commit was lost" is recognised as the same install
-(the sandbox answers 301 again; real YClients may answer "already installed", which we
-confirm with `GET /salon/{id}/application/{app}` before calling it success). Only a hash
-and a short prefix are stored.
+(YClients answers "already installed"; its install status says `active` and our unfinished
+intent says the install is ours, see `recovery`). Only a hash is stored, never any part of
+the key.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ import hmac
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from portal.activation import store
+from portal.activation import intent_store as intents
+from portal.activation import recovery, store
 from portal.activation.partner import PartnerError
 from portal.activation.store import ActivationCheck
 from portal.platform.database import Connection
@@ -88,10 +91,6 @@ def key_hash(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def key_prefix(api_key: str) -> str:
-    return api_key[:7]
-
-
 @dataclass(frozen=True)
 class Install:
     """One activation's install: the salon, the generation it creates, the key YClients gets."""
@@ -99,26 +98,40 @@ class Install:
     salon_pk: SalonPk
     generation: int
     api_key: str
+    attempted_before: bool = False  # an earlier attempt of this install has an unknown outcome
 
 
 def _next_install(settings: Settings, salon: ActivationCheck) -> Install:
     generation = salon.install_generation + 1
+    # `activating` committed is the legacy path's attempt (from before intents) never finished.
     return Install(salon.salon_pk, generation,
-                   derive_api_key(settings.api_key_secret, salon.yclients_salon_id, generation))
+                   derive_api_key(settings.api_key_secret, salon.yclients_salon_id, generation),
+                   attempted_before=salon.integration_status == "activating")
 
 
 async def _mark_activating(conn: Connection, install: Install) -> None:
-    await store.mark_activating(conn, install.salon_pk, key_hash(install.api_key), key_prefix(install.api_key))
+    await store.mark_activating(conn, install.salon_pk, key_hash(install.api_key))
+
+
+async def _open_intent(runtime: Runtime, install: Install) -> Install | None:
+    """Commit the intent (its own connection and transaction); None when no connection came."""
+    try:
+        attempted_before = await intents.open_intent(
+            runtime.pool, install.salon_pk, install.generation, key_hash(install.api_key),
+            acquire_timeout_s=max(runtime.settings.activation_queue_wait_s, 1.0))
+    except TimeoutError:
+        return None
+    return replace(install, attempted_before=attempted_before or install.attempted_before)
 
 
 async def _activated(runtime: Runtime, install: Install, mode: str, redirect_url: str) -> Outcome:
     await events.record_quietly(runtime.pool, install.salon_pk, "integration_activated", {
-        "activation_mode": mode, "install_generation": install.generation,
-        "api_key_prefix": key_prefix(install.api_key)})
+        "activation_mode": mode, "install_generation": install.generation})
     return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
 
 
 NOT_FOUND = Outcome(404, "SALON_NOT_FOUND", "activation.not_found")
+BUSY = Outcome(503, "ACTIVATION_BUSY", "activation.busy", retry_after=2)
 
 
 def _refusal(salon: ActivationCheck) -> Outcome | None:
@@ -158,7 +171,7 @@ async def _bounded(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outc
         async with asyncio.timeout(settings.activation_queue_wait_s):
             await runtime.activation_slots.acquire()
     except TimeoutError:
-        return Outcome(503, "ACTIVATION_BUSY", "activation.busy", retry_after=2)
+        return BUSY
     try:
         if settings.use_transaction_activation:
             return await _with_retries(runtime, yclients_salon_id)
@@ -191,7 +204,7 @@ async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> 
     except _PartnerFailed as failed:
         # The transaction has rolled back (no key kept, status untouched) and its connection
         # is back in the pool before the failure is written on another.
-        return await _failed(runtime, failed.salon_pk, yclients_salon_id, failed.error, mode="transaction")
+        return await _failed(runtime, failed.install, yclients_salon_id, failed.error, mode="transaction")
     if isinstance(result, Outcome):
         return result
     install, redirect_url = result
@@ -202,9 +215,9 @@ class _PartnerFailed(Exception):
     """The partner refused inside the transaction: raised to roll it back, with what
     recording the failure afterwards needs."""
 
-    def __init__(self, salon_pk: SalonPk, error: PartnerError) -> None:
+    def __init__(self, install: Install, error: PartnerError) -> None:
         super().__init__(error.safe_summary)
-        self.salon_pk, self.error = salon_pk, error
+        self.install, self.error = install, error
 
 
 async def _locked_install(runtime: Runtime, conn: Connection,
@@ -223,50 +236,53 @@ async def _locked_install(runtime: Runtime, conn: Connection,
         return NOT_FOUND
     if (refusal := _refusal(salon)) is not None:
         return refusal
-    install = _next_install(settings, salon)
+    install = await _open_intent(runtime, _next_install(settings, salon))
+    if install is None:
+        return BUSY
     await _mark_activating(conn, install)
     try:
-        redirect_url = await _finish_install(runtime, yclients_salon_id, install.api_key)
+        redirect_url = await _finish_install(runtime, yclients_salon_id, install)
     except PartnerError as exc:
-        raise _PartnerFailed(install.salon_pk, exc) from exc
+        raise _PartnerFailed(install, exc) from exc
     await store.mark_active(conn, install.salon_pk, install.generation)
+    await intents.finish(conn, install.salon_pk, install.generation, "active")
     return install, redirect_url
 
 
-async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, api_key: str) -> str:
+async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, install: Install) -> str:
     settings = runtime.settings
     try:
         return await runtime.partner.finish_install(
-            yclients_salon_id=yclients_salon_id, application_id=settings.app_id, api_key=api_key,
+            yclients_salon_id=yclients_salon_id, application_id=settings.app_id, api_key=install.api_key,
             webhook_urls=[f"{settings.base_url}/webhook/yclients"])
     except PartnerError as exc:
-        if exc.kind != "already_installed" or not await _installed_with(runtime, yclients_salon_id, api_key):
+        if exc.kind != "already_installed" or not await recovery.after_already_installed(
+                runtime, yclients_salon_id, install.attempted_before):
             raise
-        # YClients already holds this very key: an earlier try of this install got through.
+        # YClients holds an active install and an earlier attempt of ours never learned its
+        # outcome: that attempt got through (with this same derived key).
         log.info("install confirmed after 'already installed'", extra={"salon_id": yclients_salon_id})
         return f"{settings.base_url}/onboarding"
 
 
-async def _installed_with(runtime: Runtime, yclients_salon_id: YclientsSalonId, api_key: str) -> bool:
-    try:
-        data = await runtime.partner.get_installation(yclients_salon_id, runtime.settings.app_id)
-    except PartnerError:
-        return False
-    if not data:
-        return False
-    prefix = data.get("api_key_prefix")
-    return isinstance(prefix, str) and bool(prefix) and api_key.startswith(prefix)
-
-
-async def _failed(runtime: Runtime, salon_pk: SalonPk, yclients_salon_id: YclientsSalonId, exc: PartnerError, *,
+async def _failed(runtime: Runtime, install: Install, yclients_salon_id: YclientsSalonId, exc: PartnerError, *,
                   mode: str) -> Outcome:
     log.warning("activation failed at the partner", extra={
         "salon_id": yclients_salon_id, "error": exc.safe_summary, "excerpt": exc.excerpt})
+    foreign = isinstance(exc, recovery.ForeignInstall)
+    salon_pk, outcome = install.salon_pk, recovery.failure_outcome(exc, install.attempted_before)
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await store.mark_failed(conn, salon_pk, exc.safe_summary)
+        await store.mark_failed(conn, salon_pk, recovery.FOREIGN_ERROR if foreign else exc.safe_summary)
         await events.record(conn, salon_pk, "activation_failed", {
             "error": exc.safe_summary, "activation_mode": mode,
             "timestamp": datetime.now(UTC).isoformat()})
+        if outcome is None:
+            await intents.note_error(conn, salon_pk, install.generation, exc.safe_summary)
+        else:
+            await intents.finish(conn, salon_pk, install.generation, outcome, exc.safe_summary)
+        if foreign:  # staff see it on the dashboard's overview
+            await events.record(conn, salon_pk, "foreign_install_detected", {
+                "install_status": getattr(exc, "install_status", None)})
     status = 504 if exc.kind == "timeout" else 502
     return Outcome(status, f"PARTNER_{exc.kind.upper()}", PARTNER_MESSAGES.get(exc.kind, "activation.partner_failed"))
 
@@ -282,14 +298,18 @@ async def _legacy(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outco
             return NOT_FOUND
         if (refusal := _refusal(salon)) is not None:
             return refusal
-        install = _next_install(settings, salon)
+        next_install = _next_install(settings, salon)
+    if (install := await _open_intent(runtime, next_install)) is None:
+        return BUSY
+    async with runtime.pool.acquire() as conn:
         await _mark_activating(conn, install)
     try:
-        redirect_url = await _finish_install(runtime, yclients_salon_id, install.api_key)
+        redirect_url = await _finish_install(runtime, yclients_salon_id, install)
     except PartnerError as exc:
         async with runtime.pool.acquire() as conn:
             await store.forget_key(conn, install.salon_pk)
-        return await _failed(runtime, install.salon_pk, yclients_salon_id, exc, mode="legacy")
-    async with runtime.pool.acquire() as conn:
+        return await _failed(runtime, install, yclients_salon_id, exc, mode="legacy")
+    async with runtime.pool.acquire() as conn, conn.transaction():
         await store.mark_active(conn, install.salon_pk, install.generation)
+        await intents.finish(conn, install.salon_pk, install.generation, "active")
     return await _activated(runtime, install, "legacy", redirect_url)

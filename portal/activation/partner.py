@@ -4,6 +4,10 @@ Owns every HTTP call the portal makes to YClients as a partner: finishing an ins
 success is a 301 redirect, never followed), reading and removing an installation, and turning
 every way such a call can go wrong into one `PartnerError` whose text is safe to log and to
 show: it never carries the salon's api_key or our partner token.
+
+Only fields YClients documents are read: the 301's `Location` (accepted only on YClients'
+own hosts), `meta.message` of an error, and `data.connection_status.status` of the install
+status (`active`, `pending`, `freezed`); the install status carries no API key.
 """
 
 from __future__ import annotations
@@ -111,8 +115,12 @@ class PartnerClient:
         *,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        redirect_hosts: tuple[str, ...] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Where YClients may send the owner's browser: its API host and the configured others.
+        self.redirect_hosts = frozenset(
+            h.strip().lower() for h in (urlsplit(self.base_url).hostname or "", *redirect_hosts) if h.strip())
         self._token = partner_token
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(
@@ -159,6 +167,10 @@ class PartnerClient:
         # The owner's browser goes there next: only a real web address will do.
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise self._failure(response, secrets, kind="bad_response")
+        if (parts.hostname or "").lower() not in self.redirect_hosts:
+            # An open redirect on our side if followed: the owner would land wherever it says.
+            log.warning("partner redirect to a host that is not YClients': %s", parts.hostname)
+            raise self._failure(response, secrets, kind="bad_response")
         return target
 
     async def get_installation(self, yclients_salon_id: YclientsSalonId, application_id: int) -> dict[str, Any] | None:
@@ -177,6 +189,19 @@ class PartnerClient:
         if not isinstance(data, dict):
             raise self._failure(response, kind="bad_response")
         return data
+
+    async def install_status(self, yclients_salon_id: YclientsSalonId, application_id: int) -> str | None:
+        """`data.connection_status.status` of the install ("active", "pending", "freezed"),
+        None when YClients reports no install; a PartnerError when the answer lacks it."""
+        data = await self.get_installation(yclients_salon_id, application_id)
+        if data is None:
+            return None
+        connection = data.get("connection_status")
+        status = connection.get("status") if isinstance(connection, dict) else None
+        if not isinstance(status, str) or not status:
+            log.warning("install status without data.connection_status.status")
+            raise PartnerError("bad_response", status=200)
+        return status
 
     async def ping(self, application_id: int) -> None:
         """A cheap read-only call for reachability checks (one salon of our app's list)."""

@@ -62,10 +62,11 @@ async def check_salon(conn: Connection, yclients_salon_id: YclientsSalonId, wind
         window_over=bool(row["window_over"]), link_status=row["link_status"])
 
 
-async def mark_activating(conn: Connection, salon_pk: SalonPk, key_hash: str, key_prefix: str) -> None:
+async def mark_activating(conn: Connection, salon_pk: SalonPk, key_hash: str) -> None:
+    # Only the hash: no part of the key is stored where staff or an API could read it.
     await conn.execute(
         "UPDATE salons SET integration_status = 'activating', api_key_hash = $2,"
-        " api_key_prefix = $3, updated_at = now() WHERE id = $1", salon_pk, key_hash, key_prefix)
+        " api_key_prefix = NULL, updated_at = now() WHERE id = $1", salon_pk, key_hash)
 
 
 async def mark_active(conn: Connection, salon_pk: SalonPk, install_generation: int) -> None:
@@ -77,7 +78,7 @@ async def mark_active(conn: Connection, salon_pk: SalonPk, install_generation: i
 
 async def forget_key(conn: Connection, salon_pk: SalonPk) -> None:
     """The legacy path's undo of `mark_activating` after a partner failure."""
-    await conn.execute("UPDATE salons SET api_key_hash = NULL, api_key_prefix = NULL WHERE id = $1", salon_pk)
+    await conn.execute("UPDATE salons SET api_key_hash = NULL WHERE id = $1", salon_pk)
 
 
 async def mark_failed(conn: Connection, salon_pk: SalonPk, error: str) -> None:

@@ -14,6 +14,16 @@ from typing import Any
 FAULTS = (None, "fail", "hang", "already_installed", "unauthorized")
 
 ALREADY_INSTALLED_MESSAGE = "Пользователь уже установил это приложение"
+INSTALL_STATUSES = ("active", "pending", "freezed")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")  # YClients' own format: "2022-06-27 12:20:02"
+
+
+def _log_entry(moment: datetime, status_from: str, status_to: str) -> dict[str, str]:
+    return {"changed_at": _stamp(moment), "status_from": status_from, "status_to": status_to,
+            "source": "marketplace"}
 
 DEMO_SALONS: tuple[dict[str, Any], ...] = (
     {
@@ -80,13 +90,34 @@ class SandboxMarketplace:
         return next((s for s in self.demo_salons if s["id"] == salon_id), None)
 
     def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+        now = datetime.now(UTC)
         install = {
             "api_key": api_key,
             "webhook_urls": list(webhook_urls),
-            "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "installed_at": now.isoformat(timespec="seconds"),
+            "status": "active",
+            "logs": [_log_entry(now, "uninstalled", "active")],
         }
         self.installed[salon_id] = install
         return install
+
+    def set_status(self, salon_id: int, status: str) -> None:
+        """The install's connection status as YClients names it: active, pending, freezed."""
+        if status not in INSTALL_STATUSES:
+            raise ValueError(f"unknown install status {status!r}; expected one of {INSTALL_STATUSES}")
+        install = self.installed[salon_id]
+        install["logs"].append(_log_entry(datetime.now(UTC), install["status"], status))
+        install["status"] = status
+
+    def install_status(self, salon_id: int) -> dict[str, Any]:
+        """`data` of YClients' install status, with exactly its documented fields."""
+        install = self.installed[salon_id]
+        created = datetime.fromisoformat(install["installed_at"])
+        return {
+            "connection_status": {"status": install["status"], "created_at": _stamp(created)},
+            "payments": [],
+            "logs": [dict(entry) for entry in install["logs"]],
+        }
 
     def uninstall(self, salon_id: int) -> bool:
         return self.installed.pop(salon_id, None) is not None

@@ -5,9 +5,10 @@ envelope, the 301 that finishes an install, fault injection — on top of the st
 `SandboxMarketplace`. The portal mounts it at `/sandbox/api` in demo mode; tests serve it
 standalone as "YClients".
 
-Assumption (not documented by YClients): finishing an install again for an installed salon
-with the *same* api_key is the same install, so it answers 301 again; only a *different*
-api_key is refused as "already installed".
+As YClients documents it: finishing an install for a salon that already has the app is
+refused with 422 "Пользователь уже установил это приложение", whatever the api_key; the
+install status answers only `connection_status` (status, created_at), `payments` and
+`logs` — no API key, nor any part of one.
 """
 
 from __future__ import annotations
@@ -131,14 +132,11 @@ async def _read_install(market: SandboxMarketplace, request: Request, *,
 
 
 def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | None:
-    """Record the install; a 422 if the salon already has it under another api_key."""
-    existing = market.installed.get(body["salon_id"])
-    if existing is None:
-        market.install(body["salon_id"], body["api_key"], body["webhook_urls"])
-        return None
-    if hmac.compare_digest(existing["api_key"].encode(), body["api_key"].encode()):
-        return None  # the same install repeated (see the module docstring)
-    return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
+    """Record the install; a 422 if the salon already has the app (any api_key)."""
+    if body["salon_id"] in market.installed:
+        return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
+    market.install(body["salon_id"], body["api_key"], body["webhook_urls"])
+    return None
 
 
 async def _callback_redirect(market: SandboxMarketplace, request: Request) -> Response:
@@ -171,15 +169,8 @@ async def _installation(market: SandboxMarketplace, request: Request) -> Respons
     install = market.installed.get(salon_id)
     if request.path_params["application_id"] != market.application_id or install is None:
         return _not_installed()
-    return _envelope(
-        200,
-        {
-            "salon_id": salon_id,
-            "application_id": market.application_id,
-            "api_key_prefix": install["api_key"][:4],  # the key is a secret: never whole
-            "installed_at": install["installed_at"],
-        },
-    )
+    # Exactly the documented fields (the meta of a success is an empty list there).
+    return JSONResponse({"success": True, "data": market.install_status(salon_id), "meta": []})
 
 
 async def _uninstall(market: SandboxMarketplace, request: Request) -> Response:
