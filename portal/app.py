@@ -27,14 +27,13 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
 from portal.activation import page as activation
-from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.settings import Settings
 from portal.runtime import open_runtime
 from portal.salon_pages import onboarding
 from portal.sandbox import SandboxMarketplace, sandbox_routes
-from portal.support import admin_api, dashboard, staff
+from portal.support import admin_api, dashboard
 from portal.web import language
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
@@ -89,8 +88,7 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
             # Finishes stored webhook deliveries and gateway cleanups, also those a crash left.
             stopping = asyncio.Event()
             worker = asyncio.create_task(
-                webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping,
-                                           reconcile=activation_recovery.reconcile))
+                webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping))
             try:
                 yield {"runtime": runtime}
             finally:
@@ -158,8 +156,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
         Middleware(RequestLog, instance_name=settings.instance_name),
         Middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, refuse=_body_timeout),
         Middleware(SecureCookiesOverHttps),
-        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site,
-                   credential_cookies=(SESSION_COOKIE, staff.COOKIE)),
+        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site),
         Middleware(SessionMiddleware, secret_key=settings.session_secret, session_cookie=SESSION_COOKIE,
                    max_age=settings.onboarding_token_ttl_s, same_site="lax",
                    https_only=settings.secure_cookies),
