@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
 from portal.activation import page as activation
+from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.settings import Settings
@@ -88,7 +89,8 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
             # Finishes stored webhook deliveries and gateway cleanups, also those a crash left.
             stopping = asyncio.Event()
             worker = asyncio.create_task(
-                webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping))
+                webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping,
+                                           reconcile=activation_recovery.reconcile))
             try:
                 yield {"runtime": runtime}
             finally:
