@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal import __version__
+from portal.activation import intent_store
 from portal.salons.ids import YclientsSalonId
 from portal.support import actions as support_actions
 from portal.support import audit_store as audit
@@ -99,7 +100,12 @@ async def logout(request: Request) -> Response:
 
 @staff_only
 async def overview(request: Request) -> Response:
-    data = await support.overview(request.state.runtime.pool)
+    pool = request.state.runtime.pool
+    data = await support.overview(pool)
+    # Activations whose outcome at YClients is unknown (the worker reconciles them), and
+    # installs YClients reports that this portal never attempted (a human must look).
+    data["intents"] = await intent_store.unfinished(pool, older_than_s=0)
+    data["foreign_installs"] = await intent_store.foreign_installs(pool)
     return _page(request, "admin/overview.html", data)
 
 

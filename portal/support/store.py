@@ -39,7 +39,7 @@ END"""
 # else: no value ever enters their text (hence the S608 waivers).
 _SALON_ROW = f"""
 SELECT s.id, s.yclients_salon_id, s.name, s.integration_status, s.landed_at, s.activated_at, s.last_error,
-       s.api_key_prefix, s.install_generation,
+       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation,
        COALESCE(l.status, 'idle') AS link_status, l.phone, l.last_error AS link_error, l.updated_at AS link_updated_at,
        e.event_type AS last_event, e.created_at AS last_event_at,
        {_ATTENTION} AS attention
@@ -116,7 +116,7 @@ def _salon_dict(row: asyncpg.Record) -> dict[str, Any]:
         "phone": mask_phone(row["phone"]), "landed_at": row["landed_at"], "activated_at": row["activated_at"],
         "last_event": row["last_event"], "last_event_at": row["last_event_at"],
         "last_error": row["last_error"] or row["link_error"], "attention": row["attention"],
-        "api_key_set": row["api_key_prefix"] is not None,
+        "api_key_set": row["api_key_set"],  # whether, never what: no part of the key is shown
     }
 
 
@@ -136,7 +136,7 @@ async def salon_detail(pool: Pool, yclients_salon_id: YclientsSalonId) -> dict[s
             return None
         timeline = await events.for_salon(conn, SalonPk(row["id"]), limit=100)
     return _salon_dict(row) | {"install_generation": row["install_generation"],
-                               "api_key_prefix": row["api_key_prefix"], "events": timeline}
+                               "events": timeline}
 
 
 async def overview(pool: Pool) -> dict[str, Any]:
