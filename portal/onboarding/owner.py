@@ -28,7 +28,8 @@ def current_owner(request: Request, *, allow_session: bool = True) -> Onboarding
     if token is None and allow_session:
         token = request.session.get(SESSION_KEY)
     try:
-        return onboarding_token.verify(token, secret=request.state.runtime.settings.jwt_secret)
+        verified: onboarding_token.VerifiedTokens = request.state.runtime.verified_tokens
+        return verified.verify(token)
     except InvalidToken:
         return None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -57,3 +59,31 @@ def verify(token: str | None, *, secret: str) -> OnboardingClaims:
     if claims.get("typ") != TOKEN_TYPE or not isinstance(sub, str) or not sub.isdigit():
         raise InvalidToken("wrong type")
     return OnboardingClaims(yclients_salon_id=YclientsSalonId(int(sub)), expires_at=int(claims["exp"]))
+
+
+class VerifiedTokens:
+    """Tokens already verified by this instance, with their claims, until they expire.
+
+    An owner's page polls every 2 s with the same token; checking its signature each time
+    costs more than the rest of an unchanged poll. A token is kept only after a full
+    verify and never past its own `exp`; bounded, least recently used out first.
+    """
+
+    def __init__(self, secret: str, *, capacity: int = 20_000, clock: Callable[[], float] = time.time) -> None:
+        self._secret = secret
+        self._capacity = capacity
+        self._clock = clock
+        self._known: OrderedDict[str, OnboardingClaims] = OrderedDict()
+
+    def verify(self, token: str | None) -> OnboardingClaims:
+        if token is not None and (claims := self._known.get(token)) is not None:
+            if claims.expires_at > self._clock():
+                self._known.move_to_end(token)
+                return claims
+            del self._known[token]
+        claims = verify(token, secret=self._secret)
+        assert token is not None  # verify refused a missing token
+        self._known[token] = claims
+        if len(self._known) > self._capacity:
+            self._known.popitem(last=False)
+        return claims
