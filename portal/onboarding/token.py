@@ -69,8 +69,10 @@ class VerifiedTokens:
     verify and never past its own `exp`; bounded, least recently used out first.
     """
 
-    def __init__(self, secret: str, *, capacity: int = 20_000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, secret: str, *, capacity: int = 20_000, clock: Callable[[], float] = time.time,
+                 verifier: Callable[..., OnboardingClaims] = verify) -> None:
         self._secret = secret
+        self._verifier = verifier
         self._capacity = capacity
         self._clock = clock
         self._known: OrderedDict[str, OnboardingClaims] = OrderedDict()
@@ -81,7 +83,7 @@ class VerifiedTokens:
                 self._known.move_to_end(token)
                 return claims
             del self._known[token]
-        claims = verify(token, secret=self._secret)
+        claims = self._verifier(token, secret=self._secret)
         assert token is not None  # verify refused a missing token
         self._known[token] = claims
         if len(self._known) > self._capacity:
