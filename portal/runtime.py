@@ -17,6 +17,7 @@ from portal.activation.partner import PartnerClient
 from portal.platform.database import Pool, open_database
 from portal.platform.error_reporting import init_sentry
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
+from portal.onboarding.token import VerifiedTokens
 from portal.platform.notifications import Notifications
 from portal.platform.settings import Settings
 from portal.sandbox.marketplace_state import SandboxMarketplace
@@ -44,6 +45,7 @@ class Runtime:
     qr_images: QrImages
     notifications: Notifications
     link_versions: LinkVersions
+    verified_tokens: VerifiedTokens
 
     def pool_sample(self) -> PoolSample:
         return PoolGauge.sample(self.pool)
@@ -125,7 +127,8 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
                           gateway=gateway, breaker=build_breaker(settings, metrics), market=market,
                           activation_slots=asyncio.Semaphore(settings.activation_concurrency),
                           rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
-                          qr_images=QrImages(), notifications=notifications, link_versions=versions)
+                          qr_images=QrImages(), notifications=notifications, link_versions=versions,
+                          verified_tokens=VerifiedTokens(settings.jwt_secret))
         finally:
             await partner.aclose()
             await gateway.aclose()
