@@ -34,7 +34,7 @@ from portal.platform.settings import Settings
 from portal.runtime import open_runtime
 from portal.salon_pages import onboarding
 from portal.sandbox import SandboxMarketplace, sandbox_routes
-from portal.support import admin_api, dashboard
+from portal.support import admin_api, dashboard, staff
 from portal.web import language
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
@@ -158,7 +158,8 @@ def _middleware(settings: Settings) -> list[Middleware]:
         Middleware(RequestLog, instance_name=settings.instance_name),
         Middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, refuse=_body_timeout),
         Middleware(SecureCookiesOverHttps),
-        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site),
+        Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site,
+                   credential_cookies=(SESSION_COOKIE, staff.COOKIE)),
         Middleware(SessionMiddleware, secret_key=settings.session_secret, session_cookie=SESSION_COOKIE,
                    max_age=settings.onboarding_token_ttl_s, same_site="lax",
                    https_only=settings.secure_cookies),

@@ -13,7 +13,8 @@ KEY = {"X-API-Key": API_KEY}
 
 @pytest.fixture
 def admin(make_settings):
-    settings = make_settings(**staff_env())
+    # Wrong keys count against the client's credential failures: these tests send dozens.
+    settings = make_settings(**staff_env(), LOGIN_RATE_LIMIT="1000/minute")
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
         yield c, settings
 

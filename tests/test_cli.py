@@ -32,6 +32,8 @@ def test_migrate_applies_and_a_bad_setting_is_one_clear_line(database_url, tmp_p
     # Undo 004 (the webhook table) and every migration after it, as if never applied.
     db.execute("DELETE FROM schema_migrations WHERE version >= '004'")
     db.execute("DROP TABLE webhook_deliveries; ALTER TABLE salons DROP COLUMN gateway_cleanup_pending_since")
+    db.execute("DROP TABLE landing_links; ALTER TABLE salons DROP COLUMN landing_bound;"  # 008
+               " DROP INDEX whatsapp_links_waiting_idx")
     done = run_portal("migrate", env=env)
     assert done.returncode == 0 and "migrations applied" in done.stdout
     assert db.fetchval("SELECT to_regclass('webhook_deliveries') IS NOT NULL")

@@ -110,9 +110,10 @@ def test_relanding_an_active_salon_keeps_it_active(client, settings, db):
 
 def test_relanding_after_failure_or_uninstall_restarts_onboarding(client, settings, db):
     land(client, settings.partner_token, salon_id=9)
-    for status in ("activation_failed", "uninstalled"):
+    for user_id, status in ((8, "activation_failed"), (9, "uninstalled")):
         db.execute("UPDATE salons SET integration_status = $1, landed_at = now() - interval '2 hours'", status)
-        land(client, settings.partner_token, salon_id=9)
+        # A new link from the marketplace (a replay of the old one restarts nothing).
+        land(client, settings.partner_token, salon_id=9, user={"id": user_id, "salon_id": 9})
         row = db.fetchrow("SELECT integration_status, landed_at > now() - interval '1 minute' AS fresh FROM salons")
         assert row["integration_status"] == "pending_whatsapp" and row["fresh"]
 

@@ -64,3 +64,35 @@ def test_request_id_is_carried_in_and_out(client):
     assert client.get("/livez", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
     generated = client.get("/livez", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
     assert generated != "bad id with spaces" and len(generated) == 32
+
+
+def test_a_junk_bearer_header_does_not_carry_the_owners_cookie_past_the_cross_site_check(client, settings, db):
+    from tests.support.landing import land
+
+    land(client, settings.partner_token, salon_id=4100)  # the owner's session cookie
+    evil = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example", "Authorization": "Bearer junk"}
+    r = client.post("/onboarding/whatsapp/start", headers=evil, follow_redirects=False)
+    assert r.status_code == 403
+    assert db.fetchval("SELECT count(*) FROM whatsapp_links") == 0  # no session was started
+
+
+def test_a_header_credential_without_cookies_is_exempt(client, settings):
+    """An API client authenticates by its header alone: no cookie, nothing a form could forge."""
+    from tests.support.landing import land_for_token
+
+    token = land_for_token(client, settings.partner_token, salon_id=4101)
+    client.cookies.clear()
+    r = client.post("/marketplace/api/qr", headers={"Authorization": f"Bearer {token}", "Origin": "https://app.example"})
+    assert r.status_code == 200
+
+
+def test_hsts_when_the_portal_is_served_over_https(make_settings):
+    from starlette.testclient import TestClient
+
+    from portal.app import create_app
+
+    with TestClient(create_app(make_settings(PORTAL_BASE_URL="https://portal.example")),
+                    base_url="https://portal.example") as c:
+        assert c.get("/livez").headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    with TestClient(create_app(make_settings()), base_url="http://127.0.0.1:8000") as c:
+        assert "strict-transport-security" not in c.get("/livez").headers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 from starlette.testclient import TestClient
@@ -155,3 +157,24 @@ def test_salon_filters_combine(db):
     assert run(query(q="3")) == ([3], 1)
     assert run(query(status="active", q="Лилия")) == ([1], 1)
     assert run(query(attention_only=True)) == ([], 0)
+
+
+@pytest.mark.parametrize("reason", ["owner\x00asked", "owner \ud800 asked", "\x07" * 3])
+def test_a_disconnect_whose_reason_fails_validation_does_nothing(admin, db, reason):
+    """Validate first, then act: a reason the database cannot take (NUL, a lone surrogate) or
+    that says nothing (control characters only) is refused before the gateway logout."""
+    client, settings = admin
+    land(client, settings.partner_token, salon_id=500001)
+    client.post("/onboarding/whatsapp/start", headers={"HX-Request": "true"})
+    before = db.fetchval("SELECT status FROM whatsapp_links")
+    body = json.dumps({"reason": reason}).encode()  # ASCII JSON: the surrogate travels as \ud800
+    r = client.post("/marketplace/admin/salon/500001/disconnect", headers={**KEY, "Content-Type": "application/json"},
+                    content=body)
+    assert (r.status_code, r.json()["code"]) == (422, "REASON_REQUIRED")
+    sign_in(client)
+    page = client.post("/admin/salons/500001/disconnect", data={"reason": reason.replace("\ud800", "\x00")},
+                       follow_redirects=False)
+    assert page.status_code == 422
+    assert db.fetchval("SELECT status FROM whatsapp_links") == before == "awaiting_scan"
+    assert db.fetchval("SELECT count(*) FROM admin_audit_log WHERE action = 'disconnect'") == 0
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'whatsapp_disconnected'") == 0

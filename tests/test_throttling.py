@@ -81,3 +81,66 @@ def test_unreachable_redis_falls_back_and_health_says_degraded(make_settings):
         assert codes == [401, 401, 429]  # still limited: never fails open
         health = c.get("/marketplace/health", headers={"Authorization": "Bearer health-token-for-tests"}).json()
         assert health["status"] == "degraded" and any("Redis" in w for w in health["warnings"])
+
+
+def from_peer(app):
+    """The app as seen from several client addresses: `X-Test-Peer` sets the request's peer
+    (what uvicorn puts in `request.client`), so one test client can be two clients."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            peer = dict(scope["headers"]).get(b"x-test-peer")
+            if peer:
+                scope = {**scope, "client": (peer.decode(), 40000)}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def test_wrong_passwords_from_one_client_do_not_lock_the_real_person_out(make_settings, db):
+    settings = make_settings(**staff_env())  # the defaults: 5/minute per (user, client), 100/hour per user
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        attacker, staff = {"X-Test-Peer": "203.0.113.9"}, {"X-Test-Peer": "198.51.100.7"}
+        codes = [c.post("/admin/login", data={"username": USERNAME, "password": "guess"}, headers=attacker).status_code
+                 for _ in range(6)]
+        assert codes == [401] * 5 + [429]  # the attacker's guesses at this name stop ...
+        r = c.post("/admin/login", data={"username": USERNAME, "password": PASSWORD}, headers=staff,
+                   follow_redirects=False)
+        assert r.status_code == 303  # ... and the real person, elsewhere, still gets in
+        # Signing in counts nothing: the real person can sign in again and again.
+        for _ in range(6):
+            assert c.post("/admin/login", data={"username": USERNAME, "password": PASSWORD}, headers=staff,
+                          follow_redirects=False).status_code == 303
+
+
+def test_a_guess_spread_over_many_clients_meets_the_per_user_ceiling(make_settings):
+    settings = make_settings(**staff_env(), LOGIN_USER_RATE_LIMIT="4/hour")
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        codes = [c.post("/admin/login", data={"username": USERNAME, "password": "guess"},
+                        headers={"X-Test-Peer": f"203.0.113.{i}"}).status_code for i in range(5)]
+        assert codes == [401] * 4 + [429]
+
+
+def test_admin_api_key_guessing_is_limited_per_client(make_settings, db):
+    settings = make_settings(**staff_env(), LOGIN_RATE_LIMIT="10/minute")
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        guesser = {"X-Test-Peer": "203.0.113.9"}
+        codes = [c.get("/marketplace/admin/salons", headers={**guesser, "X-API-Key": f"guess-{i:030d}"}).status_code
+                 for i in range(12)]
+        assert codes == [401] * 10 + [429] * 2
+        # Past the limit even the right key waits: a guess that lands looks like one that did not.
+        refused = c.get("/marketplace/admin/salons", headers={**guesser, "X-API-Key": API_KEY})
+        assert refused.status_code == 429 and refused.json()["code"] == "RATE_LIMITED"
+        assert int(refused.headers["retry-after"]) >= 1
+        # Another client with the right key is not affected.
+        assert c.get("/marketplace/admin/salons",
+                     headers={"X-Test-Peer": "198.51.100.7", "X-API-Key": API_KEY}).status_code == 200
+
+
+def test_gateway_webhooks_are_limited_per_client(make_settings, db):
+    settings = make_settings(WEBHOOK_RATE_LIMIT="3/minute")
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        flood = {"X-Test-Peer": "203.0.113.9"}
+        codes = [c.post("/webhook/whatsapp", content=b"{}", headers=flood).status_code for _ in range(4)]
+        assert codes[:3] != [429] * 3 and codes[3] == 429
+        assert c.post("/webhook/whatsapp", content=b"{}", headers={"X-Test-Peer": "198.51.100.7"}).status_code != 429

@@ -140,7 +140,9 @@ def test_uninstall_reinstall_uninstall_is_processed_twice(make_settings, db):
                                  YCLIENTS_APP_ID=str(APP_ID), **FAST)
         with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
             for round_ in (1, 2):
-                token = land_for_token(client, settings.partner_token, salon_id=6001)
+                # Each round a new marketplace link: the first one dies with the uninstall.
+                token = land_for_token(client, settings.partner_token, salon_id=6001,
+                                       user={"id": round_, "salon_id": 6001})
                 connect_whatsapp(db, 6001)
                 assert client.post("/marketplace/activate", json={"token": token}).status_code == 200
                 market.uninstall(6001)

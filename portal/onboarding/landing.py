@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from portal.salons.ids import YclientsSalonId
 
@@ -41,6 +42,11 @@ class Landing:
     yclients_salon_id: YclientsSalonId
     user: MarketplaceUser | None
     signed: bool
+    # True when the signed data itself named this salon; False when only the (unsigned)
+    # query did, and the signature is all that ties the link to one salon.
+    bound: bool = False
+    # sha256 of the signature: what the portal remembers of a link, never the link itself.
+    sign_hash: bytes | None = None
 
 
 class LandingError(Exception):
@@ -87,13 +93,43 @@ def _text(value: object, limit: int = 200) -> str | None:
     return str(value)[:limit] if value not in (None, "") else None
 
 
-def _user_from_json(raw: bytes) -> MarketplaceUser:
+def _signed_json(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt") from None
     if not isinstance(data, dict):
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
+    return data
+
+
+def _salon_id_value(value: object) -> int:
+    """One salon id from the signed JSON: a positive 32-bit integer, as a number or digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
+    if not 0 < number <= MAX_YCLIENTS_SALON_ID:
+        raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
+    return number
+
+
+def signed_salon_ids(data: Mapping[str, object]) -> frozenset[int] | None:
+    """The salons the signed JSON names (`salon_id`, `salon_ids`), or None when it names none."""
+    named: set[int] = set()
+    if data.get("salon_id") is not None:
+        named.add(_salon_id_value(data["salon_id"]))
+    ids = data.get("salon_ids")
+    if ids is not None:
+        if not isinstance(ids, list) or len(ids) > 1000:
+            raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
+        named.update(_salon_id_value(v) for v in ids)
+    return frozenset(named) if named else None
+
+
+def _user_from_json(data: Mapping[str, Any]) -> MarketplaceUser:
     user_id = data.get("id", data.get("user_id"))
     try:
         user_id = int(user_id) if user_id is not None else None
@@ -129,4 +165,11 @@ def parse_landing(params: Mapping[str, str], *, partner_token: str, allow_unsign
         sign.strip().lower(), sign_user_data(raw, partner_token)
     ):
         raise LandingError(403, "SIGNATURE_INVALID", "error.signature_invalid")
-    return Landing(yclients_salon_id=yclients_salon_id, user=_user_from_json(raw), signed=True)
+    data = _signed_json(raw)
+    named = signed_salon_ids(data)
+    if named is not None and yclients_salon_id not in named:
+        # The signature covers user_data only: a query naming another salon than the signed
+        # data is a link edited by hand, not something YClients sends.
+        raise LandingError(403, "SALON_MISMATCH", "error.salon_mismatch")
+    return Landing(yclients_salon_id=yclients_salon_id, user=_user_from_json(data), signed=True,
+                   bound=named is not None, sign_hash=hashlib.sha256(sign.strip().lower().encode()).digest())

@@ -14,6 +14,7 @@ from portal.onboarding.landing import LandingError, parse_landing
 from portal.onboarding.owner import SESSION_KEY
 from portal.salons import event_store as events
 from portal.web.rendering import error_response, wants_json
+from portal.web.throttle import over_limit
 
 if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
     from portal.runtime import Runtime
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 async def yclients_redirect(request: Request) -> Response:
     runtime: Runtime = request.state.runtime
     settings = runtime.settings
+    if (limited := await over_limit(request, "landing")) is not None:
+        return limited
     if not settings.partner_token:
         log.error("landing refused: partner token not configured")
         return error_response(request, 503, "NOT_CONFIGURED", "error.not_configured", next_step_key=None)
@@ -36,12 +39,23 @@ async def yclients_redirect(request: Request) -> Response:
     if not landing.signed:
         log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)", extra={"salon_id": landing.yclients_salon_id})
 
-    async with runtime.pool.acquire() as conn:
-        salon, is_new = await landing_store.record_landing(conn, landing)
-    await events.record_quietly(runtime.pool, salon.pk, "landed",
-                                {"signed": landing.signed, "new": is_new, "status": salon.integration_status})
+    try:
+        async with runtime.pool.acquire() as conn:
+            recorded = await landing_store.record_landing(conn, landing, window_s=settings.registration_window_s)
+    except LandingError as exc:
+        log.warning("landing link refused", extra={"code": exc.code, "salon_id": landing.yclients_salon_id})
+        return error_response(request, exc.status, exc.code, exc.message_key)
+    salon = recorded.salon
+    if not landing.bound:
+        log.info("landing not bound by the signed data", extra={"salon_id": landing.yclients_salon_id})
+    await events.record_quietly(runtime.pool, salon.pk, "landing_replayed" if recorded.replay else "landed",
+                                {"signed": landing.signed, "bound": landing.bound, "new": recorded.is_new,
+                                 "status": salon.integration_status})
 
+    # The token never outlives the link's window: a replay late in the hour gets the rest of it.
     ttl = min(settings.onboarding_token_ttl_s, settings.registration_window_s)
+    if recorded.link_left_s is not None:
+        ttl = max(1, min(ttl, int(recorded.link_left_s)))
     token = onboarding_token.issue(salon.yclients_salon_id, secret=settings.jwt_secret, ttl_s=ttl)
     onboarding_url = f"{settings.base_url}/onboarding"
     if wants_json(request):

@@ -34,6 +34,23 @@ if TYPE_CHECKING:  # the composition root imports this module, never the other w
 log = logging.getLogger(__name__)
 
 
+MAX_REASON_CHARS = 500
+
+
+def clean_reason(raw: object) -> str | None:
+    """A staff reason as stored, or None when it is not one: text of 1-500 characters after
+    trimming, no control characters but line breaks and tabs, nothing PostgreSQL text cannot
+    hold (NUL, lone surrogates). Checked before any action is taken."""
+    if not isinstance(raw, str):
+        return None
+    reason = raw.strip()
+    if not 1 <= len(reason) <= MAX_REASON_CHARS:
+        return None
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in reason):
+        return None
+    return reason
+
+
 @dataclass(frozen=True)
 class ActionResult:
     ok: bool
@@ -68,6 +85,8 @@ async def _all_or_nothing(runtime: Runtime, actor: str, action: str, target: str
 
 async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId,
                      reason: str) -> ActionResult | None:
+    if clean_reason(reason) != reason:  # validate first: nothing is done for a bad reason
+        raise ValueError("the reason must be clean_reason() text")
     salon_pk = await _salon_pk(runtime, yclients_salon_id)
     if salon_pk is None:
         return None

@@ -21,7 +21,7 @@ from portal.support import actions as support_actions
 from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
-from portal.web.throttle import over_limit
+from portal.web.throttle import count_failure, over_failure_limit, over_limit
 
 ACTOR = "api-key"
 
@@ -45,9 +45,15 @@ def _error(status: int, code: str, message: str) -> AdminJSON:
 async def refuse(request: Request) -> Response | None:
     """None when the request carries the admin API key (and is within the rate limit);
     else the right refusal."""
-    if staff.api_key_matches(request):
-        return await over_limit(request, "admin", as_json=True)
     if "x-api-key" in request.headers:
+        # Wrong keys count against the client's staff-credential failures (LOGIN_RATE_LIMIT),
+        # as wrong passwords do; past it even the right key waits, so a guess that lands
+        # cannot be told from one that did not.
+        if (limited := await over_failure_limit(request, "login_client", as_json=True)) is not None:
+            return limited
+        if staff.api_key_matches(request):
+            return await over_limit(request, "admin", as_json=True)
+        await count_failure(request, "login_client")
         return _error(401, "INVALID_API_KEY", "The X-API-Key is not valid.")
     if request.headers.get("authorization") or request.session.get(SESSION_KEY):
         return _error(403, "WRONG_CREDENTIAL", "Owner credentials cannot be used for the admin API.")
@@ -98,10 +104,11 @@ async def disconnect(request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
     except (ValueError, UnicodeDecodeError):
         return _error(400, "BAD_JSON", "The body must be JSON.")
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
-        return _error(422, "REASON_REQUIRED", "Give a reason (1-500 characters) in {\"reason\": ...}.")
-    result = await support_actions.disconnect(request.state.runtime, ACTOR, yclients_salon_id, reason.strip())
+    reason = support_actions.clean_reason(body.get("reason") if isinstance(body, dict) else None)
+    if reason is None:
+        return _error(422, "REASON_REQUIRED",
+                      "Give a reason (1-500 characters of text, no control characters) in {\"reason\": ...}.")
+    result = await support_actions.disconnect(request.state.runtime, ACTOR, yclients_salon_id, reason)
     if result is None:
         return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
     return AdminJSON({"success": result.ok, "message": result.message}, status_code=200 if result.ok else 502)

@@ -74,9 +74,9 @@ async def login(request: Request) -> Response:
     form = await request.form()
     username, password = str(form.get("username") or "")[:100], str(form.get("password") or "")[:200]
     runtime = request.state.runtime
-    # Per client and per user name: a spray over many names and a guess at one name both stop.
-    for scope, key in (("login_client", client_key(request)), ("login_user", name_key(username))):
-        decision = await runtime.rate_limits.hit(scope, key)
+    limits = staff.login_limits(client_key(request), name_key(username))
+    for scope, key in limits:
+        decision = await runtime.rate_limits.peek(scope, key)
         if not decision.allowed:
             await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
             return render(request, "admin/login.html", {"error": "Too many attempts. Wait a minute and try again."},
@@ -84,6 +84,8 @@ async def login(request: Request) -> Response:
     # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
     ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
     if not ok:
+        for scope, key in limits:  # failures only: the real person signing in costs nothing
+            await runtime.rate_limits.hit(scope, key)
         await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused")
         return render(request, "admin/login.html", {"error": "Wrong user name or password."}, status_code=401)
     response = RedirectResponse("/admin", status_code=303)
@@ -153,9 +155,9 @@ async def salon_action(request: Request) -> Response:
         return _page(request, "admin/not_found.html", {}, status_code=404)
     if request.method == "GET":
         return _confirm(request, detail, action)
-    reason = str((await request.form()).get("reason") or "").strip()
-    if action == "disconnect" and not 1 <= len(reason) <= 500:
-        return _confirm(request, detail, action, error="Give a reason.")
+    reason = support_actions.clean_reason((await request.form()).get("reason")) or ""
+    if action == "disconnect" and not reason:
+        return _confirm(request, detail, action, error="Give a reason: 1-500 characters of text.")
     result = await _perform(request, action, yclients_salon_id, reason)
     if result is None:  # the salon went away between the page and the action
         return _page(request, "admin/not_found.html", {}, status_code=404)

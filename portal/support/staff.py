@@ -89,6 +89,14 @@ def current_staff(request: Request) -> str | None:
     return settings.admin_username
 
 
+def login_limits(client: str, user: str) -> tuple[tuple[str, str], ...]:
+    """The rate-limit (scope, key) pairs a failed sign-in counts against. Per client: a spray
+    over many names stops. Per (user name, client): a guess at one name stops, for that
+    client only. Per user name from everywhere: a much higher ceiling, so that one attacker
+    cannot lock the real person out, while a guess spread over many clients still ends."""
+    return (("login_client", client), ("login_user_client", f"{user}:{client}"), ("login_user", user))
+
+
 def api_key_matches(request: Request) -> bool:
     expected: str | None = request.state.runtime.settings.admin_api_key
     given = request.headers.get("x-api-key")

@@ -39,7 +39,7 @@ END"""
 # else: no value ever enters their text (hence the S608 waivers).
 _SALON_ROW = f"""
 SELECT s.id, s.yclients_salon_id, s.name, s.integration_status, s.landed_at, s.activated_at, s.last_error,
-       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation,
+       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation, s.landing_bound,
        COALESCE(l.status, 'idle') AS link_status, l.phone, l.last_error AS link_error, l.updated_at AS link_updated_at,
        e.event_type AS last_event, e.created_at AS last_event_at,
        {_ATTENTION} AS attention
@@ -136,6 +136,8 @@ async def salon_detail(pool: Pool, yclients_salon_id: YclientsSalonId) -> dict[s
             return None
         timeline = await events.for_salon(conn, SalonPk(row["id"]), limit=100)
     return _salon_dict(row) | {"install_generation": row["install_generation"],
+                               # False: the signed landing data did not name the salon, only the query did.
+                               "landing_bound": row["landing_bound"],
                                "events": timeline}
 
 

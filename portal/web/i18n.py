@@ -34,6 +34,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The link's signature does not match; the link may have been changed.",
     ),
     "error.user_data_corrupt": ("Данные пользователя в ссылке повреждены.", "The user details in the link are damaged."),
+    "error.salon_mismatch": (
+        "Ссылка выдана для другого филиала — возможно, её изменили.",
+        "The link was issued for another branch; it may have been changed.",
+    ),
+    "error.landing_link_expired": (
+        "Эта ссылка из маркетплейса больше не действует.",
+        "This marketplace link is no longer valid.",
+    ),
     "error.not_configured": (
         "Подключение временно недоступно: приложение ещё не настроено. Попробуйте позже.",
         "Connecting is unavailable for now: the app is not configured yet. Please try later.",

@@ -1,7 +1,7 @@
 """Rate limits: how many requests a client, a user name, a salon or a webhook source may make.
 
 Owns: parsing the configured limit strings (one per scope: "admin", "login_client",
-"login_user", "owner", "webhook", ...), counting hits with the `limits` library's
+"login_user", "login_user_client", "owner", "webhook", "landing"), counting hits with the `limits` library's
 moving-window strategy, the choice of storage -- Redis when ``REDIS_URL`` is set so that every
 instance shares the counts, in-memory (per instance) otherwise -- the fall-back to in-memory
 counting while Redis is unreachable and the periodic retry of Redis, and the HTTP headers of a
@@ -151,6 +151,14 @@ class RateLimits:
 
     async def hit(self, scope: str, key: str) -> Decision:
         """Count one request for (scope, key). Raises ValueError only for an unknown scope."""
+        return await self._decide(scope, key, count=True)
+
+    async def peek(self, scope: str, key: str) -> Decision:
+        """Would one more request for (scope, key) be allowed? Counts nothing: for limits that
+        count failures only, checked before the attempt and hit after it failed."""
+        return await self._decide(scope, key, count=False)
+
+    async def _decide(self, scope: str, key: str, *, count: bool) -> Decision:
         try:
             item = self._items[scope]
         except KeyError:
@@ -159,13 +167,13 @@ class RateLimits:
             try:
                 # Belt and braces over the pool's own timeouts (e.g. waiting on the pool).
                 async with asyncio.timeout(2 * self._redis_timeout_s):
-                    decision = await _count(self._redis_limiter, item, scope, key)
+                    decision = await _count(self._redis_limiter, item, scope, key, count=count)
             except Exception as exc:  # any Redis trouble: count in memory, never fail the request
                 self._redis_failed(exc)
             else:
                 self._redis_answered()
                 return decision
-        return await _count(self._memory_limiter, item, scope, key)
+        return await _count(self._memory_limiter, item, scope, key, count=count)
 
     def _should_try_redis(self) -> bool:
         if not self._redis_down:
@@ -205,8 +213,9 @@ class RateLimits:
         await self._memory.reset()
 
 
-async def _count(limiter: RateLimiter, item: limits.RateLimitItem, scope: str, key: str) -> Decision:
-    allowed = await limiter.hit(item, scope, key)
+async def _count(limiter: RateLimiter, item: limits.RateLimitItem, scope: str, key: str, *,
+                 count: bool = True) -> Decision:
+    allowed = await (limiter.hit(item, scope, key) if count else limiter.test(item, scope, key))
     # Moving window: reset_time is when the oldest hit in the window leaves it (a slot frees),
     # remaining is what is left after this hit.
     stats = await limiter.get_window_stats(item, scope, key)

@@ -9,15 +9,19 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from portal.web.throttle import over_limit
 from portal.whatsapp import InvalidWebhook, MalformedWebhook, linking
 
 log = logging.getLogger(__name__)
 
 
-async def whatsapp_webhook(request: Request) -> JSONResponse:
+async def whatsapp_webhook(request: Request) -> Response:
     runtime = request.state.runtime
+    # Per sending client, before any work: a flood of forged deliveries costs a counter.
+    if (limited := await over_limit(request, "webhook", as_json=True)) is not None:
+        return limited
     body = await request.body()
     try:
         update = runtime.gateway.parse_webhook(body, request.headers)

@@ -9,8 +9,10 @@ from portal.onboarding.landing import encode_user_data, sign_user_data
 
 
 def landing_query(partner_token: str, salon_id=123, user: dict | None = None, **override) -> str:
+    # The default signed data names the salon, as a bound link does: each salon its own link.
     user = user if user is not None else {"id": 7, "name": "Анна", "phone": "+79001234567",
-                                          "email": "anna@example.com", "salon_name": "Лилия"}
+                                          "email": "anna@example.com", "salon_name": "Лилия",
+                                          "salon_id": salon_id}
     raw = json.dumps(user, ensure_ascii=False).encode()
     params = {"salon_id": salon_id, "user_data": encode_user_data(raw),
               "user_data_sign": sign_user_data(raw, partner_token)}
