@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -23,9 +24,11 @@ from portal.platform.settings import Settings
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.web.rate_limits import RateLimits
 from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
-from portal.whatsapp.breaker import CircuitBreaker
+from portal.whatsapp.breaker import Rules
+from portal.whatsapp.breaker_store import BreakerStore
 from portal.whatsapp.link_versions import LinkVersions
 from portal.whatsapp.qr_image import QrImages
+from portal.whatsapp.shared_breaker import SharedBreaker
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Runtime:
     templates: Jinja2Templates
     partner: PartnerClient
     gateway: WhatsAppGateway
-    breaker: CircuitBreaker
+    breaker: SharedBreaker  # one for the deployment: its state is shared through PostgreSQL
     market: SandboxMarketplace | None  # the sandbox's stand-in for YClients, demo mode only
     # Bounds activations per instance: each holds a pool connection for the partner call.
     activation_slots: asyncio.Semaphore
@@ -77,15 +80,26 @@ def build_rate_limits(settings: Settings) -> RateLimits:
     })
 
 
-def build_breaker(settings: Settings, metrics: PortalMetrics) -> CircuitBreaker:
-    return CircuitBreaker(
-        on_transition=metrics.breaker_transition("qrGeneration"),
-        failure_threshold=settings.qr_breaker_failure_threshold,
-        reset_timeout_s=settings.qr_breaker_reset_timeout_s,
-        call_timeout_s=settings.qr_breaker_call_timeout_s,
-        success_threshold=settings.qr_breaker_success_threshold,
-        name="qrGeneration",
-    )
+def build_breaker(settings: Settings, metrics: PortalMetrics, pool: Pool) -> SharedBreaker:
+    # The instance id is made up at start: "seen by k of n instances" counts these.
+    store = BreakerStore(pool, "qrGeneration", secrets.token_hex(6), settings.instance_name)
+    rules = Rules(failure_threshold=settings.qr_breaker_failure_threshold,
+                  reset_timeout_s=settings.qr_breaker_reset_timeout_s,
+                  call_timeout_s=settings.qr_breaker_call_timeout_s,
+                  success_threshold=settings.qr_breaker_success_threshold)
+    return SharedBreaker(store, rules, name="qrGeneration", on_transition=metrics.breaker_transition("qrGeneration"))
+
+
+@contextlib.asynccontextmanager
+async def _shared_breaker(breaker: SharedBreaker, notifications: Notifications) -> AsyncIterator[SharedBreaker]:
+    """The breaker's mirror follows announcements, and reloads after the listener was away."""
+    notifications.subscribe("breaker", breaker.announced)
+    notifications.on_reconnect(breaker.reload)
+    await breaker.start()
+    try:
+        yield breaker
+    finally:
+        await breaker.stop()
 
 
 @contextlib.asynccontextmanager
@@ -123,11 +137,12 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
         gateway = build_gateway(settings)
         rate_limits = build_rate_limits(settings)
         try:
-            yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
-                          gateway=gateway, breaker=build_breaker(settings, metrics), market=market,
-                          activation_slots=asyncio.Semaphore(settings.activation_concurrency),
-                          rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
-                          qr_images=QrImages(), notifications=notifications, link_versions=versions,
+            async with _shared_breaker(build_breaker(settings, metrics, pool), notifications) as breaker:
+                yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
+                              gateway=gateway, breaker=breaker, market=market,
+                              activation_slots=asyncio.Semaphore(settings.activation_concurrency),
+                              rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
+                              qr_images=QrImages(), notifications=notifications, link_versions=versions,
                           verified_tokens=VerifiedTokens(settings.jwt_secret))
         finally:
             await partner.aclose()

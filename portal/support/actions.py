@@ -140,14 +140,20 @@ async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: Yclien
 
 
 async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResult:
+    """Reset / force open the one breaker every instance shares, then wait (at most a second)
+    until the running instances say they applied it: the message says how many did."""
     breaker = runtime.breaker
     if action == "reset":
-        breaker.reset()
+        version = await breaker.reset()
     elif action == "force_open":
-        breaker.force_open()
+        version = await breaker.force_open()
     else:
         raise ValueError(action)
-    log.warning("QR breaker changed by staff", extra={"action": action, "actor": actor})
+    seen, running = await breaker.wait_seen(version)
+    log.warning("QR breaker changed by staff",
+                extra={"action": action, "actor": actor, "version": version, "seen": seen, "running": running})
     await audit.record_alone(runtime.pool, actor, f"breaker_{action}", "breaker:qrGeneration", "ok",
-                             {"state_after": breaker.stats()["state"]})
-    return ActionResult(True, "Breaker reset: closed." if action == "reset" else "Breaker forced open.")
+                             {"state_after": breaker.stats()["state"], "version": version,
+                              "seen_by": seen, "instances_running": running})
+    done = "Breaker reset: closed." if action == "reset" else "Breaker forced open."
+    return ActionResult(True, f"{done} Seen by {seen} of {running} instance{'' if running == 1 else 's'} running.")

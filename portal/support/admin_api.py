@@ -22,6 +22,7 @@ from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
 from portal.web.throttle import count_failure, over_failure_limit, over_limit
+from portal.whatsapp.shared_breaker import SharedBreaker
 
 ACTOR = "api-key"
 
@@ -117,14 +118,21 @@ async def disconnect(request: Request) -> Response:
 async def breaker_stats(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
-    return AdminJSON(request.state.runtime.breaker.stats())
+    return AdminJSON(await _breaker_stats(request.state.runtime.breaker))
+
+
+async def _breaker_stats(breaker: SharedBreaker) -> dict[str, Any]:
+    """The shared breaker as this instance sees it, and how many running instances see it too."""
+    seen, running = await breaker.seen(breaker.version)
+    return breaker.stats() | {"seen_by": seen, "instances_running": running}
 
 
 async def breaker_reset(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
     result = await support_actions.steer_breaker(request.state.runtime, ACTOR, "reset")
-    return AdminJSON({"success": result.ok, "message": result.message, "stats": request.state.runtime.breaker.stats()})
+    return AdminJSON({"success": result.ok, "message": result.message,
+                      "stats": await _breaker_stats(request.state.runtime.breaker)})
 
 
 async def audit_log(request: Request) -> Response:

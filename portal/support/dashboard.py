@@ -194,9 +194,11 @@ async def system(request: Request) -> Response:
     pool_stats = runtime.pool_sample()
     backlog = await support.webhook_backlog(runtime.pool, failing_after=webhook_store.ATTENTION_AFTER_ATTEMPTS)
     backlog["failed"] = await webhook_store.count_failed(runtime.pool)
+    breaker_seen, instances_running = await runtime.breaker.seen(runtime.breaker.version)
     return _page(request, "admin/system.html", {
         "backlog": backlog,
-        "breaker": runtime.breaker.stats(), "pool": pool_stats, "gateway": gateway, "partner": partner,
+        "breaker": runtime.breaker.stats(), "breaker_seen": breaker_seen, "instances_running": instances_running,
+        "pool": pool_stats, "gateway": gateway, "partner": partner,
         "flags": {"USE_TRANSACTION_ACTIVATION": runtime.settings.use_transaction_activation,
                   "SANDBOX": runtime.settings.sandbox, "WHATSAPP_GATEWAY": runtime.settings.whatsapp_gateway},
         "version": __version__, "message": request.query_params.get("message")})

@@ -1,0 +1,124 @@
+"""SQL of the shared circuit breaker: its row (state, counters, half-open trial claims) and
+the running instances with the breaker version each has applied.
+
+Every change is one transaction: lock the row, apply a pure rule (breaker.Rules) to it with
+the database's clock, write it back with the next version and announce that version on
+portal_events (delivered on commit). The database's clock is the one clock all instances
+share, so opened-at and claim expiry mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from portal.platform.database import Connection, Pool
+from portal.platform.notifications import publish
+from portal.whatsapp.breaker import BreakerState, Shared
+
+_COLUMNS = ("version, state, forced, episode, extract(epoch FROM opened_at)::float8 AS opened_at,"
+            " consecutive_failures, half_open_successes, trials::text AS trials, last_error,"
+            " extract(epoch FROM clock_timestamp())::float8 AS now")
+
+Change = Callable[[Shared, float], Shared | None]  # (state, now) -> new state, or None: no write
+
+
+def _shared(row: Any) -> Shared:
+    trials = json.loads(row["trials"])
+    return Shared(
+        state=BreakerState(row["state"]), forced=row["forced"], episode=row["episode"],
+        opened_at=row["opened_at"], opened_wall=row["opened_at"],
+        consecutive_failures=row["consecutive_failures"], half_open_successes=row["half_open_successes"],
+        trials=tuple(sorted(((str(k), float(v)) for k, v in trials.items()), key=lambda t: t[1])),
+        last_error=row["last_error"], version=row["version"])
+
+
+class BreakerStore:
+    def __init__(self, pool: Pool, name: str, instance_id: str, instance_name: str | None) -> None:
+        self._pool = pool
+        self.name = name
+        self.instance_id = instance_id
+        self._instance_name = instance_name
+
+    async def register(self) -> None:
+        """Make sure the breaker's row exists and this instance is listed as running."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("INSERT INTO circuit_breakers (name) VALUES ($1) ON CONFLICT DO NOTHING", self.name)
+            await conn.execute(
+                "INSERT INTO portal_instances (instance_id, instance_name) VALUES ($1, $2)"
+                " ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
+                self.instance_id, self._instance_name)
+            # Instances gone for a day are history, not "running": keep the table small.
+            await conn.execute("DELETE FROM portal_instances WHERE heartbeat_at < now() - interval '1 day'")
+
+    async def load(self) -> tuple[Shared, float]:
+        """The shared state and the database's now (epoch seconds)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM circuit_breakers WHERE name = $1", self.name)
+        if row is None:
+            raise LookupError(f"no circuit breaker row {self.name!r}")
+        return _shared(row), row["now"]
+
+    async def change(self, change: Change) -> tuple[Shared, float]:
+        """Apply `change` atomically; returns the state after it and the database's now."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM circuit_breakers WHERE name = $1 FOR UPDATE", self.name)
+            if row is None:
+                raise LookupError(f"no circuit breaker row {self.name!r}")
+            current, now = _shared(row), row["now"]
+            new = change(current, now)
+            if new is None or new == current:
+                return current, now
+            version = await self._write(conn, new)
+            await self._applied(conn, version)
+            await publish(conn, "breaker", f"{self.name}:{version}")
+        return replace(new, version=version), now
+
+    async def _write(self, conn: Connection, s: Shared) -> int:
+        version: int = await conn.fetchval(
+            "UPDATE circuit_breakers SET version = version + 1, state = $2, forced = $3, episode = $4,"
+            " opened_at = to_timestamp($5), consecutive_failures = $6, half_open_successes = $7,"
+            " trials = $8::jsonb, last_error = $9, updated_at = now() WHERE name = $1 RETURNING version",
+            self.name, s.state.value, s.forced, s.episode, s.opened_at, s.consecutive_failures,
+            s.half_open_successes, json.dumps(dict(s.trials)), s.last_error)
+        return version
+
+    async def _applied(self, conn: Connection, version: int) -> None:
+        await conn.execute(
+            "UPDATE portal_instances SET breaker_version = greatest(breaker_version, $2), heartbeat_at = now()"
+            " WHERE instance_id = $1", self.instance_id, version)
+
+    async def applied(self, version: int) -> None:
+        """Record that this instance now decides with `version` of the breaker."""
+        async with self._pool.acquire() as conn:
+            await self._applied(conn, version)
+
+    async def heartbeat(self) -> int:
+        """Say this instance is alive (re-listing it if it was pruned); returns the breaker's
+        current version, so a lost announcement is noticed here at the latest."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO portal_instances (instance_id, instance_name) VALUES ($1, $2)"
+                " ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
+                self.instance_id, self._instance_name)
+            version: int = await conn.fetchval("SELECT version FROM circuit_breakers WHERE name = $1", self.name)
+        return version
+
+    async def seen(self, version: int, recent_s: float) -> tuple[int, int]:
+        """(instances that applied `version` or later, instances running): running means
+        heartbeated within `recent_s`."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE breaker_version >= $1) AS seen, count(*) AS running"
+                " FROM portal_instances WHERE heartbeat_at > now() - make_interval(secs => $2)",
+                version, recent_s)
+        assert row is not None
+        return row["seen"], row["running"]
+
+    async def leave(self) -> None:
+        """A clean shutdown: this instance is no longer running."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM portal_instances WHERE instance_id = $1", self.instance_id)
