@@ -77,6 +77,7 @@ class Settings:
     qr_poll_interval_s: float = 2.0
     gateway_refresh_s: float = 1.0
     whatsapp_safety_poll_s: float = 10.0
+    whatsapp_retry_s: float = 5.0
     qr_wait_initial_s: float = 1.0
     qr_wait_max_s: float = 5.0
     qr_wait_attempts: int = 5
@@ -254,6 +255,7 @@ def _gateway(config: Config, *, sandbox: bool) -> dict[str, Any]:
         "qr_poll_interval_s": _typed(config, "QR_POLL_INTERVAL_S", float, 2.0, minimum=0.2),
         "gateway_refresh_s": _typed(config, "WHATSAPP_REFRESH_S", float, 1.0, minimum=0.0),
         "whatsapp_safety_poll_s": _typed(config, "WHATSAPP_SAFETY_POLL_S", float, 10.0, minimum=0.1),
+        "whatsapp_retry_s": _typed(config, "WHATSAPP_RETRY_S", float, 5.0, minimum=0.5),
         "qr_wait_initial_s": _typed(config, "QR_WAIT_INITIAL_S", float, 1.0, minimum=0.01),
         "qr_wait_max_s": _typed(config, "QR_WAIT_MAX_S", float, 5.0, minimum=0.01),
         "qr_wait_attempts": _typed(config, "QR_WAIT_ATTEMPTS", int, 5, minimum=1),

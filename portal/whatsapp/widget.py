@@ -23,16 +23,36 @@ from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.rendering import WholePage, render
 from portal.web.throttle import over_limit
-from portal.whatsapp import linking
+from portal.whatsapp import LinkStatus, linking
 from portal.whatsapp.linking import LinkView
 from portal.whatsapp.phones import PhoneError, normalise_phone
 
 ActivationPanel = Callable[[str, bool], str]
 
 
-def widget_context(request: Request, view: LinkView) -> dict[str, Any]:
+# A failed start retries by itself this many times, the pause doubling from WHATSAPP_RETRY_S
+# up to a minute (about three minutes in all), then waits for the owner's button.
+AUTO_RETRIES = 6
+MAX_RETRY_PAUSE_S = 60
+
+
+def _auto_retry(view: LinkView, attempt: int, base_s: float) -> dict[str, int] | None:
+    if view.status is not LinkStatus.FAILED or attempt >= AUTO_RETRIES:
+        return None
+    return {"next_attempt": attempt + 1, "delay_s": max(1, int(min(base_s * 2 ** attempt, MAX_RETRY_PAUSE_S)))}
+
+
+def widget_context(request: Request, view: LinkView, *, attempt: int = 0) -> dict[str, Any]:
     runtime = request.state.runtime
-    return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": runtime.settings.qr_poll_interval_s}
+    settings = runtime.settings
+    return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": settings.qr_poll_interval_s,
+            "retry": _auto_retry(view, attempt, settings.whatsapp_retry_s)}
+
+
+async def _attempt(request: Request) -> int:
+    """Which automatic retry this start is (the failed widget counts them); 0 for a click."""
+    raw = (await request.form()).get("attempt")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 2 else 0
 
 
 def _session_over(request: Request) -> Response:
@@ -57,9 +77,10 @@ class WidgetPages:
             Route("/onboarding/whatsapp/pairing-code", self.pairing_code, methods=["POST"]),
         ]
 
-    def render_widget(self, request: Request, view: LinkView, integration_status: str) -> Response:
+    def render_widget(self, request: Request, view: LinkView, integration_status: str,
+                      attempt: int = 0) -> Response:
         # When the link connects, the Activation panel below comes alive in the same swap.
-        context = widget_context(request, view) | {
+        context = widget_context(request, view, attempt=attempt) | {
             "oob": True, "activation_panel": self.activation_panel(integration_status, True),
             "back_url": request.state.runtime.settings.marketplace_url}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
@@ -83,7 +104,7 @@ class WidgetPages:
         view = await linking.start(request.state.runtime, salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
-        return self.render_widget(request, view, salon.integration_status)
+        return self.render_widget(request, view, salon.integration_status, await _attempt(request))
 
     async def pairing_code(self, request: Request) -> Response:
         salon = await owner_salon(request)

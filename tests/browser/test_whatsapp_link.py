@@ -81,3 +81,26 @@ def test_pairing_code_on_a_phone(live_portal, browser):
     expect(owner.get_by_test_id("connected")).to_contain_text("33", timeout=10_000)
     assert owner.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is_back(live_portal, browser):
+    base, _, _ = live_portal(WHATSAPP_RETRY_S="1", QR_BREAKER_FAILURE_THRESHOLD="50")
+    context = browser.new_context(locale="en-US")
+    control = context.new_page()
+    control.goto(f"{base}/sandbox/")
+    control.get_by_test_id("fault-down").click()
+    expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
+
+    owner = context.new_page()
+    owner.goto(f"{base}/sandbox/install/500003")
+    owner.evaluate("window.__notReloaded = true")
+    status = owner.locator("#link-status")
+    expect(status).to_have_attribute("data-state", "failed")
+    expect(owner.get_by_test_id("auto-retry")).to_be_visible()  # it says it will try again
+    expect(owner.get_by_test_id("try-again")).to_be_visible()  # and the button stays
+
+    control.get_by_test_id("fault-none").click()
+    expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
+    expect(owner.get_by_test_id("qr")).to_be_visible(timeout=15_000)  # no click
+    assert owner.evaluate("window.__notReloaded") is True
+    context.close()
