@@ -235,6 +235,22 @@ async def run_side(server: Server, args, token: str | None) -> Result:
 
 
 
+def fake_waha(tmp: Path) -> tuple[subprocess.Popen, str]:
+    """The tests' fake WAHA as its own process (bench/fake_waha_server.py)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench/fake_waha_server.py"), str(port), "bench-waha-key"],
+                            cwd=tmp, env=dict(os.environ) | {"PYTHONPATH": str(ROOT)}, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/_control/calls", timeout=1).status_code == 200:
+                return proc, url
+        time.sleep(0.1)
+    stop_process(proc, 5)
+    raise TimeoutError("fake WAHA did not start")
+
+
 def portal_side(args, tmp: Path) -> Result:
     port, token = free_port(), secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "YCLIENTS_", "WAHA_"))}
@@ -244,6 +260,12 @@ def portal_side(args, tmp: Path) -> Result:
         "PORTAL_BASE_URL": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING",
         "WHATSAPP_GATEWAY": "simulator", "SIMULATOR_STARTING_S": "0", "QR_WAIT_INITIAL_S": "0.05",
     }
+    waha = None
+    if args.gateway == "waha":  # the real adapter over HTTP, webhooks on (a fake that never sends one)
+        waha, waha_url = fake_waha(tmp)
+        env |= {"WHATSAPP_GATEWAY": "waha", "WAHA_URL": waha_url, "WAHA_API_KEY": "bench-waha-key",
+                "WAHA_WEBHOOK_HMAC_KEY": "bench-hook-key", "OWNER_RATE_LIMIT": "100000/minute",
+                "LANDING_RATE_LIMIT": "100000/minute", "MAX_WAITING_SESSIONS": "100000"}
     if args.qr_ttl:  # rotate QRs during the run, so some polls answer 200 with a new QR
         env |= {"SIMULATOR_QR_FIRST_TTL_S": str(args.qr_ttl), "SIMULATOR_QR_NEXT_TTL_S": str(args.qr_ttl),
                 "SIMULATOR_QR_COUNT": "1000"}
@@ -254,6 +276,8 @@ def portal_side(args, tmp: Path) -> Result:
         return run_async(run_side(server, args, token))
     finally:
         server.stop()
+        if waha is not None:
+            stop_process(waha, 5)
 
 
 def bare_side(args) -> Result:
@@ -280,7 +304,7 @@ def tree() -> str:
 def report(args, results: list[Result]) -> bool:
     offered = f"{args.pollers / args.interval:.0f} req/s offered" if args.interval else "closed loop"
     print(f"\n{args.pollers} pollers, interval {args.interval:g} s ({offered}), {args.duration:g} s, "
-          f"{args.client} client, {os.cpu_count()} cores, {tree()}")
+          f"{args.client} client, {args.gateway} gateway, {os.cpu_count()} cores, {tree()}")
     print(f"{'side':<7}{'polls':>8}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'204':>8}{'200':>8}{'errors':>8}{'srv CPU%':>10}{'CPU ms/req':>12}{'gen CPU%':>10}{'other%':>8}")
     for r in results:
@@ -304,7 +328,7 @@ def report(args, results: list[Result]) -> bool:
         if args.interval:
             print(f"target p99 < 50 ms at this load: {'met' if portal.pct(.99) < 50 else 'MISSED'}")
         else:
-            print(f"target throughput >= 0.5 x bare: {'met' if ratio >= 0.5 else 'MISSED'}")
+            print(f"target throughput >= 0.35 x bare (issue 10): {'met' if ratio >= 0.35 else 'MISSED'}")
     if not valid:
         print("INVALID RUN: some requests failed (see errors above)")
     return valid
@@ -319,6 +343,8 @@ def main() -> int:
     parser.add_argument("--mode", choices=("both", "portal", "bare"), default="both")
     parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
                         help="httpx (default), or raw sockets for closed-loop runs (see RawPoll)")
+    parser.add_argument("--gateway", choices=("simulator", "waha"), default="simulator",
+                        help="the portal's gateway: the in-process simulator, or the WAHA adapter against a fake WAHA")
     parser.add_argument("--qr-ttl", type=float, default=None,
                         help="rotate simulated QRs every this many seconds (default: the portal's, 60 s)")
     args = parser.parse_args()
