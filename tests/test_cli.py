@@ -34,6 +34,11 @@ def test_migrate_applies_and_a_bad_setting_is_one_clear_line(database_url, tmp_p
     db.execute("DROP TABLE webhook_deliveries; ALTER TABLE salons DROP COLUMN gateway_cleanup_pending_since")
     db.execute("DROP TABLE landing_links; ALTER TABLE salons DROP COLUMN landing_bound;"  # 008
                " DROP INDEX whatsapp_links_waiting_idx")
+    db.execute("DROP TRIGGER whatsapp_links_version ON whatsapp_links;"  # 006
+               " DROP TRIGGER whatsapp_links_announce ON whatsapp_links;"
+               " DROP FUNCTION whatsapp_links_bump_version(); DROP FUNCTION whatsapp_links_announce();"
+               " ALTER TABLE whatsapp_links DROP COLUMN version")
+    db.execute("DROP TABLE circuit_breakers, portal_instances")  # 009
     done = run_portal("migrate", env=env)
     assert done.returncode == 0 and "migrations applied" in done.stdout
     assert db.fetchval("SELECT to_regclass('webhook_deliveries') IS NOT NULL")
