@@ -1,12 +1,12 @@
 """Activation: finish the YClients install exactly once per salon, all or nothing.
 
-In one PostgreSQL transaction, under a per-salon advisory lock:
-  1. `pg_try_advisory_xact_lock(ACTIVATION_NAMESPACE, salon)`: not acquired means another
-     request (on any instance) is activating this salon right now → 409.
+Under a per-salon advisory lock held by the session for the whole activation (so one
+request at a time per salon on any instance; not acquired → 409), first a short transaction
+commits the activation *intent* (`intent_store`): whatever happens next, we know we asked
+YClients for this install. Then, in one PostgreSQL transaction on the same connection:
+  1. `pg_try_advisory_xact_lock(ACTIVATION_NAMESPACE, salon)` (re-entrant for this session),
   2. the salon row is re-read `FOR UPDATE` and checked (WhatsApp connected, inside the
      1-hour window, not already active), the API key hash and `activating` are written,
-     and the activation *intent* is committed on its own, outside this transaction
-     (`intent_store`): whatever happens next, we know we asked YClients for this install,
   3. `POST /partner/callback/redirect` (301 is success; redirects are not followed),
   4. `active` and the intent closed, commit.
 The writes of step 2 only become visible with step 4, so a partner failure or a lost
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -113,15 +114,24 @@ async def _mark_activating(conn: Connection, install: Install) -> None:
     await store.mark_activating(conn, install.salon_pk, key_hash(install.api_key))
 
 
-async def _open_intent(runtime: Runtime, install: Install) -> Install | None:
-    """Commit the intent (its own connection and transaction); None when no connection came."""
-    try:
-        attempted_before = await intents.open_intent(
-            runtime.pool, install.salon_pk, install.generation, key_hash(install.api_key),
-            acquire_timeout_s=max(runtime.settings.activation_queue_wait_s, 1.0))
-    except TimeoutError:
-        return None
+async def _open_intent(conn: Connection, install: Install) -> Install:
+    """Record the intent in the caller's (short, separate) transaction; commit follows."""
+    attempted_before = await intents.open_intent(conn, install.salon_pk, install.generation,
+                                                 key_hash(install.api_key))
     return replace(install, attempted_before=attempted_before or install.attempted_before)
+
+
+async def _prepare(runtime: Runtime, conn: Connection, yclients_salon_id: YclientsSalonId) -> Outcome | Install:
+    """Step 2's intent, committed in its own short transaction on the activation's connection
+    (a second connection per activation could exhaust a small pool): a refusal, or the install."""
+    settings = runtime.settings
+    async with conn.transaction():
+        salon = await store.check_salon(conn, yclients_salon_id, settings.registration_window_s, for_update=False)
+        if salon is None:
+            return NOT_FOUND
+        if (refusal := _refusal(salon)) is not None:
+            return refusal
+        return await _open_intent(conn, _next_install(settings, salon))
 
 
 async def _activated(runtime: Runtime, install: Install, mode: str, redirect_url: str) -> Outcome:
@@ -199,8 +209,15 @@ async def _with_retries(runtime: Runtime, yclients_salon_id: YclientsSalonId) ->
 
 async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
     try:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            result = await _locked_install(runtime, conn, yclients_salon_id)
+        async with runtime.pool.acquire() as conn:
+            if not await store.try_session_lock(conn, yclients_salon_id):
+                log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
+                return CONCURRENT
+            try:
+                result = await _intent_then_install(runtime, conn, yclients_salon_id)
+            finally:
+                with contextlib.suppress(Exception):  # a dead session took the lock with it
+                    await store.session_unlock(conn, yclients_salon_id)
     except _PartnerFailed as failed:
         # The transaction has rolled back (no key kept, status untouched) and its connection
         # is back in the pool before the failure is written on another.
@@ -209,6 +226,16 @@ async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> 
         return result
     install, redirect_url = result
     return await _activated(runtime, install, "transaction", redirect_url)
+
+
+async def _intent_then_install(runtime: Runtime, conn: Connection,
+                               yclients_salon_id: YclientsSalonId) -> Outcome | tuple[Install, str]:
+    """The intent's short transaction (committed), then the activation's, under the session lock."""
+    prepared = await _prepare(runtime, conn, yclients_salon_id)
+    if isinstance(prepared, Outcome):
+        return prepared
+    async with conn.transaction():
+        return await _locked_install(runtime, conn, yclients_salon_id, prepared)
 
 
 class _PartnerFailed(Exception):
@@ -220,8 +247,8 @@ class _PartnerFailed(Exception):
         self.install, self.error = install, error
 
 
-async def _locked_install(runtime: Runtime, conn: Connection,
-                          yclients_salon_id: YclientsSalonId) -> Outcome | tuple[Install, str]:
+async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id: YclientsSalonId,
+                          prepared: Install) -> Outcome | tuple[Install, str]:
     """Steps 1-4 of the module docstring, inside the caller's transaction: an Outcome when
     the salon is refused, else the install and where YClients sends the owner next."""
     settings = runtime.settings
@@ -235,10 +262,10 @@ async def _locked_install(runtime: Runtime, conn: Connection,
     if salon is None:
         return NOT_FOUND
     if (refusal := _refusal(salon)) is not None:
-        return refusal
-    install = await _open_intent(runtime, _next_install(settings, salon))
-    if install is None:
-        return BUSY
+        return refusal  # another request finished it between the intent and this lock
+    if salon.install_generation + 1 != prepared.generation:
+        return CONCURRENT  # the salon moved on between the intent and this lock
+    install = prepared
     await _mark_activating(conn, install)
     try:
         redirect_url = await _finish_install(runtime, yclients_salon_id, install)
@@ -298,10 +325,9 @@ async def _legacy(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outco
             return NOT_FOUND
         if (refusal := _refusal(salon)) is not None:
             return refusal
-        next_install = _next_install(settings, salon)
-    if (install := await _open_intent(runtime, next_install)) is None:
-        return BUSY
     async with runtime.pool.acquire() as conn:
+        async with conn.transaction():
+            install = await _open_intent(conn, _next_install(settings, salon))
         await _mark_activating(conn, install)
     try:
         redirect_url = await _finish_install(runtime, yclients_salon_id, install)

@@ -52,16 +52,12 @@ class Intent:
     last_error: str | None
 
 
-async def open_intent(pool: Pool, salon_pk: SalonPk, generation: int, key_hash: str, *,
-                      acquire_timeout_s: float) -> bool:
-    """Record (committed) that this install is about to be sent; True when an earlier attempt
-    of it is still unfinished, i.e. YClients may already hold it from that attempt.
-
-    `acquire_timeout_s`: the caller may already hold a pool connection; never wait for a
-    second one for ever (a pool full of activations each waiting would be a deadlock)."""
-    async with pool.acquire(timeout=acquire_timeout_s) as conn, conn.transaction():
-        prior = await conn.fetchval(_PRIOR, salon_pk, generation)
-        await conn.execute(_OPEN, salon_pk, generation, key_hash)
+async def open_intent(conn: Connection, salon_pk: SalonPk, generation: int, key_hash: str) -> bool:
+    """Record that this install is about to be sent, in the caller's short transaction (which
+    commits before the partner call); True when an earlier attempt of it is still unfinished,
+    i.e. YClients may already hold it from that attempt."""
+    prior = await conn.fetchval(_PRIOR, salon_pk, generation)
+    await conn.execute(_OPEN, salon_pk, generation, key_hash)
     return bool(prior)
 
 

@@ -50,6 +50,17 @@ async def try_lock(conn: Connection, yclients_salon_id: YclientsSalonId) -> bool
     return acquired
 
 
+async def try_session_lock(conn: Connection, yclients_salon_id: YclientsSalonId) -> bool:
+    """The same per-salon lock, held across the intent's transaction and the activation's
+    (released by `session_unlock`, or with the session; the pool's reset also drops it)."""
+    acquired: bool = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *activation_lock(yclients_salon_id))
+    return acquired
+
+
+async def session_unlock(conn: Connection, yclients_salon_id: YclientsSalonId) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1, $2)", *activation_lock(yclients_salon_id))
+
+
 async def check_salon(conn: Connection, yclients_salon_id: YclientsSalonId, window_s: float, *,
                       for_update: bool) -> ActivationCheck | None:
     row = await conn.fetchrow(_SALON_CHECK_FOR_UPDATE if for_update else _SALON_CHECK,
