@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from starlette.templating import Jinja2Templates
 
 from portal.activation.partner import PartnerClient
+from portal.onboarding.token import VerifiedTokens
 from portal.platform.database import Pool, open_database
 from portal.platform.error_reporting import init_sentry
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
-from portal.onboarding.token import VerifiedTokens
 from portal.platform.notifications import Notifications
 from portal.platform.settings import Settings
 from portal.sandbox.marketplace_state import SandboxMarketplace
