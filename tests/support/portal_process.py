@@ -63,14 +63,14 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def portal_process(env: dict[str, str], port: int, workdir: Path, name: str = "portal",
-                   startup_timeout_s: float = 30.0) -> Iterator[PortalProcess]:
+                   startup_timeout_s: float = 30.0, args: tuple[str, ...] = ()) -> Iterator[PortalProcess]:
     """Start a portal on 127.0.0.1:`port`; yields once /livez answers; killed at the end
     if still running."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "portal", "serve", "--host", "127.0.0.1",
-                                    "--port", str(port)], env=_env(env), cwd=workdir,
+                                    "--port", str(port), *args], env=_env(env), cwd=workdir,
                                    stdout=log, stderr=subprocess.STDOUT)
     running = PortalProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
