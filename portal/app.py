@@ -31,7 +31,8 @@ from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.settings import Settings
-from portal.runtime import open_runtime
+from portal.runtime import Runtime, open_runtime
+from portal.salons import retention
 from portal.salon_pages import onboarding
 from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard, staff
@@ -86,11 +87,15 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_runtime(settings, templates, market) as runtime:
-            # Finishes stored webhook deliveries and gateway cleanups, also those a crash left.
+            # Finishes stored webhook deliveries and gateway cleanups, also those a crash left;
+            # then reconciles unfinished activations and erases expired personal data.
+            async def personal_data_retention(runtime: Runtime) -> int:
+                return await retention.erase_expired(runtime.pool, settings.personal_data_retention_days)
+
             stopping = asyncio.Event()
             worker = asyncio.create_task(
                 webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping,
-                                           reconcile=activation_recovery.reconcile))
+                                           rounds=(activation_recovery.reconcile, personal_data_retention)))
             try:
                 yield {"runtime": runtime}
             finally:

@@ -39,6 +39,8 @@ def test_migrate_applies_and_a_bad_setting_is_one_clear_line(database_url, tmp_p
                " DROP FUNCTION whatsapp_links_bump_version(); DROP FUNCTION whatsapp_links_announce();"
                " ALTER TABLE whatsapp_links DROP COLUMN version")
     db.execute("DROP TABLE circuit_breakers, portal_instances")  # 009
+    db.execute("DROP TRIGGER salons_uninstall_clock ON salons; DROP FUNCTION salons_uninstall_clock();"  # 010
+               " ALTER TABLE salons DROP COLUMN uninstalled_at, DROP COLUMN personal_data_erased_at")
     done = run_portal("migrate", env=env)
     assert done.returncode == 0 and "migrations applied" in done.stdout
     assert db.fetchval("SELECT to_regclass('webhook_deliveries') IS NOT NULL")

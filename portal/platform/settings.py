@@ -78,6 +78,7 @@ class Settings:
     gateway_refresh_s: float = 1.0
     whatsapp_safety_poll_s: float = 10.0
     whatsapp_retry_s: float = 5.0
+    personal_data_retention_days: float = 30.0
     qr_wait_initial_s: float = 1.0
     qr_wait_max_s: float = 5.0
     qr_wait_attempts: int = 5
@@ -309,6 +310,7 @@ def _operations(config: Config) -> dict[str, Any]:
         "sentry_dsn": _text(config, "SENTRY_DSN"),
         "webhook_idempotency_ttl_h": _typed(config, "WEBHOOK_IDEMPOTENCY_TTL_H", float, 48.0, minimum=0.0001),
         "webhook_worker_interval_s": _typed(config, "WEBHOOK_WORKER_INTERVAL_S", float, 5.0, minimum=0.05),
+        "personal_data_retention_days": _typed(config, "PERSONAL_DATA_RETENTION_DAYS", float, 30.0, minimum=0.0),
         "app_id": _typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
         "yclients_timeout_s": _typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
         "yclients_redirect_hosts": tuple(h.strip().lower() for h in str(config(

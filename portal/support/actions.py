@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from portal.platform.database import Connection
 from portal.salons import event_store as events
+from portal.salons import personal_data_store as personal_data
 from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.support import audit_store as audit
@@ -137,6 +138,20 @@ async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: Yclien
     if not changed:
         return ActionResult(False, "Only a failed activation can be marked for retry.")
     return ActionResult(True, "Marked for retry: the owner can press Activate again.")
+
+
+async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+    """At once, on a person's request: the owner's name, phone and e-mail and the WhatsApp
+    number are blanked; the event and the audit entry say so, without the values."""
+    salon_pk = await _salon_pk(runtime, yclients_salon_id)
+    if salon_pk is None:
+        return None
+    target = _target(yclients_salon_id)
+    async with _all_or_nothing(runtime, actor, "erase_personal_data", target) as conn:
+        await personal_data.erase(conn, salon_pk)
+        await events.record(conn, salon_pk, "personal_data_erased", {"why": "staff", "by": actor})
+        await audit.record(conn, actor, "erase_personal_data", target, "ok")
+    return ActionResult(True, "Personal data erased: the owner's name, phone and e-mail and the WhatsApp number.")
 
 
 async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResult:

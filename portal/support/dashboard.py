@@ -42,6 +42,8 @@ ACTIONS = {
                 "Restarts the session at the gateway; a linked phone reconnects by itself."),
     "retry": ("Mark activation for retry",
               "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
+    "erase": ("Erase personal data",
+              "Erases the owner's name, phone and e-mail and the WhatsApp number now. This cannot be undone."),
 }
 
 
@@ -172,6 +174,8 @@ async def _perform(request: Request, action: str, yclients_salon_id: YclientsSal
         return await support_actions.disconnect(runtime, actor, yclients_salon_id, reason)
     if action == "restart":
         return await support_actions.restart_session(runtime, actor, yclients_salon_id)
+    if action == "erase":
+        return await support_actions.erase_personal_data(runtime, actor, yclients_salon_id)
     return await support_actions.mark_for_retry(runtime, actor, yclients_salon_id)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from portal.platform.database import Connection
@@ -144,22 +144,26 @@ async def tick(runtime: Runtime, stopping: asyncio.Event | None = None) -> None:
 
 
 async def run_forever(runtime: Runtime, interval_s: float, stopping: asyncio.Event | None = None,
-                      reconcile: Callable[[Runtime], Awaitable[object]] | None = None) -> None:
+                      rounds: Sequence[Callable[[Runtime], Awaitable[object]]] = ()) -> None:
     """Rounds every `interval_s` until `stopping` is set (then it returns after the delivery in hand).
 
-    `reconcile`: the activation's round over unfinished intents, handed in by the composition
-    root (activation sits on this package's layer, so it is not imported here)."""
+    `rounds`: other housekeeping handed in by the composition root (the activation's
+    reconcile of unfinished intents, the personal data retention), run after the
+    deliveries; one failing round never stops the others."""
     stopping = stopping or asyncio.Event()
     while not stopping.is_set():
         try:
             await tick(runtime, stopping)
         except Exception as exc:
             log.warning("webhook worker round failed", extra={"error": summarize_error(exc)})
-        if reconcile is not None and not stopping.is_set():
+        for extra_round in rounds:
+            if stopping.is_set():
+                break
             try:
-                await reconcile(runtime)
+                await extra_round(runtime)
             except Exception as exc:
-                log.warning("activation reconcile round failed", extra={"error": summarize_error(exc)})
+                log.warning("worker round failed", extra={"round": getattr(extra_round, "__name__", "?"),
+                                                          "error": summarize_error(exc)})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval_s)
 
