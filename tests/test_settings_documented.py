@@ -1,0 +1,30 @@
+"""An operator finds every setting: each one the portal reads is in .env.example (with a
+comment) and in docs/deploy.md's table."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READ = re.compile(r'\(\s*config\s*,\s*"([A-Z][A-Z0-9_]+)"|\bconfig\(\s*"([A-Z][A-Z0-9_]+)"')
+
+
+def settings_read() -> set[str]:
+    source = (ROOT / "portal/platform/settings.py").read_text()
+    names = {a or b for a, b in READ.findall(source)}
+    # Names read in a loop over a literal tuple (the rate limits, the demo secrets).
+    names |= set(re.findall(r'\("([A-Z][A-Z0-9_]+_RATE_LIMIT)"', source))
+    names |= set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source.split("DEMO_SECRETS = ", 1)[1].split("\n", 1)[0]))
+    return names
+
+
+def test_the_settings_reader_is_found():
+    assert {"DATABASE_URL", "WAHA_WEBHOOK_TOKEN", "PERSONAL_DATA_RETENTION_DAYS", "OWNER_RATE_LIMIT",
+            "JWT_SECRET"} <= settings_read()
+
+
+def test_every_setting_is_in_env_example_and_the_deploy_guide():
+    env = (ROOT / ".env.example").read_text()
+    guide = (ROOT / "docs/deploy.md").read_text()
+    missing_env = sorted(n for n in settings_read() if not re.search(rf"^#?\s*{n}=", env, re.M))
+    missing_guide = sorted(n for n in settings_read() if f"`{n}`" not in guide)
+    assert (missing_env, missing_guide) == ([], [])
