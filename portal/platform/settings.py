@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,8 @@ class Settings:
     shutdown_timeout_s: int = 45
     body_read_timeout_s: float = 10.0
     instance_name: str | None = None
+    # Owner pages show times in this zone (YClients' landing data names none); staff pages too.
+    default_timezone: str = "Europe/Moscow"
 
     @property
     def gateway_events(self) -> bool:
@@ -320,7 +323,18 @@ def _operations(config: Config) -> dict[str, Any]:
         "activation_concurrency": _typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),
         "activation_queue_wait_s": _typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0.0),
         "activation_attempts": _typed(config, "ACTIVATION_ATTEMPTS", int, 3, minimum=1),
+        "default_timezone": _timezone(config, "DEFAULT_TIMEZONE", "Europe/Moscow"),
     }
+
+
+def _timezone(config: Config, name: str, default: str) -> str:
+    """An IANA zone name the tz database knows (checked here, so a typo stops start-up)."""
+    value = str(config(name, default=default)).strip() or default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}: {value!r} is not a time zone name such as Europe/Moscow") from None
+    return value
 
 
 def _forwarded_allow_ips(config: Config, *, sandbox: bool) -> str | None:

@@ -1,4 +1,5 @@
-"""GET /onboarding: the page shell with the three steps for the owner's own salon."""
+"""GET /onboarding: the page shell with the three steps for the owner's own salon. An active
+salon's onboarding is over: its owner is sent to the salon's own page (`salon.py`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from portal.onboarding.owner import owner_with_salon
 from portal.web.htmx import vary_on_htmx
@@ -29,6 +30,21 @@ def step_states(integration_status: str, whatsapp_connected: bool) -> list[tuple
     return list(zip(STEP_KEYS, states, strict=True))
 
 
+def step_notes(integration_status: str, whatsapp_connected: bool) -> tuple[str, str, str]:
+    """Each step's sentence, matching where the salon stands (i18n keys)."""
+    if integration_status == "active":
+        return "onboarding.whatsapp_done", "onboarding.activation_done", "activation.done"
+    if whatsapp_connected:
+        return "onboarding.whatsapp_done", "onboarding.activation_now", "onboarding.done_next"
+    return "onboarding.whatsapp_next", "onboarding.activation_next", "onboarding.done_next"
+
+
+def progress(integration_status: str, whatsapp_connected: bool) -> dict[str, Any]:
+    """The steps and their sentences, for the page and for the widget's out-of-band swap."""
+    return {"steps": step_states(integration_status, whatsapp_connected),
+            "step_notes": step_notes(integration_status, whatsapp_connected)}
+
+
 def activation_panel(integration_status: str, whatsapp_connected: bool) -> str:
     if integration_status == "active":
         return "done"
@@ -42,13 +58,15 @@ async def onboarding_page(request: Request, extra: dict[str, Any] | None = None,
     if found is None or poll is None:  # no credential, or no such salon (any more)
         return render(request, "onboarding_start.html", status_code=401)
     owner, salon = found
+    if salon.integration_status == "active":
+        return RedirectResponse("/salon", status_code=303)  # the onboarding is over
     runtime, view = request.state.runtime, poll.view
     connected = view.status == "connected"
     context = {
         "panel": activation_panel(salon.integration_status, connected),
         "back_url": runtime.settings.marketplace_url,
         "salon": salon,
-        "steps": step_states(salon.integration_status, whatsapp_connected=connected),
+        **progress(salon.integration_status, connected),
         "expires_at": datetime.fromtimestamp(owner.expires_at, UTC).strftime("%H:%M"),
         **widget_context(request, view),
         **(extra or {}),

@@ -13,9 +13,9 @@ session the gateway already handled is harmless.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from portal.platform.database import Connection
@@ -25,6 +25,7 @@ from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.support import audit_store as audit
 from portal.support import store as support
+from portal.web.i18n import translator
 from portal.whatsapp import LinkState, LinkStatus, session_name
 from portal.whatsapp import store as links
 from portal.whatsapp.linking import gateway_call
@@ -55,7 +56,17 @@ def clean_reason(raw: object) -> str | None:
 @dataclass(frozen=True)
 class ActionResult:
     ok: bool
-    message: str  # a sentence for staff
+    message: str  # a sentence for staff, in English: the admin API's answer
+    # The same sentence as i18n keys and values, so the dashboard says it in the staff's language.
+    parts: tuple[tuple[str, dict[str, object]], ...] = field(default=())
+
+    def said_in(self, t: Callable[..., str]) -> str:
+        return " ".join(t(key, **values) for key, values in self.parts) if self.parts else self.message
+
+
+def _result(ok: bool, *parts: tuple[str, dict[str, object]]) -> ActionResult:
+    english = translator("en")
+    return ActionResult(ok, " ".join(english(key, **values) for key, values in parts), parts)
 
 
 async def _salon_pk(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> SalonPk | None:
@@ -103,8 +114,8 @@ async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: YclientsSa
                             {"by": actor, "reason": reason, "gateway_error": error})
         await audit.record(conn, actor, "disconnect", target, result, {"reason": reason})
     if error:
-        return ActionResult(False, f"Marked as disconnected, but the gateway refused the logout ({error}).")
-    return ActionResult(True, "WhatsApp disconnected.")
+        return _result(False, ("admin.result.disconnect_refused", {"error": error}))
+    return _result(True, ("admin.result.disconnected", {}))
 
 
 async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
@@ -115,13 +126,13 @@ async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: Yclie
     target = _target(yclients_salon_id)
     if error is not None:  # nothing changed: only the refusal is recorded
         await audit.record_alone(runtime.pool, actor, "restart_session", target, f"error: gateway: {error}")
-        return ActionResult(False, f"The gateway refused: {error}")
+        return _result(False, ("admin.result.gateway_refused", {"error": error}))
     async with _all_or_nothing(runtime, actor, "restart_session", target) as conn:
         await links.get_or_create(conn, salon_pk, yclients_salon_id)
         await links.save_state(conn, salon_pk, LinkState(LinkStatus.STARTING))
         await events.record(conn, salon_pk, "whatsapp_restarted", {"by": actor})
         await audit.record(conn, actor, "restart_session", target, "ok")
-    return ActionResult(True, "Session restarted.")
+    return _result(True, ("admin.result.restarted", {}))
 
 
 async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
@@ -136,8 +147,8 @@ async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: Yclien
         await audit.record(conn, actor, "mark_for_retry", target,
                            "ok" if changed else "refused: activation has not failed")
     if not changed:
-        return ActionResult(False, "Only a failed activation can be marked for retry.")
-    return ActionResult(True, "Marked for retry: the owner can press Activate again.")
+        return _result(False, ("admin.result.retry_refused", {}))
+    return _result(True, ("admin.result.retry_marked", {}))
 
 
 async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
@@ -151,7 +162,7 @@ async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: Y
         await personal_data.erase(conn, salon_pk)
         await events.record(conn, salon_pk, "personal_data_erased", {"why": "staff", "by": actor})
         await audit.record(conn, actor, "erase_personal_data", target, "ok")
-    return ActionResult(True, "Personal data erased: the owner's name, phone and e-mail and the WhatsApp number.")
+    return _result(True, ("admin.result.erased", {}))
 
 
 async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResult:
@@ -170,5 +181,6 @@ async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResu
     await audit.record_alone(runtime.pool, actor, f"breaker_{action}", "breaker:qrGeneration", "ok",
                              {"state_after": breaker.stats()["state"], "version": version,
                               "seen_by": seen, "instances_running": running})
-    done = "Breaker reset: closed." if action == "reset" else "Breaker forced open."
-    return ActionResult(True, f"{done} Seen by {seen} of {running} instance{'' if running == 1 else 's'} running.")
+    done = "admin.result.breaker_reset" if action == "reset" else "admin.result.breaker_forced_open"
+    return _result(True, (done, {}), ("admin.result.seen_one" if running == 1 else "admin.result.seen",
+                                      {"seen": seen, "running": running}))

@@ -26,8 +26,9 @@ from portal.support import store as support
 from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
+from portal.web.i18n import labeler, translator
 from portal.web.rate_limits import client_key, name_key
-from portal.web.rendering import render
+from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
 from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
@@ -47,8 +48,27 @@ ACTIONS = {
 }
 
 
+def _t(request: Request) -> Callable[..., str]:
+    return translator(request_language(request))
+
+
+def _why(request: Request) -> Callable[[str | None], str]:
+    """"Needs attention" arrives as an English phrase from the SQL (support/store.py); this
+    says it in the page's language ("stuck in <link status>" included)."""
+    t, label = _t(request), labeler(request_language(request))
+
+    def why(text: str | None) -> str:
+        if not text:
+            return ""
+        if text.startswith("stuck in "):
+            return t("admin.attention.stuck in", status=label("link", text.removeprefix("stuck in ")))
+        return label("attention", text)
+
+    return why
+
+
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    context = {"staff": request.state.staff, **context}
+    context = {"staff": request.state.staff, "why": _why(request), **context}
     return render(request, name, context, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
@@ -81,7 +101,7 @@ async def login(request: Request) -> Response:
         decision = await runtime.rate_limits.peek(scope, key)
         if not decision.allowed:
             await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
-            return render(request, "admin/login.html", {"error": "Too many attempts. Wait a minute and try again."},
+            return render(request, "admin/login.html", {"error": _t(request)("admin.login_limited")},
                           status_code=429, headers=decision.headers())
     # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
     ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
@@ -89,7 +109,7 @@ async def login(request: Request) -> Response:
         for scope, key in limits:  # failures only: the real person signing in costs nothing
             await runtime.rate_limits.hit(scope, key)
         await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused")
-        return render(request, "admin/login.html", {"error": "Wrong user name or password."}, status_code=401)
+        return render(request, "admin/login.html", {"error": _t(request)("admin.login_wrong")}, status_code=401)
     response = RedirectResponse("/admin", status_code=303)
     staff.sign_in(response, runtime.settings, username)
     await audit.record_alone(runtime.pool, f"staff:{username}", "login", None, "ok")
@@ -117,8 +137,11 @@ async def overview(request: Request) -> Response:
 async def salons(request: Request) -> Response:
     try:
         f = support.parse_filter(request.query_params)
-    except support.BadFilter as exc:
-        return _page(request, "admin/salons.html", {"error": str(exc), "rows": [], "total": 0,
+    except support.BadFilter:
+        status = request.query_params.get("status")
+        error = (_t(request)("admin.filter_bad_status", statuses=", ".join(support.STATUSES))
+                 if status and status not in support.STATUSES else _t(request)("admin.filter_bad_page"))
+        return _page(request, "admin/salons.html", {"error": error, "rows": [], "total": 0,
                                                      "f": support.SalonFilter(), "statuses": support.STATUSES,
                                                      "pages": 0}, status_code=400)
     rows, total = await support.salons_page(request.state.runtime.pool, f)
@@ -141,7 +164,9 @@ async def salon(request: Request) -> Response:
 
 def _confirm(request: Request, detail: dict[str, Any], action: str, error: str | None = None) -> Response:
     """The first step of an action: what it does, and the button (with the reason field) to do it."""
-    title, explanation = ACTIONS[action]
+    label = labeler(request_language(request))  # ACTIONS' English when an action has no translation
+    title, explanation = (label("action", action, ACTIONS[action][0]),
+                          label("action", f"{action}_explain", ACTIONS[action][1]))
     return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
                                                   "explanation": explanation, "error": error},
                  status_code=422 if error else 200)
@@ -159,11 +184,12 @@ async def salon_action(request: Request) -> Response:
         return _confirm(request, detail, action)
     reason = support_actions.clean_reason((await request.form()).get("reason")) or ""
     if action == "disconnect" and not reason:
-        return _confirm(request, detail, action, error="Give a reason: 1-500 characters of text.")
+        return _confirm(request, detail, action, error=_t(request)("admin.reason_required"))
     result = await _perform(request, action, yclients_salon_id, reason)
     if result is None:  # the salon went away between the page and the action
         return _page(request, "admin/not_found.html", {}, status_code=404)
-    return RedirectResponse(f"/admin/salons/{yclients_salon_id}?{urlencode({'message': result.message})}",
+    message = result.said_in(_t(request))
+    return RedirectResponse(f"/admin/salons/{yclients_salon_id}?{urlencode({'message': message})}",
                             status_code=303)
 
 
@@ -213,9 +239,10 @@ async def breaker_action(request: Request) -> Response:
     form = await request.form()
     action = form.get("action")
     if not isinstance(action, str) or action not in ("reset", "force_open"):
-        return RedirectResponse("/admin/system?message=Unknown+action", status_code=303)
+        return RedirectResponse(f"/admin/system?{urlencode({'message': _t(request)('admin.result.unknown_action')})}",
+                                status_code=303)
     result = await support_actions.steer_breaker(request.state.runtime, f"staff:{request.state.staff}", action)
-    return RedirectResponse(f"/admin/system?{urlencode({'message': result.message})}", status_code=303)
+    return RedirectResponse(f"/admin/system?{urlencode({'message': result.said_in(_t(request))})}", status_code=303)
 
 
 @staff_only

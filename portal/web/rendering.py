@@ -7,15 +7,18 @@ client as JSON with a stable `code`; both with the real status code.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from jinja2 import pass_context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
 from portal.web.htmx import is_htmx, target_id
-from portal.web.i18n import pick_language, translator
+from portal.web.i18n import DEFAULT_LANGUAGE, labeler, pick_language, translator
 
 # A whole page that a fragment's handler answers for a browser without JavaScript (with the
 # fragment's context and status). Pages that compose fragments hand it to their handlers.
@@ -24,14 +27,51 @@ WholePage = Callable[[Request, dict[str, Any], int], Awaitable[Response]]
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
-def _context(request: Request) -> dict[str, Any]:
-    lang = pick_language(request)
+STAFF_PATHS = "/admin"
+# The dashboard was English only and its JSON twin (the admin API) still is: a client that
+# names no language we speak (a script, curl) keeps English there; a browser asking for
+# Russian gets Russian. Owner pages default to Russian.
+STAFF_DEFAULT_LANGUAGE = "en"
+FALLBACK_TIMEZONE = "Europe/Moscow"
+
+
+def request_language(request: Request) -> str:
+    staff_page = request.url.path.startswith(STAFF_PATHS)
+    return pick_language(request, STAFF_DEFAULT_LANGUAGE if staff_page else DEFAULT_LANGUAGE)
+
+
+def timezone_of(request: Request) -> ZoneInfo:
+    """The zone times are shown in: DEFAULT_TIMEZONE (YClients names no zone per salon)."""
     runtime = getattr(request.state, "runtime", None)
-    return {"lang": lang, "t": translator(lang), "sandbox": bool(runtime and runtime.settings.sandbox)}
+    return ZoneInfo(runtime.settings.default_timezone if runtime else FALLBACK_TIMEZONE)
+
+
+def format_local(moment: datetime, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """`moment` on the zone's clock with the zone's short name ("18:45 MSK"). A naive value
+    is taken as UTC (the database hands out timestamptz; naive ones are ours, in UTC)."""
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+@pass_context
+def _local_time(context: Any, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Jinja filter `|local_time`: a timestamp in DEFAULT_TIMEZONE with the zone's name."""
+    if moment is None:
+        return ""
+    return format_local(moment, context.get("timezone") or ZoneInfo(FALLBACK_TIMEZONE), fmt)
+
+
+def _context(request: Request) -> dict[str, Any]:
+    lang = request_language(request)
+    runtime = getattr(request.state, "runtime", None)
+    return {"lang": lang, "t": translator(lang), "label": labeler(lang),
+            "sandbox": bool(runtime and runtime.settings.sandbox), "timezone": timezone_of(request)}
 
 
 def make_templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_context])
+    templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_context])
+    templates.env.filters["local_time"] = _local_time
+    return templates
 
 
 def wants_json(request: Request) -> bool:
@@ -48,7 +88,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
 def error_response(request: Request, status_code: int, code: str, message_key: str,
                    next_step_key: str | None = "error.next_step_marketplace",
                    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
-    t = translator(pick_language(request))
+    t = translator(request_language(request))
     if wants_json(request):
         body = {"success": False, "error": t(message_key), "code": code, **(extra or {})}
         return JSONResponse(body, status_code=status_code, headers=headers)
