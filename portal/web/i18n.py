@@ -126,7 +126,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Эта страница открывается из маркетплейса YClients. Откройте YClients → Маркетплейс → наше приложение → «Подключить». Ссылка действует один час.",
         "This page opens from the YClients marketplace. Open YClients → Marketplace → our app → “Connect”. The link works for one hour.",
     ),
-    "onboarding.session_expires": ("Ссылка действует до {time} (UTC).", "This link works until {time} (UTC)."),
+    "onboarding.session_expires": ("Ссылка действует до {time}.", "This link works until {time}."),
     "whatsapp.preparing": ("Готовим код для подключения…", "Preparing your link code…"),
     "whatsapp.preparing_hint": ("Это занимает несколько секунд.", "This takes a few seconds."),
     "whatsapp.show_qr": ("Показать QR-код", "Show the QR code"),
@@ -250,10 +250,216 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sandbox.partner_hang": ("Зависнуть", "Hang"),
     "sandbox.partner_already_installed": ("«Уже установлено»", "“Already installed”"),
     "sandbox.refused": ("Не вышло: {reason}", "Refused: {reason}"),
+    # The support dashboard (/admin).
+    "admin.support": ("Поддержка", "Support"),
+    "admin.portal": ("Портал салонов", "Salon portal"),
+    "admin.brand": ("Портал салонов · Поддержка", "Salon portal · Support"),
+    "admin.sandbox": ("ПЕСОЧНИЦА: демонстрационные данные, не рабочие.", "SANDBOX: demo data, not production."),
+    "admin.nav_overview": ("Обзор", "Overview"),
+    "admin.nav_salons": ("Салоны", "Salons"),
+    "admin.nav_system": ("Система", "System"),
+    "admin.nav_audit": ("Журнал действий", "Audit log"),
+    "admin.sign_out": ("Выйти ({name})", "Sign out ({name})"),
+    "admin.sign_in": ("Войти", "Sign in"),
+    "admin.login_title": ("Вход для поддержки", "Support sign-in"),
+    "admin.username": ("Имя пользователя", "User name"),
+    "admin.password": ("Пароль", "Password"),
+    "admin.login_wrong": ("Неверное имя пользователя или пароль.", "Wrong user name or password."),
+    "admin.login_limited": ("Слишком много попыток. Подождите минуту и попробуйте снова.",
+                            "Too many attempts. Wait a minute and try again."),
+    "admin.not_found_title": ("Не найдено", "Not found"),
+    "admin.not_found": ("Нет такого салона или действия.", "No such salon or action."),
+    "admin.all_salons": ("Все салоны", "All salons"),
+    "admin.audit_when": ("Когда", "When"),
+    "admin.audit_who": ("Кто", "Who"),
+    "admin.audit_what": ("Что", "What"),
+    "admin.audit_target": ("Над чем", "Target"),
+    "admin.audit_result": ("Результат", "Result"),
+    "admin.audit_detail": ("Подробности", "Detail"),
+    "admin.nothing_yet": ("Пока ничего.", "Nothing yet."),
+    "admin.salon": ("Салон", "Salon"),
+    "admin.reason_label": ("Причина (сохраняется в журнале действий)", "Reason (kept in the audit log)"),
+    "admin.confirm_yes": ("Да: {action}", "Yes, {action}"),
+    "admin.cancel": ("Отмена", "Cancel"),
+    "admin.reason_required": ("Укажите причину: от 1 до 500 символов текста.", "Give a reason: 1-500 characters of text."),
+    "admin.by_status": ("Салоны по статусам", "Salons by status"),
+    "admin.funnel": ("Воронка", "Funnel"),
+    "admin.funnel_landed": ("Зашли", "Landed"),
+    "admin.funnel_qr_shown": ("Увидели QR", "QR shown"),
+    "admin.funnel_linked": ("Привязали", "Linked"),
+    "admin.funnel_active": ("Активны", "Active"),
+    "admin.today": ("Сегодня", "Today"),
+    "admin.last_7_days": ("Последние 7 дней", "Last 7 days"),
+    "admin.foreign_title": ("Установлено в YClients, но не этим порталом", "Installed in YClients, not by this portal"),
+    "admin.foreign_explain": (
+        "YClients сообщает, что наше приложение установлено в этих салонах, но этот портал установку не запускал"
+        " (другая система или другое развёртывание с нашим партнёрским токеном). Владельцу сказали, что приложение"
+        " уже установлено.",
+        "YClients reports our app installed in these salons, but this portal never attempted the install (another"
+        " system, or another deployment with our partner token). The owner was told the app is already installed.",
+    ),
+    "admin.detected": ("Обнаружено", "Detected"),
+    "admin.unfinished_title": ("Незавершённые активации", "Unfinished activations"),
+    "admin.unfinished_explain": (
+        "Отправлены в YClients, результат пока неизвестен; фоновый обработчик спросит YClients и завершит или отпустит их.",
+        "Sent to YClients, outcome not known yet; the worker asks YClients and completes or releases them.",
+    ),
+    "admin.generation": ("Поколение", "Generation"),
+    "admin.attempts": ("Попытки", "Attempts"),
+    "admin.started": ("Начата", "Started"),
+    "admin.status": ("Статус", "Status"),
+    "admin.last_error": ("Последняя ошибка", "Last error"),
+    "admin.none": ("Нет.", "None."),
+    "admin.attention_title": ("Требуют внимания", "Needs attention"),
+    "admin.why": ("Почему", "Why"),
+    "admin.nothing_stuck": ("Ничего не застряло.", "Nothing is stuck."),
+    "admin.salon_title": ("Салон {id}", "Salon {id}"),
+    "admin.needs_attention": ("Требует внимания: {why}", "Needs attention: {why}"),
+    "admin.integration": ("Интеграция", "Integration"),
+    "admin.landed": ("Зашёл", "Landed"),
+    "admin.landing": ("Ссылка входа", "Landing"),
+    "admin.landing_bound": ("привязана: подписанные данные назвали этот салон",
+                            "bound: the signed data named this salon"),
+    "admin.landing_unbound": ("не привязана: подписанные данные не назвали салон, его назвала только ссылка",
+                              "not bound: the signed data named no salon, only the link did"),
+    "admin.activated": ("Активирован", "Activated"),
+    "admin.api_key": ("API-ключ", "API key"),
+    "admin.api_key_set": ("задан (хранится только его хеш)", "set (only its hash is kept)"),
+    "admin.api_key_not_set": ("не задан", "not set"),
+    "admin.timeline": ("История", "Timeline"),
+    "admin.no_events": ("Событий пока нет.", "No events yet."),
+    "admin.all_statuses": ("Все статусы", "All statuses"),
+    "admin.search": ("поиск", "search"),
+    "admin.search_placeholder": ("Номер в YClients или название", "YClients id or name"),
+    "admin.attention_only": ("требуют внимания", "needs attention"),
+    "admin.filter": ("Показать", "Filter"),
+    "admin.filter_bad_status": ("Статус должен быть одним из: {statuses}", "status must be one of {statuses}"),
+    "admin.filter_bad_page": ("Номер страницы должен быть положительным числом", "page must be a positive number"),
+    "admin.salon_count_one": ("Салонов: {n}", "{n} salon"),
+    "admin.salon_count": ("Салонов: {n}", "{n} salons"),
+    "admin.yclients_id": ("Номер в YClients", "YClients id"),
+    "admin.name": ("Название", "Name"),
+    "admin.phone": ("Телефон", "Phone"),
+    "admin.last_event": ("Последнее событие", "Last event"),
+    "admin.no_match": ("Подходящих салонов нет.", "No salons match."),
+    "admin.previous": ("← Назад", "← Previous"),
+    "admin.next": ("Вперёд →", "Next →"),
+    "admin.page_of": ("Страница {page} из {pages}", "Page {page} of {pages}"),
+    "admin.breaker_title": ("Предохранитель QR-кодов", "QR circuit breaker"),
+    "admin.breaker_state": ("Состояние:", "State:"),
+    "admin.breaker_forced": ("(принудительно)", "(forced)"),
+    "admin.breaker_next_attempt": ("следующая попытка через {s} с", "next attempt in {s} s"),
+    "admin.breaker_seen_one": (
+        "Один предохранитель на все экземпляры: версию {version} видят {seen} из запущенных экземпляров: {running}"
+        " (этот: {instance}).",
+        "One breaker for all instances: version {version} seen by {seen} of {running} instance running"
+        " (this one: {instance}).",
+    ),
+    "admin.breaker_seen": (
+        "Один предохранитель на все экземпляры: версию {version} видят {seen} из запущенных экземпляров: {running}"
+        " (этот: {instance}).",
+        "One breaker for all instances: version {version} seen by {seen} of {running} instances running"
+        " (this one: {instance}).",
+    ),
+    "admin.breaker_failures": ("Ошибок подряд", "Consecutive failures"),
+    "admin.breaker_counts": ("Вызовы / ошибки / отказы (этот экземпляр)", "Calls / failures / rejections (this instance)"),
+    "admin.breaker_reset": ("Сбросить (закрыть)", "Reset (close)"),
+    "admin.breaker_force_open": ("Открыть принудительно (обслуживание)", "Force open (maintenance)"),
+    "admin.webhooks_title": ("Вебхуки YClients", "YClients webhooks"),
+    "admin.webhooks_pending_one": ("Не завершено доставок: {n}.", "{n} delivery not finished yet."),
+    "admin.webhooks_pending": ("Не завершено доставок: {n}.", "{n} deliveries not finished yet."),
+    "admin.webhooks_failed_one": (
+        "Доставок, брошенных окончательно: {n} (после повторных ошибок; первая трассировка — в логе).",
+        "{n} delivery failed for good (given up after repeated errors; the log has the first traceback).",
+    ),
+    "admin.webhooks_failed": (
+        "Доставок, брошенных окончательно: {n} (после повторных ошибок; первая трассировка — в логе).",
+        "{n} deliveries failed for good (given up after repeated errors; the log has the first traceback).",
+    ),
+    "admin.event": ("Событие", "Event"),
+    "admin.next_try": ("Следующая попытка", "Next try"),
+    "admin.cleanups": ("Сессии WhatsApp, которые ещё нужно удалить в шлюзе (повторяем, пока не выйдет):",
+                       "WhatsApp sessions still to delete at the gateway (retried until done):"),
+    "admin.since": ("с {time}", "since {time}"),
+    "admin.pool_title": ("Пул соединений с базой", "Database pool"),
+    "admin.pool": ("{in_use} занято, {idle} свободно, {size} открыто из {max}",
+                   "{in_use} in use, {idle} idle, {size} open of {max}"),
+    "admin.pool_waiting": (", {n} ждут", ", {n} waiting"),
+    "admin.services_title": ("Внешние сервисы", "Outside services"),
+    "admin.service_gateway": ("Шлюз WhatsApp", "WhatsApp gateway"),
+    "admin.service_partner": ("Партнёрский API YClients", "YClients partner API"),
+    "admin.reachable": ("доступен", "reachable"),
+    "admin.unreachable": ("недоступен", "unreachable"),
+    "admin.ms": ("{n} мс", "{n} ms"),
+    "admin.flags_title": ("Переключатели", "Feature flags"),
+    "admin.version": ("Версия {version}", "Version {version}"),
+    # Codes shown to staff by label("status"/"link"/"attention", code); English reads as before.
+    "admin.status.pending_whatsapp": ("ждёт WhatsApp", "pending whatsapp"),
+    "admin.status.activating": ("активируется", "activating"),
+    "admin.status.active": ("активен", "active"),
+    "admin.status.activation_failed": ("активация не удалась", "activation failed"),
+    "admin.status.frozen": ("заморожен", "frozen"),
+    "admin.status.uninstalled": ("удалён", "uninstalled"),
+    "admin.link.idle": ("не начато", "idle"),
+    "admin.link.starting": ("запускается", "starting"),
+    "admin.link.awaiting_scan": ("ждёт сканирования", "awaiting scan"),
+    "admin.link.linking": ("привязывается", "linking"),
+    "admin.link.connected": ("подключён", "connected"),
+    "admin.link.expired": ("код истёк", "expired"),
+    "admin.link.failed": ("сбой", "failed"),
+    "admin.link.logged_out": ("отключён", "logged out"),
+    "admin.attention.activation failed": ("активация не удалась", "activation failed"),
+    "admin.attention.WhatsApp logged out": ("WhatsApp отключён", "WhatsApp logged out"),
+    "admin.attention.QR code expired": ("QR-код истёк", "QR code expired"),
+    "admin.attention.WhatsApp session failed": ("сбой сессии WhatsApp", "WhatsApp session failed"),
+    "admin.attention.stuck activating": ("завис на активации", "stuck activating"),
+    "admin.attention.stuck in": ("завис: {status}", "stuck in {status}"),
+    # Staff actions (portal/support/dashboard.py, actions.py): titles, what they do, results.
+    "admin.action.disconnect": ("Отключить WhatsApp", "Disconnect WhatsApp"),
+    "admin.action.disconnect_explain": (
+        "Завершает сессию WhatsApp салона в шлюзе. Владельцу придётся привязать номер снова.",
+        "Logs the salon's WhatsApp session out at the gateway. The owner must link again.",
+    ),
+    "admin.action.restart": ("Перезапустить сессию WhatsApp", "Restart the WhatsApp session"),
+    "admin.action.restart_explain": (
+        "Перезапускает сессию в шлюзе; привязанный телефон подключится сам.",
+        "Restarts the session at the gateway; a linked phone reconnects by itself.",
+    ),
+    "admin.action.retry": ("Разрешить повторную активацию", "Mark activation for retry"),
+    "admin.action.retry_explain": (
+        "Возвращает владельцу кнопку «Активировать» после неудачной активации, с новым часом.",
+        "Puts a failed activation back to the owner's Activate button, with a fresh hour.",
+    ),
+    "admin.result.disconnect_refused": (
+        "Отмечено как отключённое, но шлюз отказал в выходе ({error}).",
+        "Marked as disconnected, but the gateway refused the logout ({error}).",
+    ),
+    "admin.result.disconnected": ("WhatsApp отключён.", "WhatsApp disconnected."),
+    "admin.result.gateway_refused": ("Шлюз отказал: {error}", "The gateway refused: {error}"),
+    "admin.result.restarted": ("Сессия перезапущена.", "Session restarted."),
+    "admin.result.retry_refused": ("Повторить можно только неудавшуюся активацию.",
+                                   "Only a failed activation can be marked for retry."),
+    "admin.result.retry_marked": ("Повтор разрешён: владелец может снова нажать «Активировать».",
+                                  "Marked for retry: the owner can press Activate again."),
+    "admin.result.breaker_reset": ("Предохранитель сброшен: закрыт.", "Breaker reset: closed."),
+    "admin.result.breaker_forced_open": ("Предохранитель открыт принудительно.", "Breaker forced open."),
+    "admin.result.seen_one": ("Видят {seen} из запущенных экземпляров: {running}.",
+                              "Seen by {seen} of {running} instance running."),
+    "admin.result.seen": ("Видят {seen} из запущенных экземпляров: {running}.",
+                          "Seen by {seen} of {running} instances running."),
+    "admin.result.unknown_action": ("Неизвестное действие", "Unknown action"),
+    "admin.action.erase": ("Стереть персональные данные", "Erase personal data"),
+    "admin.action.erase_explain": (
+        "Сразу стирает имя, телефон и e-mail владельца и номер WhatsApp. Отменить нельзя.",
+        "Erases the owner's name, phone and e-mail and the WhatsApp number now. This cannot be undone.",
+    ),
+    "admin.result.erased": ("Персональные данные стёрты: имя, телефон и e-mail владельца и номер WhatsApp.",
+                            "Personal data erased: the owner's name, phone and e-mail and the WhatsApp number."),
 }
 
 
-def pick_language(request: Request) -> str:
+def pick_language(request: Request, default: str = DEFAULT_LANGUAGE) -> str:
+    """The cookie's language, else the best of Accept-Language we speak, else `default`."""
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in LANGUAGES:
         return chosen
@@ -269,7 +475,19 @@ def pick_language(request: Request) -> str:
     for _, _, tag in sorted(ranked):
         if tag in LANGUAGES:
             return tag
-    return DEFAULT_LANGUAGE
+    return default
+
+
+def labeler(language: str) -> Callable[..., str]:
+    """`label(family, code)`: a code shown to staff (a status, a link state) in `language`;
+    a code without a translation yet (added after this catalogue) shows as itself."""
+    t = translator(language)
+
+    def label(family: str, code: object, fallback: str | None = None) -> str:
+        key = f"admin.{family}.{code}"
+        return t(key) if key in MESSAGES else (fallback if fallback is not None else str(code))
+
+    return label
 
 
 def translator(language: str) -> Callable[..., str]:
