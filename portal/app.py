@@ -33,7 +33,7 @@ from portal.platform import health
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
 from portal.salons import retention
-from portal.salon_pages import onboarding
+from portal.salon_pages import onboarding, salon
 from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard, staff
 from portal.web import language
@@ -116,11 +116,14 @@ def _operator_routes() -> list[BaseRoute]:
 
 def _owner_routes() -> list[BaseRoute]:
     # The onboarding page composes the WhatsApp widget and the activation panel; their
-    # handlers get the page's parts as functions instead of importing them back.
-    widget = WidgetPages(activation_panel=onboarding.activation_panel, whole_page=onboarding.onboarding_page)
+    # handlers get the page's parts as functions instead of importing them back. An active
+    # salon's own page (/salon) uses the same widget.
+    widget = WidgetPages(activation_panel=onboarding.activation_panel, whole_page=salon.owner_page,
+                         page_parts=onboarding.progress)
     return [
         Route("/auth/yclients/redirect", landing.yclients_redirect),
         Route("/onboarding", onboarding.onboarding_page),
+        *salon.routes(),
         *widget.routes(),
         Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
         Route("/marketplace/api/status", owner_api.status),

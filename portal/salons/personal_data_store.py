@@ -11,7 +11,8 @@ async def erase(conn: Connection, salon_pk: SalonPk) -> None:
     """Blank every personal field of one salon; the caller holds the transaction."""
     await conn.execute("UPDATE marketplace_users SET name = NULL, phone = NULL, email = NULL WHERE salon_id = $1",
                        salon_pk)
-    await conn.execute("UPDATE whatsapp_links SET phone = NULL WHERE salon_id = $1", salon_pk)
+    await conn.execute("UPDATE whatsapp_links SET phone = NULL, connected_phone = NULL WHERE salon_id = $1",
+                       salon_pk)
     await conn.execute("UPDATE salons SET personal_data_erased_at = now() WHERE id = $1", salon_pk)
 
 
@@ -36,7 +37,8 @@ async def holds_personal_data(conn: Connection, salon_pk: SalonPk) -> bool:
         """
         SELECT EXISTS (SELECT 1 FROM marketplace_users WHERE salon_id = $1
                        AND (name IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL))
-            OR EXISTS (SELECT 1 FROM whatsapp_links WHERE salon_id = $1 AND phone IS NOT NULL)
+            OR EXISTS (SELECT 1 FROM whatsapp_links WHERE salon_id = $1
+                       AND (phone IS NOT NULL OR connected_phone IS NOT NULL))
         """,
         salon_pk,
     ))

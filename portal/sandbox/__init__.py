@@ -17,6 +17,7 @@ def sandbox_routes(market: SandboxMarketplace) -> list:
         Route("/sandbox/install/{salon_id}", pages.install),
         Route("/sandbox/installed/{salon_id}", pages.installed),
         Route("/sandbox/whatsapp/{salon_id}/scan", pages.simulator_scan, methods=["POST"]),
+        Route("/sandbox/whatsapp/{salon_id}/logout", pages.simulator_logout, methods=["POST"]),
         Route("/sandbox/whatsapp/fault", pages.simulator_fault, methods=["POST"]),
         Route("/sandbox/partner/fault", pages.partner_fault, methods=["POST"]),
         Route("/sandbox/webhooks/{salon_id}", pages.send_webhook, methods=["POST"]),

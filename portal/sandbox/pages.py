@@ -93,6 +93,22 @@ async def simulator_scan(request: Request) -> Response:
     return _back("done")
 
 
+async def simulator_logout(request: Request) -> Response:
+    """The phone unlinked the device (WhatsApp → Linked devices → Log out): the gateway's
+    session is logged out. The simulator sends no webhooks; the portal notices on its next
+    look at the gateway (the open page's poll)."""
+    from portal.whatsapp import GatewayError, session_name
+
+    simulator, salon = _simulator(request), _salon_or_404(request)
+    if simulator is None or salon is None:
+        return _back("refused")
+    try:
+        await simulator.logout(session_name(salon["id"]))
+    except GatewayError:  # no such session, or the gateway is made to fail
+        return _back("refused")
+    return _back("done")
+
+
 async def simulator_fault(request: Request) -> Response:
     simulator = _simulator(request)
     form = await request.form()

@@ -6,6 +6,12 @@ connected. The one place that combines the gateway, the breaker and the link row
 - `current` answers polls from the database and asks the gateway at most once per refresh
   interval per salon, however many tabs and instances poll.
 - `apply_update` takes the gateway's status webhook.
+- `disconnect` is the owner's own "unlink this number" (the relink starts with it).
+
+A connected link of an active salon that stops being connected is "lost" (the phone unlinked
+the device, the session failed, the owner disconnected); reaching connected again is a
+"relink". Both go to the salon's event trail with the masked numbers, whichever path stored
+them, since they all pass `_store`. The integration with YClients is not touched by either.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from portal.salons import event_store as events
@@ -28,6 +35,7 @@ from portal.whatsapp.phones import mask_phone
 from portal.whatsapp.store import Link
 
 if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.platform.settings import Settings
     from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,7 @@ class LinkView:
     phone_masked: str | None = None
     pairing_code: str | None = None
     pairing_expires_in: float | None = None
+    connected_since: datetime | None = None  # when the current connection began
     retry_after: float | None = None  # set while the breaker refuses: the friendly retry screen
     problem: str | None = None  # an i18n key saying what went wrong, for failed starts
 
@@ -81,21 +90,57 @@ class LinkView:
             phone_masked=mask_phone(link.phone),
             pairing_code=link.pairing_code if has_pairing else None,
             pairing_expires_in=pairing_left if has_pairing else None,
+            connected_since=link.connected_at if link.status is LinkStatus.CONNECTED else None,
             **extra,
         )
 
 
-async def _store(runtime: Runtime, salon_pk: SalonPk, state: LinkState, *, error: str | None = None) -> Link:
+# What a gateway may report for a session that was connected and was not asked to start
+# again: the account is gone from it. WAHA has no "logged out" status (a session the phone
+# unlinked shows as stopped, failed without an account, or back to scanning), so the portal,
+# knowing the number was connected, says so itself.
+_GONE_AFTER_CONNECTED = frozenset({LinkStatus.IDLE, LinkStatus.STARTING, LinkStatus.AWAITING_SCAN,
+                                   LinkStatus.EXPIRED})
+
+
+def _as_seen(known: LinkStatus, state: LinkState) -> LinkState:
+    if known is LinkStatus.CONNECTED and state.status in _GONE_AFTER_CONNECTED:
+        return LinkState(LinkStatus.LOGGED_OUT)
+    return state
+
+
+async def _store(runtime: Runtime, salon_pk: SalonPk, state: LinkState, *, error: str | None = None,
+                 cause: str | None = None) -> Link:
     if state.qr is not None:
         await runtime.qr_images.prepare(state.qr)  # drawn off the event loop, before anyone shows it
     async with runtime.pool.acquire() as conn:
-        link, previous = await links.save_state(conn, salon_pk, state, error=error)
+        saved = await links.save_state(conn, salon_pk, state, error=error)
+    previous = saved.previous
     if previous is not state.status and state.status in _STATUS_EVENTS:
         payload = {"from": previous.value}
         if error:
             payload["error"] = error
         await events.record_quietly(runtime.pool, salon_pk, _STATUS_EVENTS[state.status], payload)
-    return link
+    if saved.integration_status == "active":
+        await _record_loss_or_relink(runtime, saved, cause)
+    return saved.link
+
+
+async def _record_loss_or_relink(runtime: Runtime, saved: links.Saved, cause: str | None) -> None:
+    """The trail of an active salon's number: lost when its link leaves connected, relinked
+    when it reaches connected again (with the number it replaced: it may be another one)."""
+    was_connected = saved.previous is LinkStatus.CONNECTED
+    now_connected = saved.link.status is LinkStatus.CONNECTED
+    if was_connected and not now_connected:
+        payload = {"phone": mask_phone(saved.link.connected_phone), "status": saved.link.status.value}
+        if cause:
+            payload["cause"] = cause
+        await events.record_quietly(runtime.pool, saved.link.salon_pk, "whatsapp_lost", payload)
+    elif now_connected and not was_connected:
+        phone, before = saved.link.connected_phone, saved.previous_phone
+        await events.record_quietly(runtime.pool, saved.link.salon_pk, "whatsapp_relinked", {
+            "phone": mask_phone(phone), "previous_phone": mask_phone(before),
+            "same_number": phone == before})
 
 
 @dataclass(frozen=True)
@@ -122,7 +167,8 @@ async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll 
         return cached
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        read = await links.read_for_poll(conn, yclients_salon_id, settings.link_recheck_s)
+        read = await links.read_for_poll(conn, yclients_salon_id, settings.link_recheck_s,
+                                         connected_recheck_s(settings))
     if read is None:
         return None
     link = read.link
@@ -130,11 +176,20 @@ async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll 
         link = await _refresh(runtime, read.salon_pk, link)
     poll = Poll(LinkView.of(link), read.integration_status)
     runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
-                                   _recheck_in(settings.link_recheck_s, poll.view))
+                                   _recheck_in(settings.link_recheck_s, poll.view, connected_recheck_s(settings)))
     return poll
 
 
-def _recheck_in(recheck_s: float, view: LinkView) -> float:
+def connected_recheck_s(settings: Settings) -> float:
+    """How often a connected link is read from the gateway while its page is open (the phone
+    may unlink the device): never more often than waiting links, and with WAHA's events on
+    (which report a logout themselves) at the safety poll's pace."""
+    return max(settings.link_recheck_s, settings.whatsapp_safety_poll_s)
+
+
+def _recheck_in(recheck_s: float, view: LinkView, connected_s: float = SETTLED_RECHECK_S) -> float:
+    if view.status is LinkStatus.CONNECTED:
+        return connected_s
     if not view.waiting:
         return SETTLED_RECHECK_S
     if view.qr_expires_in is not None:
@@ -155,6 +210,7 @@ async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
         return link
     if state.status is LinkStatus.AWAITING_SCAN and state.qr is None and link.status is LinkStatus.AWAITING_SCAN:
         state = LinkState(LinkStatus.AWAITING_SCAN, qr=link.qr, qr_expires_in=qr_left)  # keep the live QR
+    state = _as_seen(link.status, state)
     if state.status is link.status and state.qr == link.qr and state.phone == link.phone:
         return link
     return await _store(runtime, salon_pk, state)
@@ -273,9 +329,10 @@ async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
     QR when it shows one), never the event's own status or `me`.
     """
     async with runtime.pool.acquire() as conn:
-        salon_pk = await links.salon_of_session(conn, update.session)
-    if salon_pk is None:
+        found = await links.session_link(conn, update.session)
+    if found is None:
         return False
+    salon_pk, known = found
     try:
         async with asyncio.timeout(runtime.settings.waha_timeout_s):
             state = await runtime.gateway.get_state(update.session)
@@ -285,5 +342,24 @@ async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
     if state.status is not update.status:
         log.info("gateway event not confirmed by the gateway",
                  extra={"event_status": update.status.value, "gateway_status": state.status.value})
-    await _store(runtime, salon_pk, state)
+    await _store(runtime, salon_pk, _as_seen(known, state))
     return True
+
+
+async def disconnect(runtime: Runtime, salon: Salon, *, by: str, relink: bool = False) -> str | None:
+    """The owner unlinks the salon's number (`relink`: to link one again at once): logged out
+    at the gateway, stored as logged out, recorded (who, which number, why). Stored even when
+    the gateway refused: the owner asked for the number to be unlinked, and links again either
+    way. The gateway's error, if any, is returned."""
+    async with runtime.pool.acquire() as conn:
+        link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
+    error = await gateway_call(runtime, runtime.gateway.logout(link.session_name))
+    if error is not None:
+        log.warning("gateway refused an owner's logout",
+                    extra={"yclients_salon_id": salon.yclients_salon_id, "error": error})
+    cause = f"{by}_relink" if relink else f"{by}_disconnect"
+    await _store(runtime, salon.pk, LinkState(LinkStatus.LOGGED_OUT), error=error, cause=cause)
+    await events.record_quietly(runtime.pool, salon.pk, "whatsapp_disconnected", {
+        "by": by, "relink": relink, "phone": mask_phone(link.phone or link.connected_phone),
+        "gateway_error": error})
+    return error

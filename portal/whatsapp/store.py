@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -32,6 +33,8 @@ class Link:
     pairing_expires_at: datetime | None
     version: int  # moves exactly when what the owner sees moves (a trigger keeps it)
     now: datetime  # the database's clock, so expiry maths never mixes two clocks
+    connected_at: datetime | None = None  # when the current connection began
+    connected_phone: str | None = None  # the number last connected, kept when the link is lost
 
     @classmethod
     def from_row(cls, row: asyncpg.Record | None) -> Link:
@@ -42,7 +45,8 @@ class Link:
 
 
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
-                 " l.pairing_code, l.pairing_expires_at, l.version, now() AS now")
+                 " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
+                 " l.connected_at, l.connected_phone")
 
 # One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
 # refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
@@ -51,8 +55,12 @@ _POLL = f"""
 WITH s AS (SELECT id, integration_status FROM salons WHERE yclients_salon_id = $1),
 claim AS (
     UPDATE whatsapp_links l SET checked_at = now() FROM s
-    WHERE l.salon_id = s.id AND l.status = ANY($2::text[])
-      AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3))
+    WHERE l.salon_id = s.id AND (
+        l.status = ANY($2::text[])
+          AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3))
+        -- a connected link is looked at too, more rarely: the phone may unlink the device
+        OR l.status = 'connected'
+          AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
 SELECT s.id AS salon_pk, s.integration_status, {_LINK_COLUMNS}, EXISTS (SELECT 1 FROM claim) AS claimed
@@ -69,9 +77,11 @@ class PollRead:
 
 
 async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
-                        refresh_s: float) -> PollRead | None:
-    """None when there is no such salon."""
-    row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s)
+                        refresh_s: float, connected_refresh_s: float | None = None) -> PollRead | None:
+    """None when there is no such salon. A connected link is claimed every
+    `connected_refresh_s` (default: `refresh_s`)."""
+    row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s,
+                              refresh_s if connected_refresh_s is None else connected_refresh_s)
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
@@ -105,32 +115,45 @@ async def get_or_create(conn: Connection, salon_pk: SalonPk, yclients_salon_id: 
     return Link.from_row(row)
 
 
+class Saved(NamedTuple):
+    link: Link
+    previous: LinkStatus  # the status before this save
+    previous_phone: str | None  # the number last connected before this save
+    integration_status: str  # the salon's, read in the same statement
+
+
 async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
-                     error: str | None = None) -> tuple[Link, LinkStatus]:
-    """Store what the gateway said; returns the link and the status it had before."""
+                     error: str | None = None) -> Saved:
+    """Store what the gateway said; returns the link and what it was before."""
     row = await conn.fetchrow(
         f"""
-        WITH before AS (SELECT status FROM whatsapp_links WHERE salon_id = $1 FOR UPDATE)
+        WITH before AS (SELECT status, connected_phone FROM whatsapp_links WHERE salon_id = $1 FOR UPDATE)
         UPDATE whatsapp_links l SET
             status = $2,
             qr = $3,
             qr_expires_at = CASE WHEN $3::text IS NULL THEN NULL
                                  ELSE now() + make_interval(secs => COALESCE($4, 20)) END,
             phone = COALESCE($5, CASE WHEN $2 IN ('linking', 'connected') THEN l.phone END),
-            connected_at = CASE WHEN $2 = 'connected' THEN COALESCE(l.connected_at, now()) ELSE l.connected_at END,
+            -- "since when": a connection that begins again (a relink) starts its own clock
+            connected_at = CASE WHEN $2 <> 'connected' THEN l.connected_at
+                                WHEN before.status = 'connected' THEN COALESCE(l.connected_at, now())
+                                ELSE now() END,
+            connected_phone = CASE WHEN $2 = 'connected' THEN COALESCE($5, l.phone, l.connected_phone)
+                                   ELSE l.connected_phone END,
             pairing_code = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_code END,
             pairing_expires_at = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_expires_at END,
             last_error = $6,
             checked_at = now(),
             updated_at = now()
         FROM before WHERE l.salon_id = $1
-        RETURNING {_LINK_COLUMNS}, before.status AS previous
+        RETURNING {_LINK_COLUMNS}, before.status AS previous, before.connected_phone AS previous_phone,
+            (SELECT integration_status FROM salons WHERE id = $1) AS integration_status
         """,
         salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error,
     )
     link = Link.from_row(row)
     assert row is not None
-    return link, LinkStatus(row["previous"])
+    return Saved(link, LinkStatus(row["previous"]), row["previous_phone"], row["integration_status"])
 
 
 async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, lifetime_s: float) -> Link:
@@ -146,6 +169,12 @@ async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, life
 async def salon_of_session(conn: Connection, name: str) -> SalonPk | None:
     pk = await conn.fetchval("SELECT salon_id FROM whatsapp_links WHERE session_name = $1", name)
     return SalonPk(pk) if pk is not None else None
+
+
+async def session_link(conn: Connection, name: str) -> tuple[SalonPk, LinkStatus] | None:
+    """The salon of a gateway session and the status its link holds now."""
+    row = await conn.fetchrow("SELECT salon_id, status FROM whatsapp_links WHERE session_name = $1", name)
+    return (SalonPk(row["salon_id"]), LinkStatus(row["status"])) if row is not None else None
 
 
 async def count_waiting(conn: Connection, other_than: SalonPk, fresh_s: float) -> int:

@@ -28,6 +28,13 @@ from portal.whatsapp.linking import LinkView
 from portal.whatsapp.phones import PhoneError, normalise_phone
 
 ActivationPanel = Callable[[str, bool], str]
+# More of the page to bring up to date when the link moves (the onboarding steps' texts), by
+# (integration status, WhatsApp connected); empty for none.
+PageParts = Callable[[str, bool], dict[str, Any]]
+
+
+def _no_parts(integration_status: str, connected: bool) -> dict[str, Any]:
+    return {}
 
 
 # A failed start retries by itself this many times, the pause doubling from WHATSAPP_RETRY_S
@@ -42,11 +49,15 @@ def _auto_retry(view: LinkView, attempt: int, base_s: float) -> dict[str, int] |
     return {"next_attempt": attempt + 1, "delay_s": max(1, int(min(base_s * 2 ** attempt, MAX_RETRY_PAUSE_S)))}
 
 
-def widget_context(request: Request, view: LinkView, *, attempt: int = 0) -> dict[str, Any]:
+def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
+                   salon_mode: bool = False) -> dict[str, Any]:
+    """`salon_mode`: the widget sits on an active salon's own page, where a connected link is
+    watched (the phone may unlink the device) and offers relink and disconnect."""
     runtime = request.state.runtime
     settings = runtime.settings
     return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": settings.qr_poll_interval_s,
-            "retry": _auto_retry(view, attempt, settings.whatsapp_retry_s)}
+            "retry": _auto_retry(view, attempt, settings.whatsapp_retry_s), "salon_mode": salon_mode,
+            "watch_s": max(settings.qr_poll_interval_s, linking.connected_recheck_s(settings))}
 
 
 async def _attempt(request: Request) -> int:
@@ -69,6 +80,7 @@ class WidgetPages:
 
     activation_panel: ActivationPanel
     whole_page: WholePage
+    page_parts: PageParts = _no_parts
 
     def routes(self) -> list[Route]:
         return [
@@ -79,10 +91,14 @@ class WidgetPages:
 
     def render_widget(self, request: Request, view: LinkView, integration_status: str,
                       attempt: int = 0) -> Response:
-        # When the link connects, the Activation panel below comes alive in the same swap.
-        context = widget_context(request, view, attempt=attempt) | {
+        # When the link connects, the Activation panel below comes alive in the same swap. An
+        # active salon's widget is on the salon's own page (the onboarding is over).
+        salon_mode = integration_status == "active"
+        connected = view.status is LinkStatus.CONNECTED
+        context = widget_context(request, view, attempt=attempt, salon_mode=salon_mode) | {
             "oob": True, "activation_panel": self.activation_panel(integration_status, True),
-            "back_url": request.state.runtime.settings.marketplace_url}
+            "back_url": request.state.runtime.settings.marketplace_url,
+            **self.page_parts(integration_status, connected)}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
         return vary_on_htmx(response)
 
