@@ -23,8 +23,9 @@ def test_install_scan_activate_lands_on_yclients(live_portal, browser):
     expect(owner).to_have_url(f"{base}/sandbox/installed/500001", timeout=10_000)
     expect(owner.get_by_test_id("sandbox-installed")).to_be_visible()
 
-    owner.goto(f"{base}/onboarding")
-    expect(owner.get_by_test_id("activation-done")).to_be_visible()
+    owner.goto(f"{base}/onboarding")  # the onboarding is over: the salon's own page
+    expect(owner).to_have_url(f"{base}/salon")
+    expect(owner.get_by_test_id("assistant-working")).to_be_visible()
     context.close()
 
 
