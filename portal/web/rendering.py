@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
 from portal.web.htmx import is_htmx, target_id
-from portal.web.i18n import DEFAULT_LANGUAGE, labeler, pick_language, translator
+from portal.web.i18n import DEFAULT_LANGUAGE, labeler, pick_language, translations, translator
 
 # A whole page that a fragment's handler answers for a browser without JavaScript (with the
 # fragment's context and status). Pages that compose fragments hand it to their handlers.
@@ -64,12 +64,19 @@ def _local_time(context: Any, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%
 def _context(request: Request) -> dict[str, Any]:
     lang = request_language(request)
     runtime = getattr(request.state, "runtime", None)
-    return {"lang": lang, "t": translator(lang), "label": labeler(lang),
+    t, gettext = translator(lang), translations(lang)
+    # gettext/ngettext in the context win over the environment's: `{% trans %}` speaks the
+    # request's language. `_` is `t`, so `_("key", name=...)` fills values as t() does.
+    return {"lang": lang, "t": t, "_": t, "gettext": gettext.gettext, "ngettext": gettext.ngettext,
+            "label": labeler(lang),
             "sandbox": bool(runtime and runtime.settings.sandbox), "timezone": timezone_of(request)}
 
 
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_context])
+    templates.env.add_extension("jinja2.ext.i18n")
+    # The fallback for a template rendered without a request (none today): the default language.
+    templates.env.install_gettext_translations(translations(DEFAULT_LANGUAGE), newstyle=False)  # type: ignore[attr-defined]
     templates.env.filters["local_time"] = _local_time
     return templates
 
