@@ -143,3 +143,24 @@ def test_landings_are_rate_limited_per_client(make_settings, db):
                  for i in range(4)]
         assert codes == [200, 200, 200, 429]
     assert db.count("salons") == 3
+
+
+def test_staff_can_let_a_link_work_again_after_a_reinstall_brought_the_same_link(app, db):
+    """YClients may send byte-identical signed data on a reinstall: without a way out the owner
+    would be refused for good. Staff forget the salon's links (two steps, audited)."""
+    client, settings = app
+    query = landing_query(settings.partner_token, 810, user=USER)
+    assert get(client, query).status_code == 200
+    uninstall = {"salon_id": 810, "application_id": settings.app_id, "event": "uninstall",
+                 "partner_token": settings.partner_token}
+    assert client.post("/webhook/yclients", json=uninstall).json()["processed"] is True
+    assert get(client, query).status_code == 403
+    sign_in(client)
+    assert "same link again" in client.get("/admin/salons/810/release_links").text  # the confirmation
+    assert get(client, query).status_code == 403  # the first step changes nothing
+    done = client.post("/admin/salons/810/release_links", data={"reason": "owner reinstalled"},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    assert db.fetchval("SELECT result FROM admin_audit_log WHERE action = 'release_landing_links'") == "ok"
+    assert get(client, query).status_code == 200
+    assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"

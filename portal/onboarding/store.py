@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from portal.onboarding.landing import Landing, LandingError
 from portal.platform.database import Connection
+from portal.salons.ids import SalonPk
 from portal.salons.store import COLUMNS, Salon
 
 # A landing restarts onboarding for a salon that is not (or no longer) active: its window
@@ -114,3 +115,10 @@ async def _first_use(conn: Connection, landing: Landing, window_s: float) -> Rec
     if remembered is None:
         raise _Raced  # rolls back the upsert: the other first use decides
     return Recorded(Salon.from_row(row), bool(row["inserted"]), replay=False, link_left_s=float(window_s))
+
+
+async def forget_links(conn: Connection, salon_pk: SalonPk) -> int:
+    """Staff's way out when a link must work again (YClients may send the very same signed
+    data on a reinstall): forget the links this salon was opened with; how many."""
+    result = await conn.execute("DELETE FROM landing_links WHERE salon_id = $1", salon_pk)
+    return int(result.split()[-1])

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from portal.onboarding import store as landing_links
 from portal.platform.database import Connection
 from portal.salons import event_store as events
 from portal.salons import personal_data_store as personal_data
@@ -163,6 +164,21 @@ async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: Y
         await events.record(conn, salon_pk, "personal_data_erased", {"why": "staff", "by": actor})
         await audit.record(conn, actor, "erase_personal_data", target, "ok")
     return _result(True, ("admin.result.erased", {}))
+
+
+async def release_landing_links(runtime: Runtime, actor: str,
+                                yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+    """A marketplace link works once per install (replays are refused); when YClients hands an
+    owner the same link again after a reinstall, staff let it work again. Audited."""
+    salon_pk = await _salon_pk(runtime, yclients_salon_id)
+    if salon_pk is None:
+        return None
+    target = _target(yclients_salon_id)
+    async with _all_or_nothing(runtime, actor, "release_landing_links", target) as conn:
+        forgotten = await landing_links.forget_links(conn, salon_pk)
+        await events.record(conn, salon_pk, "landing_links_released", {"by": actor, "links": forgotten})
+        await audit.record(conn, actor, "release_landing_links", target, "ok", {"links": forgotten})
+    return _result(True, ("admin.result.links_released", {"count": forgotten}))
 
 
 async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResult:

@@ -45,6 +45,9 @@ ACTIONS = {
               "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
     "erase": ("Erase personal data",
               "Erases the owner's name, phone and e-mail and the WhatsApp number now. This cannot be undone."),
+    "release_links": ("Let the marketplace link work again",
+                      "Forgets the YClients links this salon was opened with, so the owner can arrive with the "
+                      "same link again (YClients may send the very same link after a reinstall)."),
 }
 
 
@@ -202,6 +205,8 @@ async def _perform(request: Request, action: str, yclients_salon_id: YclientsSal
         return await support_actions.restart_session(runtime, actor, yclients_salon_id)
     if action == "erase":
         return await support_actions.erase_personal_data(runtime, actor, yclients_salon_id)
+    if action == "release_links":
+        return await support_actions.release_landing_links(runtime, actor, yclients_salon_id)
     return await support_actions.mark_for_retry(runtime, actor, yclients_salon_id)
 
 
