@@ -1,5 +1,9 @@
 """The QR code as an inline SVG, drawn on the server (segno), so no image request, no
-script and nothing for the CSP to allow."""
+script and nothing for the CSP to allow.
+
+The drawing carries no name of its own (it is cached per code, shared by pages in either
+language): the page wraps it in an element with role="img" and a name in the owner's
+language, and the SVG itself is hidden from assistive technology."""
 
 from __future__ import annotations
 
@@ -16,11 +20,12 @@ def qr_svg(text: str) -> Markup:
     qr = segno.make(text, error="m")
     out = io.BytesIO()
     qr.save(out, kind="svg", xmldecl=False, svgns=True, scale=4, border=2, dark="#111", light="#fff",
-            title="WhatsApp QR", svgclass="qr-code", lineclass=None)
+            svgclass="qr-code", lineclass=None)
     # segno's output is markup we generated from the QR modules, not user input.
     svg = out.getvalue().decode()
     # A viewBox instead of a fixed size, so CSS can scale the code to the screen.
-    svg = re.sub(r'width="(\d+)" height="(\d+)"', r'viewBox="0 0 \1 \2"', svg, count=1)
+    svg = re.sub(r'width="(\d+)" height="(\d+)"', r'viewBox="0 0 \1 \2" aria-hidden="true" focusable="false"', svg,
+                 count=1)
     return Markup(svg)  # noqa: S704 - segno draws it from the QR text; nothing of a user reaches it raw
 
 
