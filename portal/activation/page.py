@@ -7,7 +7,6 @@ to YClients on success); a no-JS form gets a 303 to YClients or the page with th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,13 +22,14 @@ from portal.salons.ids import YclientsSalonId
 from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import pick_language, translator
 from portal.web.rendering import WholePage, render
+from portal.web.request_input import parse_json
 from portal.web.throttle import over_limit
 
 
 async def _claims(request: Request) -> tuple[OnboardingClaims | None, bool]:
     """(claims, json_mode); claims None when no valid credential; raises ValueError on bad JSON."""
     if "application/json" in request.headers.get("content-type", ""):
-        body = json.loads(await request.body() or b"{}")
+        body = parse_json(await request.body() or b"{}")
         if not isinstance(body, dict):
             raise ValueError("body must be a JSON object")
         token = body.get("token")

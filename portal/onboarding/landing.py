@@ -12,13 +12,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from portal.salons.ids import YclientsSalonId
+from portal.web.request_input import BadInput, parse_json
 
 # YClients ids are positive 32-bit integers; anything longer is junk, not a salon.
 MAX_YCLIENTS_SALON_ID = 2_147_483_647
@@ -95,8 +95,8 @@ def _text(value: object, limit: int = 200) -> str | None:
 
 def _signed_json(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = parse_json(raw)
+    except BadInput:
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt") from None
     if not isinstance(data, dict):
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")

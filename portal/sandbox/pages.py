@@ -145,9 +145,12 @@ async def send_webhook(request: Request) -> Response:
             "partner_token": market.partner_token}
     if event == "uninstall":
         market.uninstall(salon["id"])
-    async with httpx.AsyncClient(timeout=10) as http:
-        for _ in range(int(copies)):
-            response = await http.post(f"{runtime.settings.base_url}/webhook/yclients", json=body)
-            if response.status_code != 200:
-                return _back("refused")
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for _ in range(int(copies)):
+                response = await http.post(f"{runtime.settings.base_url}/webhook/yclients", json=body)
+                if response.status_code != 200:
+                    return _back("refused")
+    except httpx.HTTPError:  # the portal is not reachable at its base URL (as in tests)
+        return _back("refused")
     return _back("done")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from portal.sandbox.marketplace_state import ALREADY_INSTALLED_MESSAGE, SandboxMarketplace
+from portal.web.request_input import BadInput, parse_id, parse_json
 
 MAX_PAGE_COUNT = 1000
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -104,8 +104,8 @@ async def _read_install(market: SandboxMarketplace, request: Request, *,
                         with_channels: bool) -> dict[str, Any] | Response:
     """Validate an install body as YClients would: the body, or the 422 to answer."""
     try:
-        body = json.loads(await request.body())
-    except ValueError:
+        body = parse_json(await request.body())
+    except BadInput:
         return _envelope(422, message="Тело запроса не является JSON")
     if not isinstance(body, dict):
         return _envelope(422, message="Тело запроса должно быть JSON-объектом")
@@ -184,7 +184,7 @@ async def _uninstall(market: SandboxMarketplace, request: Request) -> Response:
 def _positive_int(raw: str | None, default: int) -> int | None:
     if raw is None:
         return default
-    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+    return parse_id(raw)
 
 
 async def _salons(market: SandboxMarketplace, request: Request) -> Response:

@@ -21,10 +21,12 @@ from portal.support import actions as support_actions
 from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
+from portal.web.request_input import BadInput, parse_id, parse_json
 from portal.web.throttle import count_failure, over_failure_limit, over_limit
 from portal.whatsapp.shared_breaker import SharedBreaker
 
 ACTOR = "api-key"
+MAX_AUDIT_PAGE = 1_000_000  # keeps the offset far inside PostgreSQL's bigint
 
 
 class AdminJSON(JSONResponse):
@@ -64,10 +66,8 @@ async def refuse(request: Request) -> Response | None:
 def yclients_salon_id_of(request: Request) -> YclientsSalonId | None:
     """YClients' salon id from the URL (the routes call it `salon_id`: the id the marketplace
     and staff know), or None when it is not one."""
-    raw = request.path_params["salon_id"]
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_YCLIENTS_SALON_ID:
-        return None
-    return YclientsSalonId(int(raw))
+    number = parse_id(request.path_params["salon_id"], maximum=MAX_YCLIENTS_SALON_ID)
+    return YclientsSalonId(number) if number is not None else None
 
 
 async def salons(request: Request) -> Response:
@@ -102,9 +102,10 @@ async def disconnect(request: Request) -> Response:
     if yclients_salon_id is None:
         return _error(400, "BAD_SALON_ID", "The salon id must be a positive number.")
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "BAD_JSON", "The body must be JSON.")
+        # The reason is the only text used, and clean_reason says what is wrong with it (422).
+        body = parse_json(await request.body() or b"{}", storable_strings=False)
+    except BadInput as exc:
+        return _error(400, "BAD_JSON", f"The body must be JSON: {exc}.")
     reason = support_actions.clean_reason(body.get("reason") if isinstance(body, dict) else None)
     if reason is None:
         return _error(422, "REASON_REQUIRED",
@@ -138,8 +139,8 @@ async def breaker_reset(request: Request) -> Response:
 async def audit_log(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
-    raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        return _error(400, "BAD_PAGE", "page must be a positive number")
-    entries = await audit.recent(request.state.runtime.pool, limit=100, offset=(int(raw) - 1) * 100)
-    return AdminJSON({"entries": entries, "page": int(raw)})
+    page = parse_id(request.query_params.get("page", "1"), maximum=MAX_AUDIT_PAGE)
+    if page is None:
+        return _error(400, "BAD_PAGE", f"page must be a number from 1 to {MAX_AUDIT_PAGE}")
+    entries = await audit.recent(request.state.runtime.pool, limit=100, offset=(page - 1) * 100)
+    return AdminJSON({"entries": entries, "page": page})

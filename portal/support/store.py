@@ -17,6 +17,7 @@ import asyncpg
 from portal.platform.database import Connection, Pool
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.web.request_input import parse_id, storable_text
 from portal.whatsapp.phones import mask_phone
 
 STATUSES = ("pending_whatsapp", "activating", "active", "activation_failed", "frozen", "uninstalled")
@@ -91,10 +92,12 @@ def parse_filter(params: Mapping[str, str]) -> SalonFilter:
     if status is not None and status not in STATUSES:
         raise BadFilter(f"status must be one of {', '.join(STATUSES)}")
     q = (params.get("q") or "").strip()[:100] or None
-    raw_page = params.get("page") or "1"
-    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 100_000:
-        raise BadFilter("page must be a positive number")
-    return SalonFilter(status=status, q=q, page=int(raw_page), attention_only=params.get("attention") == "1")
+    if q is not None and not storable_text(q):
+        raise BadFilter("the search text must not contain NUL characters")
+    page = parse_id(params.get("page") or "1", maximum=100_000)
+    if page is None:
+        raise BadFilter("page must be a number from 1 to 100000")
+    return SalonFilter(status=status, q=q, page=page, attention_only=params.get("attention") == "1")
 
 
 def _escape_like(text: str) -> str:
@@ -104,7 +107,7 @@ def _escape_like(text: str) -> str:
 
 def _filter_args(f: SalonFilter) -> tuple[str | None, int | None, str | None, bool]:
     """The search box holds either a YClients id (digits) or part of a name."""
-    by_id = int(f.q) if f.q and f.q.isdigit() else None
+    by_id = parse_id(f.q)  # digits within bigint; anything else is part of a name
     by_name = "%" + _escape_like(f.q) + "%" if f.q and by_id is None else None
     return f.status, by_id, by_name, f.attention_only
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
+from portal.web.request_input import BadInput, parse_json
 from portal.whatsapp.link import (
     GatewayAuthError,
     GatewayConflict,
@@ -224,8 +224,8 @@ class WahaGateway:
         if self._webhook_hmac_key is None and self._webhook_token is None and not self._accept_unauthenticated:
             raise InvalidWebhook("unauthenticated webhook")
         try:
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            event = parse_json(body)
+        except BadInput:
             raise MalformedWebhook("webhook body is not JSON") from None
         if not isinstance(event, Mapping):
             raise MalformedWebhook("webhook body is not a JSON object")

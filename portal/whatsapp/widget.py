@@ -22,6 +22,7 @@ from starlette.routing import Route
 from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.rendering import WholePage, render
+from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
 from portal.whatsapp.linking import LinkView
@@ -63,7 +64,7 @@ def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
 async def _attempt(request: Request) -> int:
     """Which automatic retry this start is (the failed widget counts them); 0 for a click."""
     raw = (await request.form()).get("attempt")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 2 else 0
+    return parse_id(raw, minimum=0, maximum=99) or 0
 
 
 def _session_over(request: Request) -> Response:

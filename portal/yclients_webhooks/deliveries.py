@@ -18,6 +18,7 @@ from typing import Any
 
 from portal.platform.database import Pool
 from portal.salons.ids import YclientsSalonId
+from portal.web.request_input import BadInput, parse_json
 from portal.yclients_webhooks import store as delivery_store
 
 KNOWN_EVENTS = ("uninstall", "freeze")
@@ -56,9 +57,9 @@ def parse(body: bytes, *, partner_token: str, application_id: int) -> Delivery:
     if len(body) > MAX_BODY_BYTES:
         raise WebhookRefused(400, "TOO_LARGE", "body is too large")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRefused(400, "MALFORMED", "body is not JSON") from None
+        data = parse_json(body)
+    except BadInput as exc:
+        raise WebhookRefused(400, "MALFORMED", f"body is not JSON this service accepts ({exc})") from None
     if not isinstance(data, dict):
         raise WebhookRefused(400, "MALFORMED", "body must be a JSON object")
     token, event = data.get("partner_token"), data.get("event")
