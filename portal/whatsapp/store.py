@@ -58,8 +58,10 @@ claim AS (
     WHERE l.salon_id = s.id AND (
         l.status = ANY($2::text[])
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3))
-        -- a connected link is looked at too, more rarely: the phone may unlink the device
-        OR l.status = 'connected'
+        -- an active salon's connected link is looked at too, more rarely: the phone may
+        -- unlink the device, and the salon's page says so (during the onboarding the link
+        -- connected moments ago, and the activation follows)
+        OR l.status = 'connected' AND s.integration_status = 'active'
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
@@ -78,7 +80,7 @@ class PollRead:
 
 async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
                         refresh_s: float, connected_refresh_s: float | None = None) -> PollRead | None:
-    """None when there is no such salon. A connected link is claimed every
+    """None when there is no such salon. An active salon's connected link is claimed every
     `connected_refresh_s` (default: `refresh_s`)."""
     row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s,
                               refresh_s if connected_refresh_s is None else connected_refresh_s)
