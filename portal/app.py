@@ -32,8 +32,8 @@ from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
-from portal.salons import retention
 from portal.salon_pages import onboarding, salon
+from portal.salons import retention
 from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard, staff
 from portal.web import language
