@@ -206,3 +206,12 @@ def test_signed_user_data_with_bad_values_is_a_400_with_nothing_written(portal, 
     r = client.get(f"/auth/yclients/redirect?{query}", headers={"Accept": "application/json"})
     assert r.status_code == 400, r.text
     assert counts(db) == before
+
+
+def test_the_sandbox_webhook_button_with_the_portal_unreachable_at_its_base_url(portal, db):
+    """The sandbox posts the webhook to the portal's own base URL; when nothing answers there
+    (as under the TestClient), the page says 'refused' instead of a 500."""
+    client, _ = portal
+    r = client.post("/sandbox/webhooks/500001", data={"event": "uninstall"}, follow_redirects=False)
+    assert r.status_code == 303 and "result=refused" in r.headers["location"]
+    assert db.count("webhook_deliveries") == 0
