@@ -21,8 +21,9 @@ from portal.onboarding.landing import encode_user_data, sign_user_data
 from portal.web.request_input import MAX_JSON_DEPTH, BadInput, parse_id, parse_json
 from tests.support.fake_waha import create_fake_waha
 from tests.support.landing import land
-from tests.support.servers import serve
-from tests.support.staff import API_KEY, sign_in, staff_env
+from tests.support.portal_process import portal_process
+from tests.support.servers import free_port, serve
+from tests.support.staff import API_KEY, PASSWORD, USERNAME, sign_in, staff_env
 
 KEY = {"X-API-Key": API_KEY}
 JSON = {"Content-Type": "application/json"}
@@ -215,3 +216,39 @@ def test_the_sandbox_webhook_button_with_the_portal_unreachable_at_its_base_url(
     r = client.post("/sandbox/webhooks/500001", data={"event": "uninstall"}, follow_redirects=False)
     assert r.status_code == 303 and "result=refused" in r.headers["location"]
     assert db.count("webhook_deliveries") == 0
+
+
+def test_a_real_server_answers_every_finding_on_a_kept_alive_connection(database_url, tmp_path, db):
+    """Over real HTTP (uvicorn, one keep-alive connection): every request of the review gets
+    its 4xx, and the connection is never cut (httpx would raise on a dropped one)."""
+    port = free_port()
+    env = {"DATABASE_URL": database_url, "PORTAL_DATA_DIR": str(tmp_path / "data"), "SANDBOX": "true",
+           "PORTAL_BASE_URL": f"http://127.0.0.1:{port}", **staff_env(), "LOG_LEVEL": "WARNING"}
+    raw = b'{"id": 1e400, "salon_id": 500002}'
+    token = sign_user_data(raw, "unknown")  # the process's own partner token is generated: a 403 at most
+    sharp = [("POST", "/marketplace/activate", NESTED, JSON), ("POST", "/webhook/yclients", NESTED, JSON),
+             ("POST", "/webhook/whatsapp", NESTED, JSON),
+             ("POST", "/marketplace/admin/salon/1/disconnect", NESTED, JSON | KEY),
+             ("POST", "/marketplace/admin/salon/1/disconnect", b'{"reason": "\\ud800"}', JSON | KEY),
+             ("GET", f"/auth/yclients/redirect?salon_id=500002&user_data={encode_user_data(raw)}"
+                     f"&user_data_sign={token}", None, {}),
+             *[("GET", f"/marketplace/admin/salon/{bad}/status", None, KEY) for bad in BAD_IDS],
+             *[("GET", f"/admin/salons/{bad}", None, {}) for bad in BAD_IDS],
+             *[("GET", f"/marketplace/admin/salons?{name}={bad}", None, KEY) for name in ("q", "page")
+               for bad in BAD_IDS],
+             *[("GET", f"/admin/salons?{name}={bad}", None, {}) for name in ("q", "page") for bad in BAD_IDS],
+             ("GET", f"/marketplace/admin/audit-log?page={2**64}", None, KEY)]
+    with portal_process(env, port, tmp_path / "run", startup_timeout_s=60) as running:
+        import httpx
+
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            login = client.post("/admin/login", data={"username": USERNAME, "password": PASSWORD})
+            assert login.status_code in (200, 303), login.text
+            before = counts(db)
+            for method, path, body, headers in sharp:
+                r = client.request(method, path, content=body, headers=headers, follow_redirects=False)
+                assert r.status_code < 500, (method, path, r.status_code)
+                if path.startswith("/admin/salons/"):  # signed in: the handler answered, not the login
+                    assert r.status_code == 404, (path, r.status_code)
+            assert counts(db) == before
+        assert "unhandled error" not in running.log_path.read_text()
