@@ -252,3 +252,21 @@ def test_a_real_server_answers_every_finding_on_a_kept_alive_connection(database
                     assert r.status_code == 404, (path, r.status_code)
             assert counts(db) == before
         assert "unhandled error" not in running.log_path.read_text()
+
+
+def test_phone_numbers_in_other_scripts_digits_are_refused(portal, db):
+    """'²' and Arabic-Indic digits pass `str.isdigit`; a phone is ASCII digits only, so the
+    owner gets the message beside the field and nothing reaches the gateway or the database."""
+    from portal.whatsapp.phones import PhoneError, normalise_phone
+    from portal.whatsapp.waha import phone_from_me
+
+    for phone in ("²" * 11, "+٧٩١٦١٢٣٤٥٦٧", "+7916１２３4567"):
+        with pytest.raises(PhoneError):
+            normalise_phone(phone)
+        assert phone_from_me({"id": f"{phone}@c.us"}) is None
+    client, settings = portal
+    land(client, settings.partner_token, salon_id=500001)
+    client.post("/onboarding/whatsapp/start", headers={"HX-Request": "true"})
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "+٧٩١٦١٢٣٤٥٦٧"}, headers={"HX-Request": "true"})
+    assert r.status_code == 422
+    assert db.fetchval("SELECT phone FROM whatsapp_links") is None

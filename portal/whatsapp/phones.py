@@ -23,7 +23,8 @@ def normalise_phone(text: str | None) -> str:
     elif len(value) == 11 and value.startswith("8"):
         # Russian trunk prefix: 8 916 … is +7 916 …
         value = "7" + value[1:]
-    if not value.isdigit() or not 10 <= len(value) <= 15 or value.startswith("0"):
+    # ASCII digits only: isdigit() alone also takes '²' and other scripts' digits.
+    if not (value.isascii() and value.isdigit()) or not 10 <= len(value) <= 15 or value.startswith("0"):
         raise PhoneError("not an international number")
     return value
 

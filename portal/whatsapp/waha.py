@@ -72,7 +72,7 @@ def phone_from_me(me: Any) -> str | None:
         return None
     # Some engines add a device suffix ("79161234567:12@s.whatsapp.net").
     digits = account_id.split("@", 1)[0].split(":", 1)[0]
-    return digits if digits.isdigit() else None
+    return digits if digits.isascii() and digits.isdigit() else None
 
 
 def link_status(waha_status: Any, me: Any) -> LinkStatus:
