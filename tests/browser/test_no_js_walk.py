@@ -45,6 +45,9 @@ def test_the_whole_owner_walk_without_javascript(live_portal, browser, db):
             owner.get_by_role("button", name="Show the QR code").click()
         refresh_until(owner, "Refresh the page", "awaiting_scan")
         expect(owner.get_by_test_id("qr")).to_be_visible()
+        expect(owner.get_by_test_id("qr-refreshes")).to_be_hidden()  # no promise a script would keep
+        # (Playwright's text locators skip <noscript>; innerText is what is rendered)
+        assert "After scanning (or when the code expires), refresh the page." in owner.locator("#link-status").inner_text()
 
         sandbox_action(phone, base, f"scan-{SALON}")
         refresh_until(owner, "Refresh the page", "connected")  # the scan's news reaches the page in ms
