@@ -4,6 +4,7 @@ the banner, and several worker processes sharing one database and one breaker.""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,13 @@ def sign_in(url: str, username: str, password: str) -> httpx.Client:
     return client
 
 
+def stop(running) -> None:
+    """A graceful stop, as an operator's: the portal stops the embedded PostgreSQL it started
+    (a SIGKILL would leave that server running after the test)."""
+    running.signal(signal.SIGTERM)
+    running.process.wait(timeout=30)
+
+
 def banner_login(running) -> tuple[str, str]:
     found = LOGIN.search(running.log_path.read_text())
     assert found, running.log_path.read_text()[-2000:]
@@ -42,10 +50,12 @@ def test_make_run_prints_a_demo_staff_login_that_works_and_survives_a_restart(tm
         staff = sign_in(running.url, username, password)
         assert staff.get("/admin").status_code == 200
         staff.close()
+        stop(running)
     port = free_port()
     with portal_process(env | {"PORTAL_BASE_URL": f"http://127.0.0.1:{port}"}, port, tmp_path / "two",
                         startup_timeout_s=60) as running:
         assert banner_login(running) == (username, password)
+        stop(running)
 
 
 def test_production_never_gets_a_demo_staff_user(tmp_path):
@@ -74,6 +84,7 @@ def test_two_workers_share_the_embedded_database_and_the_breaker(tmp_path):
             assert time.monotonic() < deadline, page[-1500:]
             time.sleep(0.2)  # each worker registers itself at start; wait for the second
         staff.close()
+        stop(running)
 
 
 def test_workers_are_refused_with_the_in_process_simulator(tmp_path):
