@@ -77,6 +77,19 @@ def client(settings):
         yield c
 
 
+@pytest.fixture
+def waha():
+    """A fake WAHA over real HTTP on 127.0.0.1 (API key "waha-key"), sessions starting
+    straight into SCAN_QR_CODE: (base URL, its state to steer)."""
+    from tests.support.fake_waha import create_fake_waha
+    from tests.support.servers import serve
+
+    app, state = create_fake_waha("waha-key")
+    state.status_on_start = "SCAN_QR_CODE"
+    with serve(app) as url:
+        yield url, state
+
+
 def chromium_path() -> str | None:
     """A system Chromium where there is one; None lets Playwright use its own browser."""
     for name in ("chromium", "chromium-browser", "google-chrome"):

@@ -16,21 +16,11 @@ from portal.platform.database import open_database
 from portal.whatsapp.breaker import BreakerState, CircuitOpen, Rules
 from portal.whatsapp.breaker_store import BreakerStore
 from portal.whatsapp.shared_breaker import SharedBreaker
-from tests.support.fake_waha import create_fake_waha
 from tests.support.landing import land
-from tests.support.servers import serve
 from tests.support.staff import API_KEY, sign_in, staff_env
 
 HX = {"HX-Request": "true"}
 KEY = {"X-API-Key": API_KEY}
-
-
-@pytest.fixture
-def waha():
-    app, state = create_fake_waha("waha-key")
-    state.status_on_start = "SCAN_QR_CODE"
-    with serve(app) as url:
-        yield url, state
 
 
 def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> float:

@@ -9,9 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from tests.support.fake_waha import create_fake_waha
 from tests.support.landing import land, land_for_token
-from tests.support.servers import serve
 
 HX = {"HX-Request": "true"}
 
@@ -153,14 +151,6 @@ def test_breaker_opens_and_the_api_answers_503_with_retry_after(make_settings):
 
 
 # --- against a fake WAHA over HTTP ----------------------------------------------------
-
-@pytest.fixture
-def waha():
-    app, state = create_fake_waha("waha-key")
-    state.status_on_start = "SCAN_QR_CODE"
-    with serve(app) as url:
-        yield url, state
-
 
 def test_without_gateway_events_many_pollers_cost_at_most_one_gateway_call_per_second(make_settings, waha):
     url, state = waha

@@ -151,8 +151,7 @@ class Poll:
     integration_status: str
 
 
-# A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
-QR_REFRESH_MARGIN_S = 5.0
+QR_REFRESH_MARGIN_S = links.QR_REFRESH_MARGIN_S
 # A link that waits for nothing is read again at most this often per instance (its changes
 # are announced anyway; this only bounds how long a lost announcement could go unseen).
 SETTLED_RECHECK_S = 60.0

@@ -17,6 +17,9 @@ from portal.platform.database import Connection
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.whatsapp.link import LinkState, LinkStatus, session_name
 
+# A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
+QR_REFRESH_MARGIN_S = 5.0
+
 WAITING = (LinkStatus.STARTING, LinkStatus.AWAITING_SCAN, LinkStatus.LINKING)
 
 
@@ -57,7 +60,11 @@ claim AS (
     UPDATE whatsapp_links l SET checked_at = now() FROM s
     WHERE l.salon_id = s.id AND (
         l.status = ANY($2::text[])
-          AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3))
+          AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3)
+               -- a shown QR about to expire is fetched anew whatever the safety interval
+               -- (at most once a second), so the owner never scans a code the gateway dropped
+               OR l.status = 'awaiting_scan' AND l.qr_expires_at < now() + make_interval(secs => $5)
+                  AND l.checked_at < now() - interval '1 second')
         -- an active salon's connected link is looked at too, more rarely: the phone may
         -- unlink the device, and the salon's page says so (during the onboarding the link
         -- connected moments ago, and the activation follows)
@@ -83,7 +90,8 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
     """None when there is no such salon. An active salon's connected link is claimed every
     `connected_refresh_s` (default: `refresh_s`)."""
     row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s,
-                              refresh_s if connected_refresh_s is None else connected_refresh_s)
+                              refresh_s if connected_refresh_s is None else connected_refresh_s,
+                              QR_REFRESH_MARGIN_S)
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None

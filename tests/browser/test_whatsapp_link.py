@@ -26,17 +26,22 @@ def test_qr_appears_then_a_scan_connects(live_portal, browser):
     context.close()
 
 
-def test_breaker_opens_shows_the_busy_screen_then_recovers_without_reload(live_portal, browser):
-    base, _, _ = live_portal(QR_BREAKER_FAILURE_THRESHOLD="2", QR_BREAKER_RESET_TIMEOUT_S="3")
-    context = browser.new_context(locale="en-US")
+def install_with_the_gateway_down(context, base: str, salon: int):
+    """The sandbox makes the gateway fail, then an owner installs: (control page, owner page)."""
     control = context.new_page()
     control.goto(f"{base}/sandbox/")
     control.get_by_test_id("fault-down").click()
     expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
-
     owner = context.new_page()
-    owner.goto(f"{base}/sandbox/install/500002")
+    owner.goto(f"{base}/sandbox/install/{salon}")
     owner.evaluate("window.__notReloaded = true")
+    return control, owner
+
+
+def test_breaker_opens_shows_the_busy_screen_then_recovers_without_reload(live_portal, browser):
+    base, _, _ = live_portal(QR_BREAKER_FAILURE_THRESHOLD="2", QR_BREAKER_RESET_TIMEOUT_S="3")
+    context = browser.new_context(locale="en-US")
+    control, owner = install_with_the_gateway_down(context, base, 500002)
     status = owner.locator("#link-status")
     expect(status).to_have_attribute("data-state", "failed")  # first failure, on load
     owner.get_by_test_id("try-again").click()  # second failure opens the breaker
@@ -86,14 +91,7 @@ def test_pairing_code_on_a_phone(live_portal, browser):
 def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is_back(live_portal, browser):
     base, _, _ = live_portal(WHATSAPP_RETRY_S="1", QR_BREAKER_FAILURE_THRESHOLD="50")
     context = browser.new_context(locale="en-US")
-    control = context.new_page()
-    control.goto(f"{base}/sandbox/")
-    control.get_by_test_id("fault-down").click()
-    expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
-
-    owner = context.new_page()
-    owner.goto(f"{base}/sandbox/install/500003")
-    owner.evaluate("window.__notReloaded = true")
+    control, owner = install_with_the_gateway_down(context, base, 500003)
     status = owner.locator("#link-status")
     expect(status).to_have_attribute("data-state", "failed")
     expect(owner.get_by_test_id("auto-retry")).to_be_visible()  # it says it will try again

@@ -9,24 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from tests.support.fake_waha import create_fake_waha
 from tests.support.landing import land
 from tests.support.servers import free_port, serve
 
 HX = {"HX-Request": "true"}
 HOOK_KEY = "hook-key-for-events-tests"
-
-
-@pytest.fixture
-def waha():
-    app, state = create_fake_waha("waha-key")
-    state.status_on_start = "SCAN_QR_CODE"
-    with serve(app) as url:
-        yield url, state
 
 
 def waha_env(url: str, **extra: str) -> dict[str, str]:
@@ -160,3 +150,16 @@ def test_a_dropped_listener_reconnects_and_the_instance_catches_up(make_settings
         until(lambda: notifications.reconnects > before)
         assert notifications.backend_pid not in (None, pid)
         assert state_of(c) == "connected"
+
+
+def test_a_qr_about_to_expire_is_fetched_anew_without_waiting_for_the_safety_poll(make_settings, waha, db):
+    url, state = waha
+    settings = make_settings(**waha_env(url, WHATSAPP_SAFETY_POLL_S="3600"))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=706)
+        c.post("/onboarding/whatsapp/start", headers=HX)
+        state.sessions["salon-706"].qr = "2@rotated,by,the,gateway"
+        # Our QR nears its end (the change to last_error is announced, so memory lets go).
+        db.execute("UPDATE whatsapp_links SET qr_expires_at = now() + interval '3 seconds', last_error = 'x'")
+        until(lambda: "2@rotated,by,the,gateway" in c.get("/onboarding/whatsapp/status", headers=HX).text)
+        assert [p for p in state.paths() if "auth/qr" in p]  # fetched from the QR endpoint
