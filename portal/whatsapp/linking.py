@@ -210,8 +210,11 @@ async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
     if state.status is LinkStatus.AWAITING_SCAN and state.qr is None and link.status is LinkStatus.AWAITING_SCAN:
         state = LinkState(LinkStatus.AWAITING_SCAN, qr=link.qr, qr_expires_in=qr_left)  # keep the live QR
     state = _as_seen(link.status, state)
-    if state.status is link.status and state.qr == link.qr and state.phone == link.phone:
+    renewed = want_qr and state.qr is not None and state.qr == link.qr  # the gateway still shows it
+    if state.status is link.status and state.qr == link.qr and state.phone == link.phone and not renewed:
         return link
+    # A QR the gateway still serves gets a new lifetime (nothing the owner sees changes, so
+    # no version moves): else it would count as expiring, and be fetched, on every poll.
     return await _store(runtime, salon_pk, state)
 
 
