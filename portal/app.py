@@ -121,10 +121,12 @@ def _owner_routes() -> list[BaseRoute]:
     widget = WidgetPages(activation_panel=onboarding.activation_panel, whole_page=salon.owner_page,
                          page_parts=onboarding.progress)
     return [
+        # The widget's poll first: every owner's page sends one every 2 s, and Starlette tries
+        # routes in order.
+        *widget.routes(),
         Route("/auth/yclients/redirect", landing.yclients_redirect),
         Route("/onboarding", onboarding.onboarding_page),
         *salon.routes(),
-        *widget.routes(),
         Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
         Route("/marketplace/api/status", owner_api.status),
         Route("/marketplace/activate", activation.activate_endpoint(onboarding.onboarding_page), methods=["POST"]),
@@ -179,7 +181,7 @@ def create_app(settings: Settings) -> Starlette:
     if settings.sandbox:
         market = SandboxMarketplace(f"{settings.base_url}/sandbox", partner_token=settings.partner_token or "",
                                     application_id=settings.app_id)
-    routes = [*_operator_routes(), *_owner_routes(), *_webhook_routes(), *_staff_routes(),
+    routes = [*_owner_routes(), *_operator_routes(), *_webhook_routes(), *_staff_routes(),
               Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
     if market is not None:
         routes += sandbox_routes(market)
