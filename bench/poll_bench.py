@@ -269,7 +269,8 @@ def portal_side(args, tmp: Path) -> Result:
     if args.qr_ttl:  # rotate QRs during the run, so some polls answer 200 with a new QR
         env |= {"SIMULATOR_QR_FIRST_TTL_S": str(args.qr_ttl), "SIMULATOR_QR_NEXT_TTL_S": str(args.qr_ttl),
                 "SIMULATOR_QR_COUNT": "1000"}
-    server = Server("portal", [sys.executable, "-m", "portal", "serve", "--port", str(port)], port, env,
+    server = Server("portal", [sys.executable, "-m", "portal", "serve", "--port", str(port),
+                               "--workers", str(args.workers)], port, env,
                     cwd=tmp, pg_dir=tmp / "pg")
     try:
         server.wait_ready("/livez")
@@ -304,7 +305,7 @@ def tree() -> str:
 def report(args, results: list[Result]) -> bool:
     offered = f"{args.pollers / args.interval:.0f} req/s offered" if args.interval else "closed loop"
     print(f"\n{args.pollers} pollers, interval {args.interval:g} s ({offered}), {args.duration:g} s, "
-          f"{args.client} client, {args.gateway} gateway, {os.cpu_count()} cores, {tree()}")
+          f"{args.client} client, {args.gateway} gateway, {args.workers} worker(s), {os.cpu_count()} cores, {tree()}")
     print(f"{'side':<7}{'polls':>8}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'204':>8}{'200':>8}{'errors':>8}{'srv CPU%':>10}{'CPU ms/req':>12}{'gen CPU%':>10}{'other%':>8}")
     for r in results:
@@ -343,6 +344,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=("both", "portal", "bare"), default="both")
     parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
                         help="httpx (default), or raw sockets for closed-loop runs (see RawPoll)")
+    parser.add_argument("--workers", type=int, default=1, help="the portal's worker processes (serve --workers)")
     parser.add_argument("--gateway", choices=("simulator", "waha"), default="simulator",
                         help="the portal's gateway: the in-process simulator, or the WAHA adapter against a fake WAHA")
     parser.add_argument("--qr-ttl", type=float, default=None,
