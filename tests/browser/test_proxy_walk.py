@@ -84,8 +84,9 @@ def test_the_owner_walk_through_nginx_lands_on_both_instances(database_url, tmp_
 
         owner.get_by_test_id("activate").click()
         expect(owner).to_have_url(f"{proxy}/sandbox/installed/{SALON}", timeout=15_000)
-        owner.goto(f"{proxy}/onboarding")
-        expect(owner.get_by_test_id("activation-done")).to_be_visible()
+        owner.goto(f"{proxy}/onboarding")  # an active salon's owner lands on the salon's own page
+        expect(owner).to_have_url(f"{proxy}/salon")
+        expect(owner.get_by_test_id("integration-active")).to_be_visible()
 
         staff = context.new_page()  # the support dashboard shows the salon active
         sign_in(staff, proxy)
