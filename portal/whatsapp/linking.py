@@ -151,7 +151,6 @@ class Poll:
     integration_status: str
 
 
-QR_REFRESH_MARGIN_S = links.QR_REFRESH_MARGIN_S
 # A link that waits for nothing is read again at most this often per instance (its changes
 # are announced anyway; this only bounds how long a lost announcement could go unseen).
 SETTLED_RECHECK_S = 60.0
@@ -192,14 +191,14 @@ def _recheck_in(recheck_s: float, view: LinkView, connected_s: float = SETTLED_R
     if not view.waiting:
         return SETTLED_RECHECK_S
     if view.qr_expires_in is not None:
-        return max(0.0, min(recheck_s, view.qr_expires_in - QR_REFRESH_MARGIN_S))
+        return max(0.0, min(recheck_s, view.qr_expires_in - links.QR_REFRESH_MARGIN_S))
     return recheck_s
 
 
 async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
     """Ask the gateway where a waiting link stands; store it if it moved."""
     qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
-    want_qr = link.qr is None or qr_left is None or qr_left <= QR_REFRESH_MARGIN_S
+    want_qr = link.qr is None or qr_left is None or qr_left <= links.QR_REFRESH_MARGIN_S
     try:
         async with asyncio.timeout(runtime.settings.waha_timeout_s):
             state = await runtime.gateway.refresh(link.session_name, known=link.status, want_qr=want_qr)

@@ -141,20 +141,8 @@ class WahaGateway:
         return await self.get_state(name)
 
     async def get_state(self, name: str) -> LinkState:
-        try:
-            info = await self._session_info(name)
-        except SessionNotFound:
-            return LinkState(LinkStatus.IDLE)
-        state = self._state_from(info)
-        if state.status is not LinkStatus.AWAITING_SCAN:
-            return state
-        try:
-            qr = await self._qr(name)
-        except GatewayConflict:
-            # The session moved on between the two calls (usually: the QR was just
-            # scanned). Report where it is now rather than a QR that no longer exists.
-            return self._state_from(await self._session_info(name))
-        return LinkState(LinkStatus.AWAITING_SCAN, qr=qr)
+        # Knowing nothing, with a QR wanted: the session, then its QR if it shows one.
+        return await self.refresh(name, known=LinkStatus.IDLE, want_qr=True)
 
     async def _qr(self, name: str) -> str:
         answer = await self._call("GET", f"/api/{_seg(name)}/auth/qr", "get QR", params={"format": "raw"})
@@ -181,6 +169,8 @@ class WahaGateway:
             try:
                 return LinkState(LinkStatus.AWAITING_SCAN, qr=await self._qr(name))
             except GatewayConflict:
+                # The session moved on between the two calls (usually: the QR was just
+                # scanned). Report where it is now rather than a QR that no longer exists.
                 return self._state_from(await self._session_info(name))
         return state
 
