@@ -12,16 +12,20 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 from starlette.templating import Jinja2Templates
 
-from portal.activation.partner import PartnerClient
+from portal.activation.partner import PartnerClient, PartnerError
+from portal.onboarding.admission import AdmissionRules, InstallStatusUnknown
 from portal.onboarding.token import VerifiedTokens
 from portal.platform.database import Pool, open_database
 from portal.platform.error_reporting import init_sentry
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
 from portal.platform.notifications import Notifications
 from portal.platform.settings import Settings
+from portal.salons.ids import YclientsSalonId
 from portal.sandbox.marketplace_state import SandboxMarketplace
+from portal.sandbox.partner_api import create_partner_api
 from portal.web.rate_limits import RateLimits
 from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
 from portal.whatsapp.breaker import Rules
@@ -49,9 +53,38 @@ class Runtime:
     notifications: Notifications
     link_versions: LinkVersions
     verified_tokens: VerifiedTokens
+    install_statuses: PartnerInstallStatuses
+    admission_rules: AdmissionRules
 
     def pool_sample(self) -> PoolSample:
         return PoolGauge.sample(self.pool)
+
+
+class PartnerInstallStatuses:
+    """YClients' install status as the landing asks for it (`admission.InstallStatusSource`):
+    the partner client's answer, its failures said as "cannot tell"."""
+
+    def __init__(self, partner: PartnerClient) -> None:
+        self._partner = partner
+
+    async def install_status(self, yclients_salon_id: YclientsSalonId, application_id: int) -> str | None:
+        try:
+            return await self._partner.install_status(yclients_salon_id, application_id)
+        except PartnerError as exc:
+            raise InstallStatusUnknown(exc.safe_summary) from None
+
+
+def build_partner(settings: Settings, market: SandboxMarketplace | None) -> PartnerClient:
+    """The YClients partner client. In demo mode, when it points at the sandbox's own partner
+    API, it calls that API in process: the portal needs no network to ask itself (a test
+    client is not listening on its base URL), and the 301's host is still the sandbox's."""
+    transport: httpx.AsyncBaseTransport | None = None
+    sandbox_api = f"{settings.base_url}/sandbox/api"
+    if market is not None and settings.yclients_api_url.rstrip("/") == sandbox_api:
+        transport = httpx.ASGITransport(app=create_partner_api(market), root_path="/sandbox/api")
+    return PartnerClient(settings.yclients_api_url, settings.partner_token or "",
+                         timeout_s=settings.yclients_timeout_s,
+                         redirect_hosts=settings.yclients_redirect_hosts, transport=transport)
 
 
 def build_gateway(settings: Settings) -> WhatsAppGateway:
@@ -131,9 +164,7 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
         pool = database.pool
         pool_health = PoolHealth()
         metrics = PortalMetrics(pool_source=lambda: pool, pool_health=pool_health)
-        partner = PartnerClient(settings.yclients_api_url, settings.partner_token or "",
-                                timeout_s=settings.yclients_timeout_s,
-                                redirect_hosts=settings.yclients_redirect_hosts)
+        partner = build_partner(settings, market)
         gateway = build_gateway(settings)
         rate_limits = build_rate_limits(settings)
         try:
@@ -143,7 +174,10 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
                               activation_slots=asyncio.Semaphore(settings.activation_concurrency),
                               rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
                               qr_images=QrImages(), notifications=notifications, link_versions=versions,
-                          verified_tokens=VerifiedTokens(settings.jwt_secret))
+                              verified_tokens=VerifiedTokens(settings.jwt_secret),
+                              install_statuses=PartnerInstallStatuses(partner),
+                              admission_rules=AdmissionRules(application_id=settings.app_id,
+                                                             require_pending=settings.landing_require_pending))
         finally:
             await partner.aclose()
             await gateway.aclose()

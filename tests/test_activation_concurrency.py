@@ -10,7 +10,7 @@ import httpx
 from portal.activation.activate import derive_api_key
 from portal.app import create_app
 from tests.support.database import Db
-from tests.support.landing import landing_query
+from tests.support.landing import install_pending, landing_query
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
 from tests.support.servers import free_port, serve
 from tests.test_activation import connect_whatsapp
@@ -30,6 +30,7 @@ def portals(make_settings, partner_url, count=1, **env):
 
 
 async def token_for(http: httpx.AsyncClient, base: str, salon_id: int) -> str:
+    install_pending(salon_id)
     r = await http.get(f"{base}/auth/yclients/redirect?{landing_query(PARTNER_TOKEN, salon_id)}",
                        headers={"Accept": "application/json"})
     assert r.status_code == 200, r.text

@@ -30,7 +30,7 @@ from portal.app import create_app
 from portal.platform.migrations import apply_migrations
 from portal.platform.settings import load_settings
 from tests.support.database import Db
-from tests.support.landing import landing_query
+from tests.support.landing import install_pending, landing_query
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
 from tests.support.servers import free_port
 from tests.support.staff import sign_in, staff_env
@@ -134,6 +134,7 @@ def test_sigkill_between_the_301_and_our_commit_then_the_next_press_activates(da
         env = portal_env(database_url, purl, tmp_path / "data", port)
         first = PortalProcess(env, port, tmp_path / "portal-1.log")
         try:
+            install_pending(4301)
             r = httpx.get(f"{first.url}/auth/yclients/redirect?{landing_query(PARTNER_TOKEN, 4301)}",
                           headers={"Accept": "application/json"})
             token = r.json()["token"]
@@ -248,7 +249,7 @@ def test_the_worker_releases_an_intent_yclients_never_got(staffed, db):
     wait_for(lambda: db.fetchval("SELECT outcome FROM activation_intents"), what="the reconcile")
     assert db.fetchval("SELECT outcome FROM activation_intents") == "released"
     assert db.fetchval("SELECT integration_status FROM salons") == "activation_failed"  # the owner may press again
-    assert 4304 not in market.installed
+    assert market.installed[4304]["status"] == "pending"  # the owner's Install still waits for us
     assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'activation_released'") == 1
 
 
@@ -272,8 +273,9 @@ def test_a_redirect_off_yclients_hosts_fails_the_activation_with_the_usual_sente
     evil = Starlette(routes=[Route("/partner/callback/redirect", methods=["POST"], endpoint=lambda r: Response(
         status_code=301, headers={"Location": "https://phish.example/login"}))])
     with serve(evil) as url:
+        # This "YClients" answers the callback only: the landing cannot ask for the install status.
         settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=url,
-                                 YCLIENTS_REDIRECT_HOSTS="yclients.com")
+                                 YCLIENTS_REDIRECT_HOSTS="yclients.com", LANDING_REQUIRE_PENDING="false")
         with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
             token = ready_salon(client, settings, db, salon_id=4306)
             r = client.post("/marketplace/activate", json={"token": token})

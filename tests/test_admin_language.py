@@ -28,8 +28,7 @@ PAGES = {
     "/admin/salons/500001": [("Интеграция", "Integration"), ("Требует внимания: QR-код истёк",
                                                              "Needs attention: QR code expired"),
                              ("задан (хранится только его хеш)", "set (only its hash is kept)"), ("История", "Timeline"),
-                             ("привязана: подписанные данные назвали этот салон",
-                              "bound: the signed data named this salon"),
+                             ("пользователь YClients 5000011", "YClients user 5000011"),
                              ("Отключить WhatsApp", "Disconnect WhatsApp"),
                              ("Перезапустить сессию WhatsApp", "Restart the WhatsApp session")],
     "/admin/salons/500001/disconnect": [("Причина (сохраняется в журнале действий)",
@@ -56,7 +55,7 @@ def staff_client(make_settings, db):
         client.post("/onboarding/whatsapp/start", headers={"HX-Request": "true"})
         # Salon 500001's QR expired: it needs attention, with a reason and a link status to translate.
         db.execute("UPDATE whatsapp_links SET status = 'expired', qr = NULL")
-        db.execute("UPDATE salons SET api_key_hash = 'x', landing_bound = true WHERE yclients_salon_id = 500001")
+        db.execute("UPDATE salons SET api_key_hash = 'x', owner_user_id = 5000011 WHERE yclients_salon_id = 500001")
         sign_in(client)
         yield client
 

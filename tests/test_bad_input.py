@@ -28,7 +28,7 @@ from tests.support.staff import API_KEY, PASSWORD, USERNAME, sign_in, staff_env
 KEY = {"X-API-Key": API_KEY}
 JSON = {"Content-Type": "application/json"}
 NESTED = b"[" * 3000
-WRITTEN = ("salons", "marketplace_events", "marketplace_users", "landing_links", "webhook_deliveries",
+WRITTEN = ("salons", "marketplace_events", "marketplace_users", "webhook_deliveries",
            "whatsapp_links", "admin_audit_log", "activation_intents")
 BAD_IDS = ["%00", "1%002", "%C2%B2", "%D9%A1%D9%A2", str(2**64), str(2**63), "9" * 40, "-1", "0", "%20%201"]
 

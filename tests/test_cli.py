@@ -32,8 +32,7 @@ def test_migrate_applies_and_a_bad_setting_is_one_clear_line(database_url, tmp_p
     # Undo 004 (the webhook table) and every migration after it, as if never applied.
     db.execute("DELETE FROM schema_migrations WHERE version >= '004'")
     db.execute("DROP TABLE webhook_deliveries; ALTER TABLE salons DROP COLUMN gateway_cleanup_pending_since")
-    db.execute("DROP TABLE landing_links; ALTER TABLE salons DROP COLUMN landing_bound;"  # 008
-               " DROP INDEX whatsapp_links_waiting_idx")
+    db.execute("DROP INDEX whatsapp_links_waiting_idx")  # 008 (012 dropped the rest of it)
     db.execute("DROP TRIGGER whatsapp_links_version ON whatsapp_links;"  # 006
                " DROP TRIGGER whatsapp_links_announce ON whatsapp_links;"
                " DROP FUNCTION whatsapp_links_bump_version(); DROP FUNCTION whatsapp_links_announce();"

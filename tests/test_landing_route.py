@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from portal.app import create_app
 from portal.onboarding import token as onboarding_token
-from tests.support.landing import land, landing_query
+from tests.support.landing import land, landing_query, press_install, user
 
 
 def test_landing_upserts_salon_and_user_and_redirects_to_onboarding(client, settings, db):
@@ -15,24 +15,26 @@ def test_landing_upserts_salon_and_user_and_redirects_to_onboarding(client, sett
     assert r.status_code == 303 and r.headers["location"] == "/onboarding"
     assert "token" not in r.headers["location"]
     salon = db.fetchrow("SELECT * FROM salons")
-    assert (salon["yclients_salon_id"], salon["name"], salon["integration_status"]) == (
-        4242, "Лилия", "pending_whatsapp")
+    # YClients' user_data names the user only: the salon's name is not in the landing.
+    assert (salon["yclients_salon_id"], salon["name"], salon["integration_status"], salon["owner_user_id"]) == (
+        4242, None, "pending_whatsapp", 7)
     user = db.fetchrow("SELECT * FROM marketplace_users")
     assert (user["yclients_user_id"], user["email"]) == (7, "anna@example.com")
     assert db.fetchval("SELECT event_type FROM marketplace_events") == "landed"
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     page = client.get("/onboarding")
-    assert page.status_code == 200 and "Лилия" in page.text
+    assert page.status_code == 200 and "4242" in page.text
 
 
 def test_json_landing_returns_a_valid_onboarding_token(client, settings):
+    press_install(client, 77)
     r = client.get(f"/auth/yclients/redirect?{landing_query(settings.partner_token, 77)}",
                    headers={"Accept": "application/json"})
     assert r.status_code == 200
     body = r.json()
     claims = onboarding_token.verify(body["token"], secret=settings.jwt_secret)
-    assert claims.yclients_salon_id == 77
+    assert (claims.yclients_salon_id, claims.yclients_user_id) == (77, 7)
     assert 0 < body["expires_in"] <= 3600
     assert body["onboarding_url"].endswith("/onboarding")
 
@@ -74,8 +76,8 @@ def test_signed_json_that_is_not_an_object_is_corrupt(client, settings, db):
 
 
 def test_hostile_user_data_is_escaped_on_the_page(client, settings):
-    user = {"id": 1, "name": "x", "salon_name": "<script>alert(1)</script>"}
-    land(client, settings.partner_token, salon_id=31, user=user)
+    # `salon_name` is one of the extra fields some accounts are said to send: tolerated, escaped.
+    land(client, settings.partner_token, salon_id=31, user=user(1, salon_name="<script>alert(1)</script>"))
     page = client.get("/onboarding")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
@@ -110,19 +112,24 @@ def test_relanding_an_active_salon_keeps_it_active(client, settings, db):
 
 def test_relanding_after_failure_or_uninstall_restarts_onboarding(client, settings, db):
     land(client, settings.partner_token, salon_id=9)
-    for user_id, status in ((8, "activation_failed"), (9, "uninstalled")):
-        db.execute("UPDATE salons SET integration_status = $1, landed_at = now() - interval '2 hours'", status)
-        # A new link from the marketplace (a replay of the old one restarts nothing).
-        land(client, settings.partner_token, salon_id=9, user={"id": user_id, "salon_id": 9})
-        row = db.fetchrow("SELECT integration_status, landed_at > now() - interval '1 minute' AS fresh FROM salons")
-        assert row["integration_status"] == "pending_whatsapp" and row["fresh"]
+    # The owner comes back after a failed activation: the Activate button again.
+    db.execute("UPDATE salons SET integration_status = 'activation_failed', landed_at = now() - interval '2 hours'")
+    land(client, settings.partner_token, salon_id=9)
+    row = db.fetchrow("SELECT integration_status, owner_user_id, landed_at > now() - interval '1 minute' AS fresh"
+                      " FROM salons")
+    assert (row["integration_status"], row["owner_user_id"], row["fresh"]) == ("pending_whatsapp", 7, True)
+    # Uninstalled, then installed anew by another YClients user: the new install is theirs.
+    db.execute("UPDATE salons SET integration_status = 'uninstalled'")
+    land(client, settings.partner_token, salon_id=9, user=user(9))
+    row = db.fetchrow("SELECT integration_status, owner_user_id FROM salons")
+    assert (row["integration_status"], row["owner_user_id"]) == ("pending_whatsapp", 9)
 
 
 def test_secrets_never_reach_the_logs(client, settings, caplog):
     with caplog.at_level(logging.DEBUG):
         land(client, settings.partner_token, salon_id=10)
         client.get("/onboarding")
-        token = client.get(f"/auth/yclients/redirect?{landing_query(settings.partner_token, 10)}",
+        token = client.get(f"/auth/yclients/redirect?{landing_query(settings.partner_token, 10)}",  # the owner returns
                            headers={"Accept": "application/json"}).json()["token"]
     # The test client's own httpx logger prints its URLs; only the portal's lines count.
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records if not r.name.startswith("httpx"))

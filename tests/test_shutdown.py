@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.landing import landing_query
+from tests.support.landing import install_pending, landing_query
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
 from tests.support.portal_process import PortalProcess, portal_process
 from tests.support.servers import free_port
@@ -79,6 +79,8 @@ def portal_env(database_url: str, tmp_path: Path, port: int, **extra: str) -> di
 
 
 def land(portal: PortalProcess, salon_id: int = SALON) -> str:
+    install_pending(salon_id)  # in a fake YClients the test serves, and in the portal's own sandbox
+    httpx.get(f"{portal.url}/sandbox/install/{salon_id}", timeout=10)
     r = httpx.get(f"{portal.url}/auth/yclients/redirect?{landing_query(PARTNER_TOKEN, salon_id)}",
                   headers={"Accept": "application/json"}, timeout=10)
     assert r.status_code == 200, r.text

@@ -123,6 +123,7 @@ async def test_twenty_concurrent_identical_deliveries_are_processed_once(make_se
     settings = make_settings(PORTAL_BASE_URL=f"http://127.0.0.1:{port}", **FAST)
     with serve(create_app(settings), port=port) as url:
         async with httpx.AsyncClient(timeout=30) as http:
+            await http.get(f"{url}/sandbox/install/500001")  # the owner presses Install in the sandbox
             landed = await http.get(f"{url}/auth/yclients/redirect?{landing_query(settings.partner_token, 500001)}",
                                     headers={"Accept": "application/json"})
             assert landed.status_code == 200

@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, Response
 from portal.activation import activate as activation
 from portal.activation.activate import Outcome
 from portal.onboarding import token as onboarding_token
-from portal.onboarding.owner import current_owner
+from portal.onboarding.owner import current_owner, opens
 from portal.onboarding.token import InvalidToken, OnboardingClaims
+from portal.salons import store as salons
 from portal.salons.ids import YclientsSalonId
 from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import pick_language, translator
@@ -42,6 +43,12 @@ async def _claims(request: Request) -> tuple[OnboardingClaims | None, bool]:
         except InvalidToken:
             return None, True
     return current_owner(request), False
+
+
+async def _still_owner(request: Request, claims: OnboardingClaims) -> bool:
+    async with request.state.runtime.pool.acquire() as conn:
+        salon = await salons.by_yclients_id(conn, claims.yclients_salon_id)
+    return salon is None or opens(salon, claims)  # no salon: activation says so itself
 
 
 def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId) -> JSONResponse:
@@ -90,6 +97,8 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
     except (ValueError, UnicodeDecodeError):
         return JSONResponse({"success": False, "code": "BAD_REQUEST", "message": "Send JSON like {\"token\": \"...\"}"},
                             status_code=400)
+    if claims is not None and not await _still_owner(request, claims):
+        claims = None  # the salon was handed over or installed anew by another YClients user
     if claims is None:
         if json_mode or (not is_htmx(request) and "application/json" in request.headers.get("accept", "")):
             return JSONResponse({"success": False, "code": "UNAUTHORIZED", "message": "Invalid or expired token"},

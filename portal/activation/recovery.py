@@ -117,10 +117,12 @@ async def _reconcile_one(runtime: Runtime, intent: Intent) -> bool:
 
 async def _settle(db: Connection, intent: Intent, status: str | None, salon_status: str) -> bool:
     """What YClients' install status means for an unfinished intent, written in the caller's
-    transaction. A `pending`/`freezed` install stays open (listed for staff): not ours to decide."""
+    transaction. `pending` means YClients never got our callback (the owner's Install still
+    waits for it): released, the owner may press again. A `freezed` install stays open
+    (listed for staff): not ours to decide."""
     pk, generation = intent.salon_pk, intent.install_generation
-    if status is None:
-        await intents.finish(db, pk, generation, "released", "YClients reports no install")
+    if status is None or status == "pending":
+        await intents.finish(db, pk, generation, "released", f"YClients reports {status or 'no install'}")
         await intents.release_salon(db, pk)
         await events.record(db, pk, "activation_released", {"install_generation": generation})
         log.info("unfinished activation released", extra={"salon_id": intent.yclients_salon_id})

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import QueryParams
+
 from portal.salons.ids import YclientsSalonId
 from portal.web.request_input import BadInput, parse_json
 
@@ -39,14 +41,17 @@ class MarketplaceUser:
 
 @dataclass(frozen=True)
 class Landing:
-    yclients_salon_id: YclientsSalonId
+    """A checked landing. The signature proves which YClients *user* was sent, never which
+    salon: `yclients_salon_ids` come unsigned from the query (several for a chain's branches)
+    and are trusted only through the salon's own install (`admission.py`)."""
+
+    yclients_salon_ids: tuple[YclientsSalonId, ...]
     user: MarketplaceUser | None
     signed: bool
-    # True when the signed data itself named this salon; False when only the (unsigned)
-    # query did, and the signature is all that ties the link to one salon.
-    bound: bool = False
-    # sha256 of the signature: what the portal remembers of a link, never the link itself.
-    sign_hash: bytes | None = None
+
+    @property
+    def yclients_salon_id(self) -> YclientsSalonId:
+        return self.yclients_salon_ids[0]
 
 
 class LandingError(Exception):
@@ -78,15 +83,29 @@ def decode_user_data(value: str) -> bytes:
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt") from None
 
 
-def parse_yclients_salon_id(params: Mapping[str, str]) -> YclientsSalonId:
-    """YClients' id from the landing (`salon_id`, or the first of `salon_ids[]`)."""
-    raw = params.get("salon_id") or params.get("salon_ids[0]") or params.get("salon_ids[]")
-    if raw is None or raw == "":
-        raise LandingError(400, "SALON_ID_MISSING", "error.salon_id_missing")
+# A chain installs at most this many branches in one go; more is junk, not a chain.
+MAX_BRANCHES = 100
+# `salon_id`, the documented `salon_ids[]`, and the indexed `salon_ids[0]` some clients write.
+_SALON_KEY = re.compile(r"salon_id|salon_ids(\[[0-9]{0,3}\])?")
+
+
+def _salon_id(raw: str) -> YclientsSalonId:
     raw = raw.strip()
     if not _DIGITS.fullmatch(raw) or not (0 < int(raw) <= MAX_YCLIENTS_SALON_ID):
         raise LandingError(400, "SALON_ID_INVALID", "error.salon_id_invalid")
     return YclientsSalonId(int(raw))
+
+
+def parse_yclients_salon_ids(params: QueryParams | Mapping[str, str]) -> tuple[YclientsSalonId, ...]:
+    """Every branch the landing names: `salon_id` and each repeated `salon_ids[]`, in order,
+    without repeats. (`QueryParams.get` would give only the last of a repeated key.)"""
+    items = params.multi_items() if isinstance(params, QueryParams) else list(params.items())
+    raw = [value for key, value in items if _SALON_KEY.fullmatch(key) and value.strip() != ""]
+    if not raw:
+        raise LandingError(400, "SALON_ID_MISSING", "error.salon_id_missing")
+    if len(raw) > MAX_BRANCHES:
+        raise LandingError(400, "SALON_ID_INVALID", "error.salon_id_invalid")
+    return tuple(dict.fromkeys(_salon_id(value) for value in raw))
 
 
 def _text(value: object, limit: int = 200) -> str | None:
@@ -103,40 +122,24 @@ def _signed_json(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _salon_id_value(value: object) -> int:
-    """One salon id from the signed JSON: a positive 32-bit integer, as a number or digits."""
+def _user_id(value: object) -> int | None:
+    """The user's id as a positive integer (a JSON number or its digits), else refused."""
+    if value is None:
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         number = int(value.strip())
     else:
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
-    if not 0 < number <= MAX_YCLIENTS_SALON_ID:
+    if not 0 < number <= 2**62:
         raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
     return number
 
 
-def signed_salon_ids(data: Mapping[str, object]) -> frozenset[int] | None:
-    """The salons the signed JSON names (`salon_id`, `salon_ids`), or None when it names none."""
-    named: set[int] = set()
-    if data.get("salon_id") is not None:
-        named.add(_salon_id_value(data["salon_id"]))
-    ids = data.get("salon_ids")
-    if ids is not None:
-        if not isinstance(ids, list) or len(ids) > 1000:
-            raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
-        named.update(_salon_id_value(v) for v in ids)
-    return frozenset(named) if named else None
-
-
 def _user_from_json(data: Mapping[str, Any]) -> MarketplaceUser:
-    user_id = data.get("id", data.get("user_id"))
-    try:
-        user_id = int(user_id) if user_id is not None else None
-    except (TypeError, ValueError):
-        raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt") from None
-    if user_id is not None and not (0 < user_id <= 2**62):
-        raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
+    # `user_id` is the documented name; some accounts are said to send `id` as well.
+    user_id = _user_id(data.get("user_id", data.get("id")))
     approved = data.get("is_approved")
     return MarketplaceUser(
         id=user_id,
@@ -148,13 +151,14 @@ def _user_from_json(data: Mapping[str, Any]) -> MarketplaceUser:
     )
 
 
-def parse_landing(params: Mapping[str, str], *, partner_token: str, allow_unsigned: bool) -> Landing:
+def parse_landing(params: QueryParams | Mapping[str, str], *, partner_token: str,
+                  allow_unsigned: bool) -> Landing:
     """Check a landing's query parameters; raise `LandingError` on anything wrong."""
-    yclients_salon_id = parse_yclients_salon_id(params)
+    salon_ids = parse_yclients_salon_ids(params)
     user_data, sign = params.get("user_data"), params.get("user_data_sign")
     if not user_data and not sign:
         if allow_unsigned:
-            return Landing(yclients_salon_id=yclients_salon_id, user=None, signed=False)
+            return Landing(yclients_salon_ids=salon_ids, user=None, signed=False)
         raise LandingError(403, "SIGNATURE_MISSING", "error.signature_missing")
     if not user_data:
         raise LandingError(400, "USER_DATA_MISSING", "error.user_data_corrupt")
@@ -165,11 +169,8 @@ def parse_landing(params: Mapping[str, str], *, partner_token: str, allow_unsign
         sign.strip().lower(), sign_user_data(raw, partner_token)
     ):
         raise LandingError(403, "SIGNATURE_INVALID", "error.signature_invalid")
-    data = _signed_json(raw)
-    named = signed_salon_ids(data)
-    if named is not None and yclients_salon_id not in named:
-        # The signature covers user_data only: a query naming another salon than the signed
-        # data is a link edited by hand, not something YClients sends.
-        raise LandingError(403, "SALON_MISMATCH", "error.salon_mismatch")
-    return Landing(yclients_salon_id=yclients_salon_id, user=_user_from_json(data), signed=True,
-                   bound=named is not None, sign_hash=hashlib.sha256(sign.strip().lower().encode()).digest())
+    user = _user_from_json(_signed_json(raw))
+    if user.id is None:
+        # The documented user_data always names the user; without it nobody could be bound.
+        raise LandingError(400, "USER_DATA_CORRUPT", "error.user_data_corrupt")
+    return Landing(yclients_salon_ids=salon_ids, user=user, signed=True)

@@ -1,4 +1,7 @@
-"""GET /auth/yclients/redirect: the owner arrives from the YClients marketplace."""
+"""GET /auth/yclients/redirect: the owner arrives from the YClients marketplace.
+
+The signature proves the user; `admission.py` decides whether that user may open the salon.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from portal.onboarding import store as landing_store
+from portal.onboarding import admission
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.landing import LandingError, parse_landing
 from portal.onboarding.owner import SESSION_KEY
@@ -37,26 +40,26 @@ async def yclients_redirect(request: Request) -> Response:
         log.warning("landing refused", extra={"code": exc.code, "status": exc.status})
         return error_response(request, exc.status, exc.code, exc.message_key)
     if not landing.signed:
-        log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)", extra={"salon_id": landing.yclients_salon_id})
+        log.warning("unsigned landing accepted (ALLOW_UNSIGNED_LANDING)",
+                    extra={"yclients_salon_id": landing.yclients_salon_id})
 
     try:
-        async with runtime.pool.acquire() as conn:
-            recorded = await landing_store.record_landing(conn, landing, window_s=settings.registration_window_s)
-    except LandingError as exc:
-        log.warning("landing link refused", extra={"code": exc.code, "salon_id": landing.yclients_salon_id})
-        return error_response(request, exc.status, exc.code, exc.message_key)
-    salon = recorded.salon
-    if not landing.bound:
-        log.info("landing not bound by the signed data", extra={"salon_id": landing.yclients_salon_id})
-    await events.record_quietly(runtime.pool, salon.pk, "landing_replayed" if recorded.replay else "landed",
-                                {"signed": landing.signed, "bound": landing.bound, "new": recorded.is_new,
-                                 "status": salon.integration_status})
+        admitted = await admission.admit(runtime.pool, runtime.install_statuses, runtime.admission_rules, landing)
+    except admission.Refused as refused:
+        why = refused.refusal
+        log.warning("landing refused", extra={"code": why.code, "yclients_salon_id": landing.yclients_salon_id})
+        headers = {"Retry-After": str(why.retry_after_s)} if why.retry_after_s else None
+        return error_response(request, why.status, why.code, why.message_key, next_step_key=why.next_step_key,
+                              headers=headers)
+    for salon, note in zip(admitted.salons, admitted.notes, strict=True):
+        await events.record_quietly(runtime.pool, salon.pk, "landed",
+                                    {**note, "signed": landing.signed, "status": salon.integration_status,
+                                     "branches": len(admitted.salons)})
 
-    # The token never outlives the link's window: a replay late in the hour gets the rest of it.
-    ttl = min(settings.onboarding_token_ttl_s, settings.registration_window_s)
-    if recorded.link_left_s is not None:
-        ttl = max(1, min(ttl, int(recorded.link_left_s)))
-    token = onboarding_token.issue(salon.yclients_salon_id, secret=settings.jwt_secret, ttl_s=ttl)
+    salon = admitted.salons[0]
+    ttl = settings.onboarding_token_ttl_s
+    token = onboarding_token.issue(salon.yclients_salon_id, secret=settings.jwt_secret, ttl_s=ttl,
+                                   yclients_user_id=landing.user.id if landing.user else None)
     onboarding_url = f"{settings.base_url}/onboarding"
     if wants_json(request):
         return JSONResponse({"token": token, "expires_in": ttl, "onboarding_url": onboarding_url},

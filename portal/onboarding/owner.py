@@ -44,7 +44,15 @@ async def owner_with_salon(request: Request, *,
         return None
     async with request.state.runtime.pool.acquire() as conn:
         salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
-    return (owner, salon) if salon is not None else None
+    if salon is None or not opens(salon, owner):
+        return None
+    return owner, salon
+
+
+def opens(salon: Salon, owner: OnboardingClaims) -> bool:
+    """Whether this credential still opens this salon: it names the salon's owner user (a
+    salon bound to nobody — an unsigned landing an operator allowed — opens for its token)."""
+    return salon.owner_user_id is None or salon.owner_user_id == owner.yclients_user_id
 
 
 async def owner_salon(request: Request, *, allow_session: bool = True) -> Salon | None:

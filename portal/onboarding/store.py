@@ -1,124 +1,136 @@
-"""What a marketplace landing writes: the salon (upserted), the user who brought it, and
-what the portal remembers of the link (the hash of its signature, first use, salon).
+"""What an admitted landing writes: the salon (upserted), the YClients user who brought it,
+and — for the first landing of an install — that user as the salon's owner user.
 
-YClients' signature has no timestamp or nonce, so a replayed link looks exactly like a fresh
-one; only this memory tells them apart. A link works for the registration window from its
-first use, for the salon it was first used for only, and not after that salon was
-uninstalled. A replay writes nothing: it neither restarts the window nor revives a salon.
+The rule itself (who may open which salon) lives in `admission.py`; this module only reads
+and writes the rows, each write in one transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portal.onboarding.landing import Landing, LandingError
+from portal.onboarding.landing import MarketplaceUser
 from portal.platform.database import Connection
-from portal.salons.ids import SalonPk
+from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.store import COLUMNS, Salon
 
-# A landing restarts onboarding for a salon that is not (or no longer) active: its window
-# begins again. An active, activating or frozen salon keeps its status: a second visit
-# from the marketplace must not undo an activation. (Frozen salons come back through
-# activation, which needs WhatsApp, so they keep the status until then.)
-_UPSERT = f"""
-INSERT INTO salons (yclients_salon_id, name, landed_at, landing_bound)
-VALUES ($1, $2, now(), $3)
+# The salon as the landing decides on it: its owner user and whether that binding still
+# stands (an uninstalled salon's binding belonged to the install that is gone).
+_OWNERSHIP = f"""
+SELECT {COLUMNS}, owner_user_id, integration_status <> 'uninstalled' AND owner_user_id IS NOT NULL AS bound
+FROM salons WHERE yclients_salon_id = $1
+"""
+
+# Binds a new install to its user. Only a salon that is not bound (new, uninstalled, or
+# onboarded by an unsigned landing) takes a new owner user; a bound salon is left alone and
+# the statement returns nothing, so two users racing for one salon cannot both win. A new
+# install starts its onboarding again (an uninstalled or failed salon goes back to
+# pending_whatsapp); an active, activating or frozen salon keeps its status.
+_BIND = f"""
+INSERT INTO salons (yclients_salon_id, name, landed_at, owner_user_id, owner_bound_at, install_confirmed)
+VALUES ($1, $2, now(), $3, now(), $4)
 ON CONFLICT (yclients_salon_id) DO UPDATE SET
     name = COALESCE(EXCLUDED.name, salons.name),
     landed_at = now(),
-    landing_bound = EXCLUDED.landing_bound,
+    owner_user_id = EXCLUDED.owner_user_id,
+    owner_bound_at = now(),
+    install_confirmed = EXCLUDED.install_confirmed,
     integration_status = CASE
         WHEN salons.integration_status IN ('uninstalled', 'activation_failed')
         THEN 'pending_whatsapp' ELSE salons.integration_status END,
     updated_at = now()
+WHERE salons.owner_user_id IS NULL OR salons.integration_status = 'uninstalled'
 RETURNING {COLUMNS}, (xmax = 0) AS inserted
 """
 
+# A returning owner user (or an unsigned landing an operator allowed): the salon exists and
+# keeps its owner; a failed activation gets its Activate button back.
+_RETURN = f"""
+UPDATE salons SET landed_at = now(), updated_at = now(),
+    integration_status = CASE WHEN integration_status = 'activation_failed'
+                              THEN 'pending_whatsapp' ELSE integration_status END
+WHERE id = $1
+RETURNING {COLUMNS}
+"""
 
-_SALON_COLUMNS = ", ".join(f"s.{column}" for column in COLUMNS.split(", "))
+_UNSIGNED_UPSERT = f"""
+INSERT INTO salons (yclients_salon_id, landed_at) VALUES ($1, now())
+ON CONFLICT (yclients_salon_id) DO UPDATE SET
+    landed_at = now(), updated_at = now(),
+    integration_status = CASE WHEN salons.integration_status IN ('uninstalled', 'activation_failed')
+                              THEN 'pending_whatsapp' ELSE salons.integration_status END
+RETURNING {COLUMNS}, (xmax = 0) AS inserted
+"""
 
-# A remembered link, its salon, the seconds left of its window, and whether the salon was
-# uninstalled since the link's first use ('uninstalled' is the event the YClients webhook
-# worker writes in the same transaction as the status).
-_REMEMBERED = f"""
-SELECT {_SALON_COLUMNS},
-       extract(epoch FROM l.first_used_at + make_interval(secs => $2) - now())::float8 AS left_s,
-       (s.integration_status = 'uninstalled' OR EXISTS (
-            SELECT 1 FROM marketplace_events e
-            WHERE e.salon_id = s.id AND e.event_type = 'uninstalled' AND e.created_at >= l.first_used_at
-       )) AS uninstalled_since
-FROM landing_links l JOIN salons s ON s.id = l.salon_id
-WHERE l.sign_hash = $1
+_REMEMBER_USER = """
+INSERT INTO marketplace_users (salon_id, yclients_user_id, name, phone, email, is_approved)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (salon_id, yclients_user_id) DO UPDATE SET
+    name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
+    is_approved = EXCLUDED.is_approved, last_landed_at = now()
 """
 
 
 @dataclass(frozen=True)
-class Recorded:
+class Ownership:
+    """A salon as the landing sees it: the record, its owner user, whether that binds."""
+
     salon: Salon
-    is_new: bool
-    replay: bool  # the link was used before: nothing was written
-    link_left_s: float | None  # seconds left of the link's window (None: an unsigned landing)
+    owner_user_id: int | None
+    bound: bool
 
 
-class _Raced(Exception):
-    """Another landing used the same link first, between our read and our insert."""
-
-
-async def _replay(conn: Connection, landing: Landing, window_s: float) -> Recorded | None:
-    """The answer for a link used before, or None for a first use; refuses what it must."""
-    row = await conn.fetchrow(_REMEMBERED, landing.sign_hash, float(window_s))
+async def ownership(conn: Connection, yclients_salon_id: YclientsSalonId) -> Ownership | None:
+    row = await conn.fetchrow(_OWNERSHIP, yclients_salon_id)
     if row is None:
         return None
-    salon = Salon.from_row(row)
-    if salon.yclients_salon_id != landing.yclients_salon_id:
-        raise LandingError(403, "LINK_OTHER_SALON", "error.salon_mismatch")
-    if row["left_s"] <= 0 or row["uninstalled_since"]:
-        raise LandingError(403, "LINK_EXPIRED", "error.landing_link_expired")
-    return Recorded(salon, is_new=False, replay=True, link_left_s=float(row["left_s"]))
+    return Ownership(Salon.from_row(row), row["owner_user_id"], bool(row["bound"]))
 
 
-async def record_landing(conn: Connection, landing: Landing, *, window_s: float) -> Recorded:
-    """A first use: upsert the salon and its marketplace user and remember the link, in one
-    transaction. A replay: check it and write nothing. Raises `LandingError` on a refusal."""
-    for _ in range(2):  # a lost race for the first use is a replay: read it again
-        try:
-            async with conn.transaction():
-                if landing.sign_hash is not None and (replay := await _replay(conn, landing, window_s)):
-                    return replay
-                return await _first_use(conn, landing, window_s)
-        except _Raced:
-            continue
-    raise LandingError(409, "LINK_BUSY", "error.landing_link_expired")  # pragma: no cover (needs 3 racers)
+async def _remember_user(conn: Connection, salon_pk: SalonPk, user: MarketplaceUser) -> None:
+    await conn.execute(_REMEMBER_USER, salon_pk, user.id, user.name, user.phone, user.email, user.is_approved)
 
 
-async def _first_use(conn: Connection, landing: Landing, window_s: float) -> Recorded:
-    user = landing.user
-    row = await conn.fetchrow(_UPSERT, landing.yclients_salon_id, user.salon_name if user else None,
-                              landing.signed and landing.bound)
+@dataclass(frozen=True)
+class Bound:
+    salon: Salon
+    is_new: bool
+
+
+async def bind_owner(conn: Connection, yclients_salon_id: YclientsSalonId, user: MarketplaceUser, *,
+                     confirmed: bool) -> Bound | None:
+    """Make `user` the owner user of the salon's current install; None when the salon is
+    bound to someone already (another landing won the race: decide again)."""
+    async with conn.transaction():
+        row = await conn.fetchrow(_BIND, yclients_salon_id, user.salon_name, user.id, confirmed)
+        if row is None:
+            return None
+        await _remember_user(conn, row["pk"], user)
+    return Bound(Salon.from_row(row), bool(row["inserted"]))
+
+
+async def admit_returning(conn: Connection, salon_pk: SalonPk, user: MarketplaceUser | None) -> Salon:
+    """The salon's own owner user is back (or an allowed unsigned landing): note the visit."""
+    async with conn.transaction():
+        row = await conn.fetchrow(_RETURN, salon_pk)
+        assert row is not None  # the salon was read moments ago and salons are never deleted
+        if user is not None and user.id is not None:
+            await _remember_user(conn, salon_pk, user)
+    return Salon.from_row(row)
+
+
+async def record_unsigned(conn: Connection, yclients_salon_id: YclientsSalonId) -> Bound:
+    """An unsigned landing (ALLOW_UNSIGNED_LANDING): no user to bind, the salon upserted."""
+    row = await conn.fetchrow(_UNSIGNED_UPSERT, yclients_salon_id)
     assert row is not None  # an upsert with RETURNING always returns its row
-    if user is not None and user.id is not None:
-        await conn.execute(
-            """
-            INSERT INTO marketplace_users (salon_id, yclients_user_id, name, phone, email, is_approved)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (salon_id, yclients_user_id) DO UPDATE SET
-                name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
-                is_approved = EXCLUDED.is_approved, last_landed_at = now()
-            """,
-            row["pk"], user.id, user.name, user.phone, user.email, user.is_approved,
-        )
-    if landing.sign_hash is None:
-        return Recorded(Salon.from_row(row), bool(row["inserted"]), replay=False, link_left_s=None)
-    remembered = await conn.fetchval(
-        "INSERT INTO landing_links (sign_hash, salon_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
-        landing.sign_hash, row["pk"])
-    if remembered is None:
-        raise _Raced  # rolls back the upsert: the other first use decides
-    return Recorded(Salon.from_row(row), bool(row["inserted"]), replay=False, link_left_s=float(window_s))
+    return Bound(Salon.from_row(row), bool(row["inserted"]))
 
 
-async def forget_links(conn: Connection, salon_pk: SalonPk) -> int:
-    """Staff's way out when a link must work again (YClients may send the very same signed
-    data on a reinstall): forget the links this salon was opened with; how many."""
-    result = await conn.execute("DELETE FROM landing_links WHERE salon_id = $1", salon_pk)
-    return int(result.split()[-1])
+async def hand_over(conn: Connection, salon_pk: SalonPk, new_owner_user_id: int) -> int | None:
+    """Staff give the salon to another YClients user; the previous owner user, or None."""
+    previous: int | None = await conn.fetchval(
+        "SELECT owner_user_id FROM salons WHERE id = $1 FOR UPDATE", salon_pk)
+    await conn.execute(
+        "UPDATE salons SET owner_user_id = $2, owner_bound_at = now(), updated_at = now() WHERE id = $1",
+        salon_pk, new_owner_user_id)
+    return previous

@@ -1,4 +1,4 @@
-"""The onboarding credential: a short-lived JWT that says "the owner of salon N".
+"""The onboarding credential: a short-lived JWT that says "YClients user U, owner of salon N".
 
 It is signed with JWT_SECRET (HS256, pinned on verify), carries an audience and a type that
 only onboarding accepts, and lives at most an hour (the marketplace's own window). Admin
@@ -26,15 +26,20 @@ MAX_TTL_S = 3600
 class OnboardingClaims:
     yclients_salon_id: YclientsSalonId
     expires_at: int
+    # The YClients user the landing proved; None only for an unsigned landing an operator
+    # allowed. A salon opens only for its owner user, so a salon handed over (or installed
+    # anew by someone else) stops answering to the old user's tokens at once.
+    yclients_user_id: int | None = None
 
 
 class InvalidToken(Exception):
     pass
 
 
-def issue(yclients_salon_id: YclientsSalonId, *, secret: str, ttl_s: int = MAX_TTL_S, now: float | None = None) -> str:
+def issue(yclients_salon_id: YclientsSalonId, *, secret: str, ttl_s: int = MAX_TTL_S, now: float | None = None,
+          yclients_user_id: int | None = None) -> str:
     issued = int(now if now is not None else time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": str(yclients_salon_id),
         "typ": TOKEN_TYPE,
         "aud": AUDIENCE,
@@ -42,6 +47,8 @@ def issue(yclients_salon_id: YclientsSalonId, *, secret: str, ttl_s: int = MAX_T
         "exp": issued + min(ttl_s, MAX_TTL_S),
         "jti": secrets.token_hex(8),
     }
+    if yclients_user_id is not None:
+        claims["uid"] = str(yclients_user_id)
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -56,9 +63,13 @@ def verify(token: str | None, *, secret: str) -> OnboardingClaims:
     except jwt.PyJWTError as exc:
         raise InvalidToken(type(exc).__name__) from None
     sub = claims.get("sub")
-    if claims.get("typ") != TOKEN_TYPE or not isinstance(sub, str) or not sub.isdigit():
+    if claims.get("typ") != TOKEN_TYPE or not isinstance(sub, str) or not sub.isascii() or not sub.isdigit():
         raise InvalidToken("wrong type")
-    return OnboardingClaims(yclients_salon_id=YclientsSalonId(int(sub)), expires_at=int(claims["exp"]))
+    uid = claims.get("uid")
+    if uid is not None and (not isinstance(uid, str) or not uid.isascii() or not uid.isdigit()):
+        raise InvalidToken("wrong user")
+    return OnboardingClaims(yclients_salon_id=YclientsSalonId(int(sub)), expires_at=int(claims["exp"]),
+                            yclients_user_id=int(uid) if uid is not None else None)
 
 
 class VerifiedTokens:

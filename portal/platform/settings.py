@@ -55,6 +55,8 @@ class Settings:
     yclients_redirect_hosts: tuple[str, ...] = ("yclients.com", "www.yclients.com")
     sandbox: bool = True
     allow_unsigned_landing: bool = False
+    # Bind a salon's owner user only while YClients reports the install `pending`.
+    landing_require_pending: bool = True
     health_check_token: str | None = None
     log_level: str = "INFO"
     log_format: str = "console"
@@ -319,6 +321,7 @@ def _operations(config: Config) -> dict[str, Any]:
         "yclients_redirect_hosts": tuple(h.strip().lower() for h in str(config(
             "YCLIENTS_REDIRECT_HOSTS", default="yclients.com,www.yclients.com")).split(",") if h.strip()),
         "allow_unsigned_landing": _flag(config, "ALLOW_UNSIGNED_LANDING", False),
+        "landing_require_pending": _flag(config, "LANDING_REQUIRE_PENDING", True),
         "use_transaction_activation": _flag(config, "USE_TRANSACTION_ACTIVATION", True),
         "activation_concurrency": _typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),
         "activation_queue_wait_s": _typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0.0),

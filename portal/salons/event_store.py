@@ -44,3 +44,22 @@ async def for_salon(conn: Connection, salon_pk: SalonPk, limit: int = 50) -> lis
     )
     return [{"event_type": r["event_type"], "payload": json.loads(r["payload"]), "created_at": r["created_at"]}
             for r in rows]
+
+
+# Landings refused in a way staff must look at (onboarding/admission.py writes these).
+LANDING_ALERTS = ("landing_refused_other_user", "installed_elsewhere", "landing_refused_unbound")
+
+
+async def landing_alerts(pool: Pool, *, days: int = 7, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest landing alerts, one row per salon and kind, with how often it happened."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (e.salon_id, e.event_type) e.event_type, e.payload, e.created_at,"
+            "       s.yclients_salon_id, s.name, s.owner_user_id,"
+            "       count(*) OVER (PARTITION BY e.salon_id, e.event_type) AS times"
+            " FROM marketplace_events e LEFT JOIN salons s ON s.id = e.salon_id"
+            " WHERE e.event_type = ANY($1::text[]) AND e.created_at > now() - make_interval(days => $2)"
+            " ORDER BY e.salon_id, e.event_type, e.created_at DESC", list(LANDING_ALERTS), days)
+    alerts = [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+    alerts.sort(key=lambda a: a["created_at"], reverse=True)
+    return alerts[:limit]

@@ -26,6 +26,9 @@ class Salon:
     activated_at: datetime | None
     api_key_prefix: str | None
     last_error: str | None
+    # The YClients user who started the current install (None: not bound, or an unsigned
+    # landing); only they may open the salon (onboarding/admission.py).
+    owner_user_id: int | None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Salon:

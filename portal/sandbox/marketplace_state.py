@@ -89,16 +89,29 @@ class SandboxMarketplace:
     def demo_salon(self, salon_id: int) -> dict[str, Any] | None:
         return next((s for s in self.demo_salons if s["id"] == salon_id), None)
 
-    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+    def grant(self, salon_id: int) -> dict[str, Any]:
+        """The owner pressed Install in the marketplace: the install waits, `pending`, for the
+        partner's callback (the platform holds it for 12 hours). Pressing it again while it
+        waits changes nothing; an installed salon stays as it is."""
+        if (install := self.installed.get(salon_id)) is not None:
+            return install
         now = datetime.now(UTC)
-        install = {
-            "api_key": api_key,
-            "webhook_urls": list(webhook_urls),
-            "installed_at": now.isoformat(timespec="seconds"),
-            "status": "active",
-            "logs": [_log_entry(now, "uninstalled", "active")],
-        }
+        install = {"api_key": None, "webhook_urls": [], "installed_at": now.isoformat(timespec="seconds"),
+                   "status": "pending", "logs": [_log_entry(now, "uninstalled", "pending")]}
         self.installed[salon_id] = install
+        return install
+
+    def pending(self, salon_id: int) -> bool:
+        install = self.installed.get(salon_id)
+        return install is not None and install["status"] == "pending"
+
+    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+        """The partner's callback for a pending install: `active` from now on."""
+        now = datetime.now(UTC)
+        install = self.installed.get(salon_id) or self.grant(salon_id)
+        install.update(api_key=api_key, webhook_urls=list(webhook_urls))
+        install["logs"].append(_log_entry(now, install["status"], "active"))
+        install["status"] = "active"
         return install
 
     def set_status(self, salon_id: int, status: str) -> None:

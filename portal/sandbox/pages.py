@@ -14,16 +14,26 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.onboarding.landing import encode_user_data, sign_user_data
+from portal.onboarding.landing import MAX_YCLIENTS_SALON_ID, encode_user_data, sign_user_data
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.web.rendering import error_response, render
+from portal.web.request_input import parse_id
 from portal.whatsapp import SimulatedGateway
 
+# A YClients user who is not the salon's owner: "Open as another user" lands as them.
+OTHER_USER = {"user_id": 990001, "name": "Посторонний пользователь", "email": "other@example.com",
+              "phone": "79000009999"}
 
-def signed_landing_query(market: SandboxMarketplace, salon: dict[str, Any]) -> str:
-    user = {"id": salon["id"] * 10 + 1, "name": salon["owner_name"], "phone": salon["phone"],
-            "email": salon["email"], "is_approved": True, "avatar": "", "salon_name": salon["name"]}
-    raw = json.dumps(user, ensure_ascii=False).encode()
+
+def owner_user(salon: dict[str, Any]) -> dict[str, Any]:
+    """The salon owner as YClients' `user_data` documents a user: exactly these four fields."""
+    return {"user_id": salon["id"] * 10 + 1, "name": salon["owner_name"],
+            "email": salon["email"], "phone": salon["phone"].lstrip("+")}
+
+
+def signed_landing_query(market: SandboxMarketplace, salon: dict[str, Any],
+                         user: dict[str, Any] | None = None) -> str:
+    raw = json.dumps(user or owner_user(salon), ensure_ascii=False).encode()
     return urlencode({"salon_id": salon["id"], "user_data": encode_user_data(raw),
                       "user_data_sign": sign_user_data(raw, market.partner_token)})
 
@@ -35,6 +45,17 @@ def _salon_or_404(request: Request) -> dict[str, Any] | None:
         return None
     market: SandboxMarketplace = request.state.runtime.market
     return market.demo_salon(salon_id)
+
+
+def _any_salon(request: Request) -> dict[str, Any] | None:
+    """A demo salon, or any other positive YClients id (a salon the sandbox makes up)."""
+    if (salon := _salon_or_404(request)) is not None:
+        return salon
+    salon_id = parse_id(request.path_params["salon_id"], maximum=MAX_YCLIENTS_SALON_ID)
+    if salon_id is None or salon_id <= 0:
+        return None
+    return {"id": salon_id, "name": f"Салон #{salon_id}", "owner_name": "Владелец",
+            "phone": "+79000000000", "email": f"owner{salon_id}@example.com"}
 
 
 async def marketplace(request: Request) -> Response:
@@ -51,10 +72,18 @@ async def marketplace(request: Request) -> Response:
 
 
 async def install(request: Request) -> Response:
-    salon = _salon_or_404(request)
+    """The owner pressed Install in the marketplace: the install waits (`pending`) and YClients
+    opens our registration URL with the owner's signed `user_data`. `?as=other` opens it as
+    another YClients user instead (who pressed nothing), to show who may open a salon."""
+    salon = _any_salon(request)
     if salon is None:
         return error_response(request, 404, "NOT_FOUND", "error.not_found", next_step_key=None)
-    query = signed_landing_query(request.state.runtime.market, salon)
+    market: SandboxMarketplace = request.state.runtime.market
+    if request.query_params.get("as") == "other":
+        query = signed_landing_query(market, salon, OTHER_USER)
+    else:
+        market.grant(salon["id"])
+        query = signed_landing_query(market, salon)
     return RedirectResponse(f"/auth/yclients/redirect?{query}", status_code=303)
 
 

@@ -132,8 +132,10 @@ async def _read_install(market: SandboxMarketplace, request: Request, *,
 
 
 def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | None:
-    """Record the install; a 422 if the salon already has the app (any api_key)."""
-    if body["salon_id"] in market.installed:
+    """Finish the install; a 422 if the salon already has the app (any api_key). (What the
+    platform answers for a salon where nobody pressed Install is not documented: the sandbox
+    installs it, as the partner's own `POST /partner/callback` would.)"""
+    if body["salon_id"] in market.installed and not market.pending(body["salon_id"]):
         return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
     market.install(body["salon_id"], body["api_key"], body["webhook_urls"])
     return None

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from portal.onboarding import store as landing_links
+from portal.onboarding import store as owners
 from portal.platform.database import Connection
 from portal.salons import event_store as events
 from portal.salons import personal_data_store as personal_data
@@ -166,19 +166,28 @@ async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: Y
     return _result(True, ("admin.result.erased", {}))
 
 
-async def release_landing_links(runtime: Runtime, actor: str,
-                                yclients_salon_id: YclientsSalonId) -> ActionResult | None:
-    """A marketplace link works once per install (replays are refused); when YClients hands an
-    owner the same link again after a reinstall, staff let it work again. Audited."""
+def yclients_user_id(raw: object) -> int | None:
+    """A YClients user id typed by staff: ASCII digits, a positive integer, else None."""
+    if not isinstance(raw, str) or not raw.strip().isascii() or not raw.strip().isdigit():
+        return None
+    number = int(raw.strip())
+    return number if 0 < number <= 2**62 else None
+
+
+async def hand_over(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId, new_owner_user_id: int,
+                    reason: str) -> ActionResult | None:
+    """The salon's installer left: from now on only `new_owner_user_id` may open it from the
+    marketplace (the previous owner user's credentials stop opening it). Audited."""
     salon_pk = await _salon_pk(runtime, yclients_salon_id)
     if salon_pk is None:
         return None
     target = _target(yclients_salon_id)
-    async with _all_or_nothing(runtime, actor, "release_landing_links", target) as conn:
-        forgotten = await landing_links.forget_links(conn, salon_pk)
-        await events.record(conn, salon_pk, "landing_links_released", {"by": actor, "links": forgotten})
-        await audit.record(conn, actor, "release_landing_links", target, "ok", {"links": forgotten})
-    return _result(True, ("admin.result.links_released", {"count": forgotten}))
+    async with _all_or_nothing(runtime, actor, "hand_over", target) as conn:
+        previous = await owners.hand_over(conn, salon_pk, new_owner_user_id)
+        details = {"from_user_id": previous, "to_user_id": new_owner_user_id, "reason": reason}
+        await events.record(conn, salon_pk, "owner_handed_over", {"by": actor, **details})
+        await audit.record(conn, actor, "hand_over", target, "ok", details)
+    return _result(True, ("admin.result.handed_over", {"user": new_owner_user_id}))
 
 
 async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResult:

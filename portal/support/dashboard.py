@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portal import __version__
 from portal.activation import intent_store
+from portal.salons import event_store
 from portal.salons.ids import YclientsSalonId
 from portal.support import actions as support_actions
 from portal.support import audit_store as audit
@@ -45,9 +46,9 @@ ACTIONS = {
               "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
     "erase": ("Erase personal data",
               "Erases the owner's name, phone and e-mail and the WhatsApp number now. This cannot be undone."),
-    "release_links": ("Let the marketplace link work again",
-                      "Forgets the YClients links this salon was opened with, so the owner can arrive with the "
-                      "same link again (YClients may send the very same link after a reinstall)."),
+    "hand_over": ("Hand the salon over to another YClients user",
+                  "From now on only that YClients user can open the salon from the marketplace; the current "
+                  "owner's open pages stop working. For a salon whose installer left."),
 }
 
 
@@ -133,6 +134,8 @@ async def overview(request: Request) -> Response:
     # installs YClients reports that this portal never attempted (a human must look).
     data["intents"] = await intent_store.unfinished(pool, older_than_s=0)
     data["foreign_installs"] = await intent_store.foreign_installs(pool)
+    # Landings refused because another YClients user holds the salon, or its install is not ours.
+    data["landing_alerts"] = await event_store.landing_alerts(pool)
     return _page(request, "admin/overview.html", data)
 
 
@@ -185,10 +188,14 @@ async def salon_action(request: Request) -> Response:
         return _page(request, "admin/not_found.html", {}, status_code=404)
     if request.method == "GET":
         return _confirm(request, detail, action)
-    reason = support_actions.clean_reason((await request.form()).get("reason")) or ""
-    if action == "disconnect" and not reason:
+    form = await request.form()
+    reason = support_actions.clean_reason(form.get("reason")) or ""
+    if action in ("disconnect", "hand_over") and not reason:
         return _confirm(request, detail, action, error=_t(request)("admin.reason_required"))
-    result = await _perform(request, action, yclients_salon_id, reason)
+    new_owner = support_actions.yclients_user_id(form.get("user_id"))
+    if action == "hand_over" and new_owner is None:
+        return _confirm(request, detail, action, error=_t(request)("admin.user_id_required"))
+    result = await _perform(request, action, yclients_salon_id, reason, new_owner)
     if result is None:  # the salon went away between the page and the action
         return _page(request, "admin/not_found.html", {}, status_code=404)
     message = result.said_in(_t(request))
@@ -197,7 +204,7 @@ async def salon_action(request: Request) -> Response:
 
 
 async def _perform(request: Request, action: str, yclients_salon_id: YclientsSalonId,
-                   reason: str) -> ActionResult | None:
+                   reason: str, new_owner: int | None) -> ActionResult | None:
     runtime, actor = request.state.runtime, f"staff:{request.state.staff}"
     if action == "disconnect":
         return await support_actions.disconnect(runtime, actor, yclients_salon_id, reason)
@@ -205,8 +212,8 @@ async def _perform(request: Request, action: str, yclients_salon_id: YclientsSal
         return await support_actions.restart_session(runtime, actor, yclients_salon_id)
     if action == "erase":
         return await support_actions.erase_personal_data(runtime, actor, yclients_salon_id)
-    if action == "release_links":
-        return await support_actions.release_landing_links(runtime, actor, yclients_salon_id)
+    if action == "hand_over" and new_owner is not None:
+        return await support_actions.hand_over(runtime, actor, yclients_salon_id, new_owner, reason)
     return await support_actions.mark_for_retry(runtime, actor, yclients_salon_id)
 
 

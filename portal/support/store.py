@@ -40,7 +40,8 @@ END"""
 # else: no value ever enters their text (hence the S608 waivers).
 _SALON_ROW = f"""
 SELECT s.id, s.yclients_salon_id, s.name, s.integration_status, s.landed_at, s.activated_at, s.last_error,
-       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation, s.landing_bound,
+       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation, s.owner_user_id, s.install_confirmed,
+       s.owner_bound_at,
        COALESCE(l.status, 'idle') AS link_status, l.phone, l.last_error AS link_error, l.updated_at AS link_updated_at,
        e.event_type AS last_event, e.created_at AS last_event_at,
        {_ATTENTION} AS attention
@@ -138,9 +139,15 @@ async def salon_detail(pool: Pool, yclients_salon_id: YclientsSalonId) -> dict[s
         if row is None:
             return None
         timeline = await events.for_salon(conn, SalonPk(row["id"]), limit=100)
+        users = await conn.fetch(
+            "SELECT yclients_user_id, name, last_landed_at FROM marketplace_users WHERE salon_id = $1"
+            " ORDER BY last_landed_at DESC LIMIT 20", row["id"])
     return _salon_dict(row) | {"install_generation": row["install_generation"],
-                               # False: the signed landing data did not name the salon, only the query did.
-                               "landing_bound": row["landing_bound"],
+                               # Who may open the salon (onboarding/admission.py), and whether YClients
+                               # reported the install pending when they were bound (False: not checked).
+                               "owner_user_id": row["owner_user_id"], "owner_bound_at": row["owner_bound_at"],
+                               "install_confirmed": row["install_confirmed"],
+                               "users": [dict(u) for u in users],
                                "events": timeline}
 
 

@@ -149,6 +149,11 @@ class Poll:
 
     view: LinkView
     integration_status: str
+    owner_user_id: int | None = None  # the salon's owner user: only they may see this
+
+    def shown_to(self, yclients_user_id: int | None) -> bool:
+        """Whether a credential of this YClients user may see it (see `onboarding.owner.opens`)."""
+        return self.owner_user_id is None or self.owner_user_id == yclients_user_id
 
 
 # A link that waits for nothing is read again at most this often per instance (its changes
@@ -172,7 +177,7 @@ async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll 
     link = read.link
     if link is not None and read.claimed and runtime.breaker.state == "closed":
         link = await _refresh(runtime, read.salon_pk, link)
-    poll = Poll(LinkView.of(link), read.integration_status)
+    poll = Poll(LinkView.of(link), read.integration_status, read.owner_user_id)
     runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
                                    _recheck_in(settings.link_recheck_s, poll.view, connected_recheck_s(settings)))
     return poll

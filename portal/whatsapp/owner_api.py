@@ -50,7 +50,7 @@ async def qr(request: Request) -> Response:
 async def status(request: Request) -> JSONResponse:
     owner = current_owner(request, allow_session=False)
     poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
-    if poll is None:
+    if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
         return _unauthorized()
     view = poll.view
     return JSONResponse({

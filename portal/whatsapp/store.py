@@ -55,7 +55,7 @@ _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l
 # refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
 # was, which is what the caller shows if it did not win.
 _POLL = f"""
-WITH s AS (SELECT id, integration_status FROM salons WHERE yclients_salon_id = $1),
+WITH s AS (SELECT id, integration_status, owner_user_id FROM salons WHERE yclients_salon_id = $1),
 claim AS (
     UPDATE whatsapp_links l SET checked_at = now() FROM s
     WHERE l.salon_id = s.id AND (
@@ -72,7 +72,8 @@ claim AS (
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
-SELECT s.id AS salon_pk, s.integration_status, {_LINK_COLUMNS}, EXISTS (SELECT 1 FROM claim) AS claimed
+SELECT s.id AS salon_pk, s.integration_status, s.owner_user_id, {_LINK_COLUMNS},
+       EXISTS (SELECT 1 FROM claim) AS claimed
 FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 """
 
@@ -83,6 +84,7 @@ class PollRead:
     integration_status: str
     link: Link | None
     claimed: bool  # this caller may ask the gateway now
+    owner_user_id: int | None  # who may see it (onboarding/owner.py `opens`)
 
 
 async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
@@ -95,7 +97,7 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, row["claimed"])
+    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, row["claimed"], row["owner_user_id"])
 
 
 _LINK = f"SELECT {_LINK_COLUMNS} FROM whatsapp_links l WHERE l.salon_id = $1"

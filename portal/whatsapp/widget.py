@@ -106,7 +106,7 @@ class WidgetPages:
     async def link_status(self, request: Request) -> Response:
         owner = current_owner(request)
         poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
-        if poll is None:
+        if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
             return _session_over(request)
         if is_htmx(request) and request.query_params.get("v") == poll.view.version:
             return Response(status_code=204)  # nothing changed: htmx keeps what it shows

@@ -39,6 +39,7 @@ def test_the_whole_owner_walk_without_javascript(live_portal, browser, db):
         owner, phone = context.new_page(), context.new_page()
 
         owner.goto(f"{base}/sandbox/")
+        market.grant(SALON)  # the sandbox page stands in for the marketplace; "YClients" is `market`
         owner.get_by_test_id(f"install-{SALON}").click()
         expect(owner).to_have_url(f"{base}/onboarding")
         if owner.locator("#link-status").get_attribute("data-state") == "idle":

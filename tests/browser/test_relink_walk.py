@@ -24,6 +24,7 @@ def test_return_lose_relink_and_disconnect_without_a_second_activation(live_port
 
         # Onboarding: install, scan, activate (YClients' 301 takes the owner away).
         owner.goto(f"{base}/sandbox/")
+        market.grant(SALON)  # the sandbox page stands in for the marketplace; "YClients" is `market`
         owner.get_by_test_id(f"install-{SALON}").click()
         expect(owner.get_by_test_id("qr")).to_be_visible()
         phone.goto(f"{base}/sandbox/")

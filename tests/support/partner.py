@@ -37,11 +37,17 @@ class AfterInstall:
         await self.app(scope, receive, send)
 
 
+# The fake YClients servers running now: pressing Install (tests/support/landing.py) happens
+# "in the marketplace", i.e. in each of them, as the owner's click would at the real one.
+SERVED: list[SandboxMarketplace] = []
+
+
 @contextlib.contextmanager
 def partner_server(hook=None, delay_s: float = 0.0):
     port = free_port()
     market = SandboxMarketplace(f"http://127.0.0.1:{port}/sandbox", partner_token=PARTNER_TOKEN,
                                 application_id=APP_ID)
+    SERVED.append(market)
     app = create_partner_api(market)
     if hook is not None or delay_s:
         async def pause():
@@ -50,8 +56,11 @@ def partner_server(hook=None, delay_s: float = 0.0):
             if hook is not None:
                 await hook()
         app = AfterInstall(app, pause)
-    with serve(app, port=port) as url:
-        yield url, market
+    try:
+        with serve(app, port=port) as url:
+            yield url, market
+    finally:
+        SERVED.remove(market)
 
 
 def install_calls(market) -> int:
