@@ -9,6 +9,7 @@ nothing about the salon; staff get an alert naming both users.
 import asyncio
 import json
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 
@@ -236,3 +237,88 @@ async def test_two_users_racing_for_one_pending_salon_cannot_both_win(settings):
     assert len(admitted) == 1 and len(refused) == 1, results
     assert refused[0].refusal.code == "SALON_OTHER_USER"
     assert owner in (601, 502) and admitted[0].salons[0].owner_user_id == owner
+
+
+def _connect_lead(db, lead):
+    db.execute("INSERT INTO whatsapp_links (salon_id, session_name, status, phone, connected_phone, connected_at)"
+               " SELECT id, 'salon-' || yclients_salon_id, 'connected', '79160000601', '79160000601', now()"
+               " FROM salons WHERE yclients_salon_id = $1", lead)
+
+
+def _chain_token(portal, market, branches=(111, 222, 333)):
+    for b in branches:
+        market.grant(b)
+    query = landing_query(PARTNER_TOKEN, None, user=OWNER, **{"salon_ids[]": list(branches)})
+    r = portal.get(f"/auth/yclients/redirect?{query}", headers={"Accept": "application/json"})
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def test_a_chain_is_one_install_and_activation_finishes_every_branch_once(portal, partner, db):
+    _, market = partner
+    token = _chain_token(portal, market)
+    # The owner walks one onboarding: the first branch's; the others point at it.
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == "111"
+    leads = dict(db.fetch("SELECT s.yclients_salon_id, l.yclients_salon_id FROM salons s"
+                          " LEFT JOIN salons l ON l.id = s.install_lead_id"))
+    assert leads == {111: None, 222: 111, 333: 111}
+    # Before WhatsApp is linked nothing is sent for any branch.
+    r = portal.post("/marketplace/activate", json={"token": token})
+    assert (r.status_code, r.json()["code"]) == (409, "WHATSAPP_NOT_CONNECTED") and market.callbacks == []
+    _connect_lead(db, 111)  # one number for the whole install: the lead's link
+    r = portal.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 200, r.text
+    assert [b["salon_id"] for b in r.json()["branches"]] == [111, 222, 333]
+    assert sorted(market.callbacks) == [111, 222, 333]  # each branch exactly once
+    assert {market.installed[b]["status"] for b in (111, 222, 333)} == {"active"}
+    assert set(db.fetch("SELECT integration_status FROM salons")) == {("active",)}
+    # A later press repeats nothing.
+    again = portal.post("/marketplace/activate", json={"token": token})
+    assert again.status_code == 200 and sorted(market.callbacks) == [111, 222, 333]
+
+
+def test_a_branch_that_fails_is_retried_without_repeating_the_others(portal, partner, db):
+    _, market = partner
+    token = _chain_token(portal, market, (111, 222))
+    _connect_lead(db, 111)
+    market.fail_next_callback.add(222)
+    r = portal.post("/marketplace/activate", json={"token": token})
+    body = r.json()
+    assert (r.status_code, body["code"]) == (502, "PARTIAL_ACTIVATION")
+    assert "1 из 2" in body["message"] and r.headers["retry-after"] == "5"
+    assert [(b["salon_id"], b["success"]) for b in body["branches"]] == [(111, True), (222, False)]
+    assert market.installed[111]["status"] == "active" and market.installed[222]["status"] == "pending"
+    # The page (or the owner) tries again: only the branch still missing is sent.
+    r = portal.post("/marketplace/activate", json={"token": token})
+    assert r.status_code == 200, r.text
+    assert market.callbacks == [111, 222, 222]
+    assert dict(db.fetch("SELECT yclients_salon_id, integration_status FROM salons")) == {111: "active", 222: "active"}
+    # The browser's panel says which, and tries again by itself.
+    market.fail_next_callback.add(222)
+    db.execute("UPDATE salons SET integration_status = 'activation_failed' WHERE yclients_salon_id = 222")
+    market.installed[222]["status"] = "pending"
+    portal.cookies.clear()
+    assert land(portal, PARTNER_TOKEN, 111, market=market, user=OWNER).status_code == 303
+    panel = portal.post("/marketplace/activate", headers={"HX-Request": "true"})
+    assert 'data-state="partial"' in panel.text and "Подключено филиалов: 1 из 2" in panel.text
+    assert 'hx-trigger="load delay:5s"' in panel.text
+
+
+def test_uninstalling_one_branch_keeps_the_shared_whatsapp_and_it_reinstalls_alone(portal, partner, db):
+    _, market = partner
+    token = _chain_token(portal, market, (111, 222))
+    _connect_lead(db, 111)
+    assert portal.post("/marketplace/activate", json={"token": token}).status_code == 200
+    body = {"salon_id": 111, "application_id": APP_ID, "event": "uninstall", "partner_token": PARTNER_TOKEN}
+    # The lead goes: its session still serves branch 222, so it is not queued for cleanup.
+    assert portal.post("/webhook/yclients", json=body).status_code == 200
+    assert db.fetchval("SELECT gateway_cleanup_pending_since FROM salons WHERE yclients_salon_id = 111") is None
+    # Then the last branch goes: now the lead's session may be cleaned up.
+    assert portal.post("/webhook/yclients", json=body | {"salon_id": 222}).status_code == 200
+    assert db.fetchval("SELECT gateway_cleanup_pending_since FROM salons WHERE yclients_salon_id = 111") is not None
+    # Branch 222 is installed again on its own: its own install, its own onboarding.
+    market.uninstall(222)
+    portal.cookies.clear()
+    assert land(portal, PARTNER_TOKEN, 222, market=market, user=OWNER).status_code == 303
+    row = db.fetchrow("SELECT integration_status, install_lead_id FROM salons WHERE yclients_salon_id = 222")
+    assert (row["integration_status"], row["install_lead_id"]) == ("pending_whatsapp", None)

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.activation import activate as activation
+from portal.activation import branches
 from portal.activation.activate import Outcome
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.owner import current_owner, opens
@@ -51,17 +51,23 @@ async def _still_owner(request: Request, claims: OnboardingClaims) -> bool:
     return salon is None or opens(salon, claims)  # no salon: activation says so itself
 
 
-def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId) -> JSONResponse:
+def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId,
+          install: branches.InstallOutcome) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if outcome.retry_after:
         headers["Retry-After"] = str(outcome.retry_after)
+    # A chain's install reports each branch (a single salon's answer stays as it was).
+    each = {"branches": [{"salon_id": b.yclients_salon_id, "success": b.outcome.ok, "code": b.outcome.code}
+                         for b in install.branches]} if install.total > 1 else {}
     if outcome.ok:
-        body: dict[str, Any] = {"success": True, "salon_id": yclients_salon_id, "redirect_url": outcome.redirect_url}
+        body: dict[str, Any] = {"success": True, "salon_id": yclients_salon_id, "redirect_url": outcome.redirect_url,
+                                **each}
         if outcome.already_active:
             body["already_active"] = True
         return JSONResponse(body, headers=headers)
     t = translator(pick_language(request))
-    body = {"success": False, "code": outcome.code, "message": t(outcome.message_key)}
+    body = {"success": False, "code": outcome.code,
+            "message": t(outcome.message_key, done=install.done, total=install.total), **each}
     if outcome.code == "CONCURRENT_ACTIVATION":
         body["error"] = "Activation already in progress"
     if outcome.retry_after:
@@ -76,6 +82,8 @@ def panel_for(outcome: Outcome) -> str:
         return "done"
     if outcome.code == "CONCURRENT_ACTIVATION":
         return "in_progress"
+    if outcome.code == "PARTIAL_ACTIVATION":
+        return "partial"
     if outcome.code == "WHATSAPP_NOT_CONNECTED":
         return "waiting_whatsapp"
     return "error"
@@ -108,13 +116,15 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
     yclients_salon_id = YclientsSalonId(claims.yclients_salon_id)
     if (limited := await over_limit(request, "owner", str(yclients_salon_id), as_json=json_mode)) is not None:
         return limited
-    outcome = await activation.activate(request.state.runtime, yclients_salon_id)
+    install = await branches.activate_install(request.state.runtime, yclients_salon_id)
+    outcome = install.outcome
     if json_mode:
-        return _json(outcome, request, yclients_salon_id)
+        return _json(outcome, request, yclients_salon_id, install)
     if outcome.ok and outcome.redirect_url and not outcome.already_active:
         return redirect(request, outcome.redirect_url)  # the whole page goes to YClients
     context = {"panel": panel_for(outcome), "message_key": outcome.message_key,
-               "retry_after": outcome.retry_after, "back_url": request.state.runtime.settings.marketplace_url}
+               "retry_after": outcome.retry_after, "back_url": request.state.runtime.settings.marketplace_url,
+               "branches_done": install.done, "branches_total": install.total}
     if is_htmx(request):
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
         return render(request, "partials/activation.html", context)

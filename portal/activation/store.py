@@ -12,12 +12,13 @@ from portal.platform.database import Connection
 from portal.platform.locks import activation_lock
 from portal.salons.ids import SalonPk, YclientsSalonId
 
-# The salon and its WhatsApp link as activation checks them. `window_over`: the landing is
+# The salon and its WhatsApp link as activation checks them (a chain's branch: its lead's link,
+# which serves the whole install). `window_over`: the landing is
 # older than the registration window (the owner must start again from the marketplace).
 _SALON_CHECK = """
 SELECT s.id, s.yclients_salon_id, s.integration_status, s.install_generation,
        now() - s.landed_at > make_interval(secs => $2) AS window_over, l.status AS link_status
-FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
+FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = COALESCE(s.install_lead_id, s.id)
 WHERE s.yclients_salon_id = $1
 """
 # The transactional path holds the row until commit, so a webhook or a staff action waits.

@@ -32,6 +32,7 @@ from portal.onboarding import store
 from portal.onboarding.landing import Landing, MarketplaceUser
 from portal.platform.database import Pool
 from portal.salons import event_store as events
+from portal.salons import store as salon_store
 from portal.salons.ids import YclientsSalonId
 from portal.salons.store import Salon
 
@@ -76,6 +77,9 @@ class Admitted:
     salons: tuple[Salon, ...]
     # Per branch, for the timeline: new / returning, and what YClients said.
     notes: tuple[dict[str, object], ...] = field(default=())
+    # The salon whose onboarding (WhatsApp link) serves the install: the first branch of a
+    # chain's landing, or the lead of the install a returning branch belongs to.
+    lead: Salon | None = None
 
 
 class Refused(Exception):
@@ -157,6 +161,16 @@ async def admit(pool: Pool, partner: InstallStatusSource, rules: AdmissionRules,
     if landing.user is None:  # an unsigned landing an operator allowed: nobody to bind
         async with pool.acquire() as conn:
             recorded = [await store.record_unsigned(conn, sid) for sid in landing.yclients_salon_ids]
-        return Admitted(tuple(r.salon for r in recorded), tuple({"new": r.is_new, "signed": False} for r in recorded))
+        return Admitted(tuple(r.salon for r in recorded), tuple({"new": r.is_new, "signed": False} for r in recorded),
+                        recorded[0].salon)
     admitted = [await _admit_branch(pool, partner, rules, sid, landing.user) for sid in landing.yclients_salon_ids]
-    return Admitted(tuple(s for s, _ in admitted), tuple(n for _, n in admitted))
+    salons = tuple(s for s, _ in admitted)
+    async with pool.acquire() as conn:
+        if len(salons) > 1:  # a chain: one install, the first branch leads it
+            await store.group_install(conn, salons[0].pk, [s.pk for s in salons[1:]])
+            lead = await salon_store.by_pk(conn, salons[0].pk)
+        elif salons[0].install_lead_id is not None:  # a branch of a chain comes back alone
+            lead = await salon_store.by_pk(conn, salons[0].install_lead_id)
+        else:
+            lead = salons[0]
+    return Admitted(salons, tuple(n for _, n in admitted), lead or salons[0])

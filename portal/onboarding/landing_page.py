@@ -56,7 +56,7 @@ async def yclients_redirect(request: Request) -> Response:
                                     {**note, "signed": landing.signed, "status": salon.integration_status,
                                      "branches": len(admitted.salons)})
 
-    salon = admitted.salons[0]
+    salon = admitted.lead or admitted.salons[0]  # a chain's owner walks its lead's onboarding
     ttl = settings.onboarding_token_ttl_s
     token = onboarding_token.issue(salon.yclients_salon_id, secret=settings.jwt_secret, ttl_s=ttl,
                                    yclients_user_id=landing.user.id if landing.user else None)

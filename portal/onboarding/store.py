@@ -35,6 +35,7 @@ ON CONFLICT (yclients_salon_id) DO UPDATE SET
     owner_user_id = EXCLUDED.owner_user_id,
     owner_bound_at = now(),
     install_confirmed = EXCLUDED.install_confirmed,
+    install_lead_id = NULL,
     integration_status = CASE
         WHEN salons.integration_status IN ('uninstalled', 'activation_failed')
         THEN 'pending_whatsapp' ELSE salons.integration_status END,
@@ -124,6 +125,15 @@ async def record_unsigned(conn: Connection, yclients_salon_id: YclientsSalonId) 
     row = await conn.fetchrow(_UNSIGNED_UPSERT, yclients_salon_id)
     assert row is not None  # an upsert with RETURNING always returns its row
     return Bound(Salon.from_row(row), bool(row["inserted"]))
+
+
+async def group_install(conn: Connection, lead_pk: SalonPk, branch_pks: list[SalonPk]) -> None:
+    """One install for several branches (a chain's landing): the lead's WhatsApp serves all."""
+    async with conn.transaction():
+        await conn.execute("UPDATE salons SET install_lead_id = NULL WHERE id = $1 AND install_lead_id IS NOT NULL",
+                           lead_pk)
+        await conn.execute("UPDATE salons SET install_lead_id = $1, updated_at = now()"
+                           " WHERE id = ANY($2::bigint[]) AND install_lead_id IS DISTINCT FROM $1", lead_pk, branch_pks)
 
 
 async def hand_over(conn: Connection, salon_pk: SalonPk, new_owner_user_id: int) -> int | None:

@@ -29,6 +29,9 @@ class Salon:
     # The YClients user who started the current install (None: not bound, or an unsigned
     # landing); only they may open the salon (onboarding/admission.py).
     owner_user_id: int | None
+    # A chain's branch: the install's first branch, whose WhatsApp link serves them all
+    # (None: this salon leads its own install).
+    install_lead_id: SalonPk | None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Salon:
@@ -40,6 +43,18 @@ class Salon:
 COLUMNS = ", ".join("id AS pk" if f == "pk" else f for f in Salon.__dataclass_fields__)
 
 _BY_YCLIENTS_ID = f"SELECT {COLUMNS} FROM salons WHERE yclients_salon_id = $1"
+
+
+async def by_pk(conn: Connection, salon_pk: SalonPk) -> Salon | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM salons WHERE id = $1", salon_pk)
+    return Salon.from_row(row) if row else None
+
+
+async def branches(conn: Connection, lead_pk: SalonPk) -> list[Salon]:
+    """An install's salons, its lead first, then the other branches by YClients id."""
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM salons WHERE id = $1 OR install_lead_id = $1"
+                            " ORDER BY install_lead_id NULLS FIRST, yclients_salon_id", lead_pk)
+    return [Salon.from_row(r) for r in rows]
 
 
 async def by_yclients_id(conn: Connection, yclients_salon_id: YclientsSalonId) -> Salon | None:

@@ -15,6 +15,7 @@ def sandbox_routes(market: SandboxMarketplace) -> list:
     return [
         Route("/sandbox/", pages.marketplace),
         Route("/sandbox/install/{salon_id}", pages.install),
+        Route("/sandbox/install-chain", pages.install_chain),
         Route("/sandbox/installed/{salon_id}", pages.installed),
         Route("/sandbox/whatsapp/{salon_id}/scan", pages.simulator_scan, methods=["POST"]),
         Route("/sandbox/whatsapp/{salon_id}/logout", pages.simulator_logout, methods=["POST"]),

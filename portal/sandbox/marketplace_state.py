@@ -69,6 +69,10 @@ class SandboxMarketplace:
         self.hang_s = hang_s
         self.installed: dict[int, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
+        # Salon ids of the install callbacks received, in order (a chain: one per branch).
+        self.callbacks: list[int] = []
+        # Branches whose next callback fails with a 500 (a fault for one branch of a chain).
+        self.fail_next_callback: set[int] = set()
         self.demo_salons: list[dict[str, Any]] = [dict(s) for s in DEMO_SALONS]
         self._fault: str | None = None
 

@@ -32,10 +32,13 @@ def owner_user(salon: dict[str, Any]) -> dict[str, Any]:
 
 
 def signed_landing_query(market: SandboxMarketplace, salon: dict[str, Any],
-                         user: dict[str, Any] | None = None) -> str:
+                         user: dict[str, Any] | None = None, branches: list[int] | None = None) -> str:
     raw = json.dumps(user or owner_user(salon), ensure_ascii=False).encode()
-    return urlencode({"salon_id": salon["id"], "user_data": encode_user_data(raw),
-                      "user_data_sign": sign_user_data(raw, market.partner_token)})
+    # A chain's install names every branch as a repeated salon_ids[], as YClients does.
+    where: list[tuple[str, Any]] = ([("salon_ids[]", b) for b in branches] if branches
+                                    else [("salon_id", salon["id"])])
+    return urlencode([*where, ("user_data", encode_user_data(raw)),
+                      ("user_data_sign", sign_user_data(raw, market.partner_token))])
 
 
 def _salon_or_404(request: Request) -> dict[str, Any] | None:
@@ -84,6 +87,22 @@ async def install(request: Request) -> Response:
     else:
         market.grant(salon["id"])
         query = signed_landing_query(market, salon)
+    return RedirectResponse(f"/auth/yclients/redirect?{query}", status_code=303)
+
+
+# The demo chain: two of the demo salons installed in one go by the first one's owner.
+CHAIN = (500002, 500003)
+
+
+async def install_chain(request: Request) -> Response:
+    """The owner of a chain installs the app for two branches at once: both wait (`pending`),
+    and YClients opens our registration URL once, naming both branches."""
+    market: SandboxMarketplace = request.state.runtime.market
+    for branch in CHAIN:
+        market.grant(branch)
+    lead = market.demo_salon(CHAIN[0])
+    assert lead is not None  # CHAIN names demo salons
+    query = signed_landing_query(market, lead, branches=list(CHAIN))
     return RedirectResponse(f"/auth/yclients/redirect?{query}", status_code=303)
 
 

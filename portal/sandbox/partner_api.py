@@ -135,6 +135,10 @@ def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | Non
     """Finish the install; a 422 if the salon already has the app (any api_key). (What the
     platform answers for a salon where nobody pressed Install is not documented: the sandbox
     installs it, as the partner's own `POST /partner/callback` would.)"""
+    market.callbacks.append(body["salon_id"])
+    if body["salon_id"] in market.fail_next_callback:
+        market.fail_next_callback.discard(body["salon_id"])
+        return _envelope(500, message="Внутренняя ошибка сервера")
     if body["salon_id"] in market.installed and not market.pending(body["salon_id"]):
         return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
     market.install(body["salon_id"], body["api_key"], body["webhook_urls"])

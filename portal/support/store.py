@@ -40,8 +40,10 @@ END"""
 # else: no value ever enters their text (hence the S608 waivers).
 _SALON_ROW = f"""
 SELECT s.id, s.yclients_salon_id, s.name, s.integration_status, s.landed_at, s.activated_at, s.last_error,
-       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation, s.owner_user_id, s.install_confirmed,
-       s.owner_bound_at,
+       s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation, s.owner_user_id, s.install_lead_id,
+       s.install_confirmed, s.owner_bound_at,
+       (SELECT x.yclients_salon_id FROM salons x WHERE x.id = s.install_lead_id) AS lead_yclients_salon_id,
+       (SELECT count(*) FROM salons b WHERE b.install_lead_id = s.id) AS branch_count,
        COALESCE(l.status, 'idle') AS link_status, l.phone, l.last_error AS link_error, l.updated_at AS link_updated_at,
        e.event_type AS last_event, e.created_at AS last_event_at,
        {_ATTENTION} AS attention
@@ -121,6 +123,9 @@ def _salon_dict(row: asyncpg.Record) -> dict[str, Any]:
         "last_event": row["last_event"], "last_event_at": row["last_event_at"],
         "last_error": row["last_error"] or row["link_error"], "attention": row["attention"],
         "api_key_set": row["api_key_set"],  # whether, never what: no part of the key is shown
+        # A chain's install: the branch that leads it (this one is a branch), or how many
+        # branches this one leads.
+        "lead_yclients_salon_id": row["lead_yclients_salon_id"], "branch_count": row["branch_count"],
     }
 
 
@@ -139,6 +144,10 @@ async def salon_detail(pool: Pool, yclients_salon_id: YclientsSalonId) -> dict[s
         if row is None:
             return None
         timeline = await events.for_salon(conn, SalonPk(row["id"]), limit=100)
+        install = await conn.fetch(
+            "SELECT yclients_salon_id, name, integration_status FROM salons"
+            " WHERE id = COALESCE($2::bigint, $1::bigint) OR install_lead_id = COALESCE($2::bigint, $1::bigint)"
+            " ORDER BY install_lead_id NULLS FIRST, yclients_salon_id", row["id"], row["install_lead_id"])
         users = await conn.fetch(
             "SELECT yclients_user_id, name, last_landed_at FROM marketplace_users WHERE salon_id = $1"
             " ORDER BY last_landed_at DESC LIMIT 20", row["id"])
@@ -148,6 +157,7 @@ async def salon_detail(pool: Pool, yclients_salon_id: YclientsSalonId) -> dict[s
                                "owner_user_id": row["owner_user_id"], "owner_bound_at": row["owner_bound_at"],
                                "install_confirmed": row["install_confirmed"],
                                "users": [dict(u) for u in users],
+                               "install_branches": [dict(b) for b in install] if len(install) > 1 else [],
                                "events": timeline}
 
 
@@ -155,9 +165,15 @@ async def overview(pool: Pool) -> dict[str, Any]:
     async with pool.acquire() as conn:
         counts = {r["integration_status"]: r["n"] for r in await conn.fetch(
             "SELECT integration_status, count(*) AS n FROM salons GROUP BY 1")}
+        # A chain's install is one install of several branches (salons).
+        installs = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE install_lead_id IS NULL) AS installs, count(*) AS branches,"
+            " count(*) FILTER (WHERE install_lead_id IS NULL AND integration_status = 'active') AS active_installs,"
+            " count(*) FILTER (WHERE integration_status = 'active') AS active_branches"
+            " FROM salons WHERE integration_status <> 'uninstalled'")
         funnel = {period: dict(await conn.fetchrow(_FUNNEL, period) or {}) for period in ("today", "week")}
         attention = await conn.fetch(_NEEDING_ATTENTION)
-    return {"counts": {s: counts.get(s, 0) for s in STATUSES}, "funnel": funnel,
+    return {"counts": {s: counts.get(s, 0) for s in STATUSES}, "funnel": funnel, "installs": dict(installs or {}),
             "attention": [_salon_dict(r) for r in attention]}
 
 

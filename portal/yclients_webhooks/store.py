@@ -75,13 +75,28 @@ async def claim(pool: Pool, delivery_id: int, lease_s: float) -> Claim | None:
                  row["install_generation"], row["attempts"])
 
 
+# A chain's branches share their lead's WhatsApp session: it is cleaned up only once the lead
+# and every branch of the install are uninstalled (a branch has no session of its own).
+_LIVE_BRANCHES = ("EXISTS (SELECT 1 FROM salons b"
+                  " WHERE b.install_lead_id = {lead} AND b.integration_status <> 'uninstalled')")
+
+
 async def mark_uninstalled(conn: Connection, yclients_salon_id: YclientsSalonId) -> SalonPk | None:
     """Uninstalled: the key is forgotten and the gateway session queued for cleanup."""
-    salon_pk: SalonPk | None = await conn.fetchval(
-        """UPDATE salons SET integration_status = 'uninstalled', api_key_hash = NULL,
-                   api_key_prefix = NULL, gateway_cleanup_pending_since = now(), updated_at = now()
-               WHERE yclients_salon_id = $1 RETURNING id""", yclients_salon_id)
-    return salon_pk
+    row = await conn.fetchrow(
+        f"""UPDATE salons s SET integration_status = 'uninstalled', api_key_hash = NULL, api_key_prefix = NULL,
+                   gateway_cleanup_pending_since = CASE WHEN s.install_lead_id IS NOT NULL
+                       OR {_LIVE_BRANCHES.format(lead="s.id")} THEN NULL ELSE now() END,
+                   updated_at = now()
+               WHERE yclients_salon_id = $1 RETURNING id, install_lead_id""", yclients_salon_id)
+    if row is None:
+        return None
+    if row["install_lead_id"] is not None:  # the last branch gone: the lead's session may go too
+        await conn.execute(
+            f"""UPDATE salons SET gateway_cleanup_pending_since = now()
+                WHERE id = $1 AND integration_status = 'uninstalled' AND gateway_cleanup_pending_since IS NULL
+                  AND NOT {_LIVE_BRANCHES.format(lead="$1")}""", row["install_lead_id"])
+    return SalonPk(row["id"])
 
 
 async def mark_frozen(conn: Connection, yclients_salon_id: YclientsSalonId) -> SalonPk | None:
