@@ -175,16 +175,30 @@ def _confirm(request: Request, detail: dict[str, Any], action: str, error: str |
                  status_code=422 if error else 200)
 
 
-@staff_only
-async def salon_action(request: Request) -> Response:
+async def _action_target(request: Request) -> tuple[YclientsSalonId, str, dict[str, Any]] | None:
     yclients_salon_id, action = yclients_salon_id_of(request), request.path_params["action"]
     if yclients_salon_id is None or action not in ACTIONS:
-        return _page(request, "admin/not_found.html", {}, status_code=404)
+        return None
     detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id)
-    if detail is None:
+    return (yclients_salon_id, action, detail) if detail is not None else None
+
+
+@staff_only
+async def confirm_salon_action(request: Request) -> Response:
+    """GET (and the HEAD Starlette adds to it): the question only, never the action."""
+    target = await _action_target(request)
+    if target is None:
         return _page(request, "admin/not_found.html", {}, status_code=404)
-    if request.method == "GET":
-        return _confirm(request, detail, action)
+    return _confirm(request, target[2], target[1])
+
+
+@staff_only
+async def salon_action(request: Request) -> Response:
+    """POST only: the route admits no other method."""
+    target = await _action_target(request)
+    if target is None:
+        return _page(request, "admin/not_found.html", {}, status_code=404)
+    yclients_salon_id, action, detail = target
     reason = support_actions.clean_reason((await request.form()).get("reason")) or ""
     if action == "disconnect" and not reason:
         return _confirm(request, detail, action, error=_t(request)("admin.reason_required"))
