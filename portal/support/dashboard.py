@@ -27,7 +27,7 @@ from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import labeler, translator
-from portal.web.rate_limits import client_key, name_key
+from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
 from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
 from portal.whatsapp import session_name
@@ -100,12 +100,10 @@ async def login(request: Request) -> Response:
     username, password = str(form.get("username") or "")[:100], str(form.get("password") or "")[:200]
     runtime = request.state.runtime
     limits = staff.login_limits(client_key(request), name_key(username))
-    for scope, key in limits:
-        decision = await runtime.rate_limits.peek(scope, key)
-        if not decision.allowed:
-            await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
-            return render(request, "admin/login.html", {"error": _t(request)("admin.login_limited")},
-                          status_code=429, headers=decision.headers())
+    if (decision := await _login_refused(runtime.rate_limits, limits)) is not None:
+        await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
+        return render(request, "admin/login.html", {"error": _t(request)("admin.login_limited")},
+                      status_code=429, headers=decision.headers())
     # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
     ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
     if not ok:
@@ -117,6 +115,25 @@ async def login(request: Request) -> Response:
     staff.sign_in(response, runtime.settings, username)
     await audit.record_alone(runtime.pool, f"staff:{username}", "login", None, "ok")
     return response
+
+
+async def _login_refused(rate_limits: RateLimits, limits: tuple[tuple[str, str], ...]) -> Decision | None:
+    """The refusing decision, or None: the password is to be checked. The client's own limits
+    refuse outright. The per-user ceiling counts failures from everywhere, so refusing every
+    client past it would let guessers lock the real person out: past it, a client that
+    already failed at this name waits, and one that has not (the real person, elsewhere) is
+    checked; each guessing address then gets one guess per window instead of several."""
+    own: Decision | None = None
+    for scope, key in limits:
+        decision = await rate_limits.peek(scope, key)
+        if scope != staff.USER_CEILING:
+            if not decision.allowed:
+                return decision
+            if scope == "login_user_client":
+                own = decision
+        elif not decision.allowed and own is not None and own.remaining < own.limit:
+            return decision
+    return None
 
 
 async def logout(request: Request) -> Response:
