@@ -83,7 +83,7 @@ def code_from_phone(client) -> str:
 
 
 def send_code(client, action: str = "relink") -> str:
-    r = client.post("/salon/code", data={"action": action}, follow_redirects=False)
+    r = client.post("/salon/code", data={"purpose": action}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/salon/{action}", r.text
     return code_from_phone(client)
 
@@ -158,7 +158,7 @@ def test_the_owners_disconnect_asks_first_then_logs_out_and_is_recorded(portal, 
     client, settings = portal
     active_salon(client, settings, partner[1])
     confirm = client.get("/salon/disconnect", headers=EN)
-    assert confirm.status_code == 200 and 'action="/salon/code"' in confirm.text and 'value="disconnect"' in confirm.text
+    assert confirm.status_code == 200 and 'action="/salon/code"' in confirm.text and 'name="purpose" value="disconnect"' in confirm.text
     assert "Disconnect WhatsApp?" in confirm.text and db.fetchval("SELECT status FROM whatsapp_links") == "connected"
     fragment = client.get("/salon/disconnect", headers={**HX, **EN})
     assert fragment.text.lstrip().startswith('<div class="confirm"')  # in place, no page around it
@@ -289,6 +289,8 @@ def test_the_code_goes_through_the_salons_own_whatsapp_and_opens_the_relink(port
     [message] = simulator(client).sent_texts(f"salon-{SALON}")
     assert message.to == "79000000001" and code in message.text  # the salon's own number
     assert events(db, "phone_confirmation_sent") == [{"to": "+7 ••• •••-••-01"}]
+    inbox = client.get("/sandbox/").text  # the sandbox's phone shows what it received
+    assert f'data-testid="phone-message-{SALON}">{code} ' in inbox
     step = client.get("/salon/relink", headers=EN).text
     assert "We sent a code to WhatsApp +7 ••• •••-••-01" in step and 'data-testid="code-input"' in step
     assert code not in step and code not in str(db.fetch("SELECT * FROM phone_confirmations"))  # a hash only
@@ -335,7 +337,7 @@ def test_a_new_code_waits_a_minute_and_replaces_the_old_one(portal, partner, db)
     client, settings = portal
     active_salon(client, settings, partner[1])
     first = send_code(client)
-    again = client.post("/salon/code", data={"action": "relink"}, headers=EN, follow_redirects=False)
+    again = client.post("/salon/code", data={"purpose": "relink"}, headers=EN, follow_redirects=False)
     assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1 and "a moment ago" in again.text
     assert len(simulator(client).sent_texts(f"salon-{SALON}")) == 1
     db.execute("UPDATE phone_confirmations SET sent_at = now() - interval '61 seconds'")
@@ -352,7 +354,7 @@ def test_a_gateway_that_cannot_send_leaves_no_code_pending(portal, partner, db):
     client, settings = portal
     active_salon(client, settings, partner[1])
     simulator(client).set_fault("down")
-    r = client.post("/salon/code", data={"action": "relink"}, headers=EN, follow_redirects=False)
+    r = client.post("/salon/code", data={"purpose": "relink"}, headers=EN, follow_redirects=False)
     assert r.status_code == 503 and "could not send the code" in r.text
     assert db.count("phone_confirmations") == 0
     simulator(client).set_fault(None)

@@ -114,8 +114,8 @@ async def send_code(request: Request) -> Response:
     salon = await _active_salon(request)
     if salon is None:
         return _not_for_this_salon(request)
-    form = await request.form()
-    action = form.get("action")
+    # (The field is not called "action": in a form, that name would shadow `form.action`.)
+    action = (await request.form()).get("purpose")
     if action not in ACTIONS:
         action = "relink"
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
