@@ -44,7 +44,8 @@ ACTIONS = {
     "retry": ("Mark activation for retry",
               "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
     "erase": ("Erase personal data",
-              "Erases the owner's name, phone and e-mail and the WhatsApp number now. This cannot be undone."),
+              "Erases the owner's name, phone and e-mail and the WhatsApp number now, and logs a linked "
+              "WhatsApp session out (else the gateway would report the number again). This cannot be undone."),
     "release_links": ("Let the marketplace link work again",
                       "Forgets the YClients links this salon was opened with, so the owner can arrive with the "
                       "same link again (YClients may send the very same link after a reinstall)."),
