@@ -392,3 +392,32 @@ def test_a_lost_link_relinks_without_a_code(portal, partner, db):
     r = client.post("/salon/relink", headers=HX)
     assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text
     assert simulator(client).sent_texts(f"salon-{SALON}") == []
+
+
+def test_with_waha_no_logout_leaves_without_the_code_and_the_code_comes_by_send_text(make_settings, db):
+    from tests.support.fake_waha import create_fake_waha
+    from tests.support.servers import serve
+    from tests.test_safe_methods import PHONE, active_and_connected
+
+    app, waha = create_fake_waha("waha-key")
+    waha.status_on_start = "SCAN_QR_CODE"
+    with serve(app) as waha_url, partner_server() as (partner_url, market):
+        settings = make_settings(
+            SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=partner_url,
+            YCLIENTS_APP_ID=str(APP_ID), WHATSAPP_GATEWAY="waha", WAHA_URL=waha_url, WAHA_API_KEY="waha-key",
+            WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="3600")
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+            active_and_connected(client, settings, waha, market)
+            for action in ("relink", "disconnect"):
+                for data in ({}, {"code": "000000"}):
+                    assert client.post(f"/salon/{action}", data=data, follow_redirects=False).status_code == 422
+            assert not [p for p in waha.paths() if p.endswith(("/logout", "/stop", "/restart")) or "DELETE" in p]
+            assert db.fetchval("SELECT status FROM whatsapp_links") == "connected"
+
+            assert client.post("/salon/code", data={"purpose": "relink"}, follow_redirects=False).status_code == 303
+            [(session, chat_id, text)] = waha.sent_texts
+            assert (session, chat_id) == (f"salon-{SALON}", f"{PHONE}@c.us")  # its own session, its own number
+            code = re.search(r"\b\d{6}\b", text).group(0)
+            r = client.post("/salon/relink", data={"code": code}, headers=HX)
+            assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text
+            assert f"POST /api/sessions/salon-{SALON}/logout" in waha.paths()
