@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class Protected:
 
     @property
     def sent_to(self) -> str:
-        return mask_phone(self.phone) or "WhatsApp"
+        return mask_phone(self.phone) or "•••"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,6 @@ class Step:
     sent_to: str  # the masked number the code goes (or went) to
     code_pending: bool  # a code was sent and may still be typed
     resend_in: int  # whole seconds until a new code may be sent (0: now)
-    tries_left: int
 
 
 class Sent(StrEnum):
@@ -98,10 +98,9 @@ async def step(runtime: Runtime, salon: Salon, target: Protected) -> Step:
     async with runtime.pool.acquire() as conn:
         pending = await store.pending(conn, salon.pk, RESEND_AFTER_S)
     if pending is None:
-        return Step(target.sent_to, False, 0, MAX_ATTEMPTS)
+        return Step(target.sent_to, False, 0)
     usable = pending.expires_in > 0 and pending.attempts < MAX_ATTEMPTS
-    return Step(pending.sent_to if usable else target.sent_to, usable, max(0, round(pending.resend_in + 0.49)),
-                MAX_ATTEMPTS - pending.attempts)
+    return Step(pending.sent_to if usable else target.sent_to, usable, max(0, math.ceil(pending.resend_in)))
 
 
 async def send_code(runtime: Runtime, salon: Salon, message: Callable[[str], str]) -> Sent:
