@@ -150,7 +150,9 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/admin", dashboard.overview),
         Route("/admin/salons", dashboard.salons),
         Route("/admin/salons/{salon_id}", dashboard.salon),
-        Route("/admin/salons/{salon_id}/{action}", dashboard.salon_action, methods=["GET", "POST"]),
+        # GET (and so HEAD) asks, POST acts: each method its own handler.
+        Route("/admin/salons/{salon_id}/{action}", dashboard.confirm_salon_action, methods=["GET"]),
+        Route("/admin/salons/{salon_id}/{action}", dashboard.salon_action, methods=["POST"]),
         Route("/admin/system", dashboard.system),
         Route("/admin/system/breaker", dashboard.breaker_action, methods=["POST"]),
         Route("/admin/audit", dashboard.audit_page),

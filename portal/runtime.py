@@ -105,10 +105,14 @@ def build_gateway(settings: Settings) -> WhatsAppGateway:
 
 
 def build_rate_limits(settings: Settings) -> RateLimits:
+    # One scope per endpoint family, so that no family's traffic can use up another's: forged
+    # gateway webhooks cannot 429 YClients' deliveries, wrong API keys cannot lock the staff
+    # sign-in. Families that share a setting still count apart.
     return RateLimits(redis_url=settings.redis_url, limits={
         "admin": settings.admin_rate_limit, "login_client": settings.login_rate_limit,
+        "api_key_client": settings.login_rate_limit,
         "login_user": settings.login_user_rate_limit, "owner": settings.owner_rate_limit,
-        "webhook": settings.webhook_rate_limit,
+        "webhook_whatsapp": settings.webhook_rate_limit, "webhook_yclients": settings.webhook_rate_limit,
         "login_user_client": settings.login_user_client_rate_limit, "landing": settings.landing_rate_limit,
     })
 

@@ -79,3 +79,70 @@ def test_staff_erase_personal_data_at_once_in_two_steps_and_audited(make_setting
         assert db.fetchval("SELECT result FROM admin_audit_log WHERE action = 'erase_personal_data'") == "ok"
         assert db.fetchval("SELECT personal_data_erased_at IS NOT NULL FROM salons WHERE id = $1", pk)
         no_values_in_the_trail(db)
+
+
+def test_an_erased_number_stays_erased_while_whatsapp_was_linked(make_settings, db):
+    """The erase logs the linked session out first: neither the owner's polls nor the gateway's
+    events (a replayed one claiming the number, too) bring the number back."""
+    from urllib.parse import unquote_plus
+
+    from tests.support.fake_waha import create_fake_waha
+    from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
+    from tests.support.servers import serve
+    from tests.test_safe_methods import PHONE, SALON, active_and_connected
+
+    app, waha = create_fake_waha("waha-key")
+    waha.status_on_start = "SCAN_QR_CODE"
+    with serve(app) as waha_url, partner_server() as (partner_url, market):
+        settings = make_settings(
+            **staff_env(), SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=partner_url,
+            YCLIENTS_APP_ID=str(APP_ID), WHATSAPP_GATEWAY="waha", WAHA_URL=waha_url, WAHA_API_KEY="waha-key",
+            WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="0.1")
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+            active_and_connected(c, settings, waha, market)
+            replay = waha.webhook_delivery(f"salon-{SALON}")  # WORKING, me: the number
+            assert db.fetchval("SELECT phone FROM whatsapp_links") == PHONE
+            sign_in(c)
+            done = c.post(f"/admin/salons/{SALON}/erase", data={"reason": "the owner asked"}, follow_redirects=False)
+            assert done.status_code == 303
+            assert "logged out at the gateway" in unquote_plus(done.headers["location"])  # the dashboard says which
+            assert f"POST /api/sessions/salon-{SALON}/logout" in waha.paths()
+            for _, body, headers in replay:  # the event from before, delivered (again) now
+                assert c.post("/webhook/whatsapp", content=body, headers=headers).status_code == 200
+            for _ in range(5):  # the owner's page keeps looking at the gateway
+                c.get("/onboarding/whatsapp/status", headers={"HX-Request": "true"})
+                time.sleep(0.12)
+            link = db.fetchrow("SELECT status, phone, connected_phone FROM whatsapp_links")
+            assert (link["phone"], link["connected_phone"]) == (None, None) and link["status"] != "connected"
+            assert db.fetchval("SELECT name FROM marketplace_users") is None
+            erased = db.fetchval("SELECT payload FROM marketplace_events WHERE event_type = 'personal_data_erased'")
+            assert '"whatsapp": "logged_out"' in erased
+            no_values_in_the_trail(db)
+
+
+def test_an_erase_the_gateway_cannot_log_out_erases_nothing_and_says_so(make_settings, db):
+    from urllib.parse import unquote_plus
+
+    from tests.support.fake_waha import create_fake_waha
+    from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
+    from tests.support.servers import serve
+    from tests.test_safe_methods import PHONE, SALON, active_and_connected
+
+    app, waha = create_fake_waha("waha-key")
+    waha.status_on_start = "SCAN_QR_CODE"
+    with serve(app) as waha_url, partner_server() as (partner_url, market):
+        settings = make_settings(
+            **staff_env(), SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=partner_url,
+            YCLIENTS_APP_ID=str(APP_ID), WHATSAPP_GATEWAY="waha", WAHA_URL=waha_url, WAHA_API_KEY="waha-key",
+            WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="3600")
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+            active_and_connected(c, settings, waha, market)
+            sign_in(c)
+            waha.fail_with = 500
+            done = c.post(f"/admin/salons/{SALON}/erase", data={"reason": "the owner asked"}, follow_redirects=False)
+            waha.fail_with = None
+            assert done.status_code == 303 and "Nothing was erased" in unquote_plus(done.headers["location"])
+            assert db.fetchval("SELECT phone FROM whatsapp_links") == PHONE
+            assert db.fetchval("SELECT name FROM marketplace_users") is not None
+            assert db.fetchval("SELECT result FROM admin_audit_log WHERE action = 'erase_personal_data'").startswith(
+                "error: gateway")

@@ -4,6 +4,7 @@ and a fake YClients partner server over HTTP (it counts the activation calls).""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 
@@ -70,6 +71,21 @@ def active_salon(client, settings, market, phone="79000000001") -> None:
     connect(client, phone)
     r = client.post("/marketplace/activate", follow_redirects=False)
     assert r.status_code == 303 and install_calls(market) == 1
+
+
+def code_from_phone(client) -> str:
+    """The code as the salon's phone received it (the simulator keeps what sessions send)."""
+    sent = simulator(client).sent_texts(f"salon-{SALON}")
+    assert sent, "no message reached the phone"
+    found = re.search(r"\b\d{6}\b", sent[0].text)
+    assert found, sent[0].text
+    return found.group(0)
+
+
+def send_code(client, action: str = "relink") -> str:
+    r = client.post("/salon/code", data={"purpose": action}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/salon/{action}", r.text
+    return code_from_phone(client)
 
 
 def events(db, event_type: str) -> list[dict]:
@@ -142,11 +158,12 @@ def test_the_owners_disconnect_asks_first_then_logs_out_and_is_recorded(portal, 
     client, settings = portal
     active_salon(client, settings, partner[1])
     confirm = client.get("/salon/disconnect", headers=EN)
-    assert confirm.status_code == 200 and 'action="/salon/disconnect"' in confirm.text
+    assert confirm.status_code == 200 and 'action="/salon/code"' in confirm.text and 'name="purpose" value="disconnect"' in confirm.text
     assert "Disconnect WhatsApp?" in confirm.text and db.fetchval("SELECT status FROM whatsapp_links") == "connected"
     fragment = client.get("/salon/disconnect", headers={**HX, **EN})
     assert fragment.text.lstrip().startswith('<div class="confirm"')  # in place, no page around it
-    done = client.post("/salon/disconnect", follow_redirects=False)
+    code = send_code(client, "disconnect")
+    done = client.post("/salon/disconnect", data={"code": code}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/salon"
     assert db.fetchval("SELECT status FROM whatsapp_links") == "logged_out"
     state = client.portal.call(simulator(client).get_state, f"salon-{SALON}")
@@ -162,8 +179,8 @@ def test_the_owners_disconnect_asks_first_then_logs_out_and_is_recorded(portal, 
 def test_the_owners_relink_shows_a_new_qr_in_place(portal, partner, db):
     client, settings = portal
     active_salon(client, settings, partner[1])
-    assert 'action="/salon/relink"' in client.get("/salon/relink").text
-    r = client.post("/salon/relink", headers=HX)
+    assert 'action="/salon/code"' in client.get("/salon/relink").text
+    r = client.post("/salon/relink", data={"code": send_code(client)}, headers=HX)
     assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text and "<svg" in r.text
     assert 'id="salon-summary"' in r.text and 'hx-swap-oob="true"' in r.text
     assert events(db, "whatsapp_disconnected")[0]["relink"] is True
@@ -231,3 +248,176 @@ def test_erasing_personal_data_forgets_the_last_connected_number_too(portal, par
 
     assert run(erase()) is False
     assert db.fetchval("SELECT connected_phone FROM whatsapp_links") is None
+
+
+# --- changing a working link needs the working phone -------------------------------------
+
+
+def link_untouched(client, db) -> None:
+    assert db.fetchval("SELECT status FROM whatsapp_links") == "connected"
+    state = client.portal.call(simulator(client).get_state, f"salon-{SALON}")
+    assert state.status is LinkStatus.CONNECTED  # no logout reached the gateway
+    assert events(db, "whatsapp_disconnected") == [] and events(db, "whatsapp_lost") == []
+
+
+@pytest.mark.parametrize("action", ["relink", "disconnect"])
+def test_changing_a_connected_link_without_the_code_changes_nothing(portal, partner, db, action):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    step = client.get(f"/salon/{action}", headers=EN).text
+    assert 'data-testid="code-needed"' in step and "+7 ••• •••-••-01" in step
+    assert simulator(client).sent_texts(f"salon-{SALON}") == []  # showing the step sends nothing
+    for data, sentence in (({}, "Type the code we sent"), ({"code": "123456"}, "no longer works")):  # none sent
+        r = client.post(f"/salon/{action}", data=data, headers=EN, follow_redirects=False)
+        assert r.status_code == 422 and sentence in r.text, r.text
+        link_untouched(client, db)
+    code = send_code(client, action)
+    wrong = "1" * 6 if code != "1" * 6 else "2" * 6
+    for data in ({"code": wrong}, {"code": "x" * 5000}, {"code": code + "1"}):
+        r = client.post(f"/salon/{action}", data=data, headers=EN, follow_redirects=False)
+        assert r.status_code == 422 and "This code is not right" in r.text and "Nothing was changed" in r.text
+        link_untouched(client, db)
+    r = client.post(f"/salon/{action}", data={"code": wrong}, follow_redirects=False)  # in Russian
+    assert r.status_code == 422 and "Код неверный" in r.text
+    link_untouched(client, db)
+
+
+def test_the_code_goes_through_the_salons_own_whatsapp_and_opens_the_relink(portal, partner, db):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    code = send_code(client)
+    [message] = simulator(client).sent_texts(f"salon-{SALON}")
+    assert message.to == "79000000001" and code in message.text  # the salon's own number
+    assert events(db, "phone_confirmation_sent") == [{"to": "+7 ••• •••-••-01"}]
+    inbox = client.get("/sandbox/").text  # the sandbox's phone shows what it received
+    assert f'data-testid="phone-message-{SALON}">{code} ' in inbox
+    step = client.get("/salon/relink", headers=EN).text
+    assert "We sent a code to WhatsApp +7 ••• •••-••-01" in step and 'data-testid="code-input"' in step
+    assert code not in step and code not in str(db.fetch("SELECT * FROM phone_confirmations"))  # a hash only
+    r = client.post("/salon/relink", data={"code": f" {code[:3]} {code[3:]} "}, headers={**HX, **EN})
+    assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text and "<svg" in r.text
+    assert events(db, "whatsapp_disconnected")[0]["relink"] is True
+    assert db.count("phone_confirmations") == 0  # used up
+
+
+def test_a_wrong_code_over_htmx_goes_back_into_the_step(portal, partner, db):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    code = send_code(client, "disconnect")
+    wrong = "1" * 6 if code != "1" * 6 else "2" * 6
+    r = client.post("/salon/disconnect", data={"code": wrong}, headers={**HX, **EN})
+    assert r.status_code == 422 and r.headers["hx-retarget"] == "#salon-confirm"
+    assert r.text.lstrip().startswith('<div class="confirm"') and "This code is not right" in r.text
+    link_untouched(client, db)
+    assert client.post("/salon/disconnect", data={"code": code}, follow_redirects=False).status_code == 303
+    assert db.fetchval("SELECT status FROM whatsapp_links") == "logged_out"
+
+
+def test_a_code_expires_and_wears_out_after_five_wrong_tries(portal, partner, db):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    code = send_code(client)
+    db.execute("UPDATE phone_confirmations SET expires_at = now() - interval '1 second'")
+    r = client.post("/salon/relink", data={"code": code}, headers=EN, follow_redirects=False)
+    assert r.status_code == 422 and "no longer works" in r.text
+    link_untouched(client, db)
+
+    db.execute("UPDATE phone_confirmations SET sent_at = now() - interval '61 seconds'")  # past the pause
+    simulator(client)._sent.clear()
+    code = send_code(client)
+    wrong = "1" * 6 if code != "1" * 6 else "2" * 6
+    for _ in range(5):
+        assert client.post("/salon/relink", data={"code": wrong}, follow_redirects=False).status_code == 422
+    r = client.post("/salon/relink", data={"code": code}, headers=EN, follow_redirects=False)
+    assert r.status_code == 422 and "no longer works" in r.text  # even the right one, now
+    link_untouched(client, db)
+
+
+def test_a_new_code_waits_a_minute_and_replaces_the_old_one(portal, partner, db):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    first = send_code(client)
+    again = client.post("/salon/code", data={"purpose": "relink"}, headers=EN, follow_redirects=False)
+    assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1 and "a moment ago" in again.text
+    assert len(simulator(client).sent_texts(f"salon-{SALON}")) == 1
+    db.execute("UPDATE phone_confirmations SET sent_at = now() - interval '61 seconds'")
+    second = send_code(client)  # the newest message
+    assert db.count("phone_confirmations") == 1  # one pending code per salon
+    if first != second:
+        r = client.post("/salon/relink", data={"code": first}, follow_redirects=False)
+        assert r.status_code == 422
+        link_untouched(client, db)
+    assert client.post("/salon/relink", data={"code": second}, follow_redirects=False).status_code == 303
+
+
+def test_a_gateway_that_cannot_send_leaves_no_code_pending(portal, partner, db):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    simulator(client).set_fault("down")
+    r = client.post("/salon/code", data={"purpose": "relink"}, headers=EN, follow_redirects=False)
+    assert r.status_code == 503 and "could not send the code" in r.text
+    assert db.count("phone_confirmations") == 0
+    simulator(client).set_fault(None)
+    send_code(client)  # at once: no pause after a failed send
+    link_untouched(client, db)
+
+
+def test_a_right_code_is_used_once_under_concurrency(portal, partner, db):
+    import asyncio
+
+    from portal.salons import store as salons
+    from portal.salons.ids import YclientsSalonId
+    from portal.whatsapp import phone_confirmation
+
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    code = send_code(client)
+    runtime = client.app_state["runtime"]
+
+    async def twice():
+        async with runtime.pool.acquire() as conn:
+            salon = await salons.by_yclients_id(conn, YclientsSalonId(SALON))
+        return await asyncio.gather(*(phone_confirmation.check_code(runtime, salon, code) for _ in range(2)))
+
+    outcomes = client.portal.call(twice)
+    assert sorted(outcomes) == [phone_confirmation.Checked.CONFIRMED, phone_confirmation.Checked.EXPIRED]
+
+
+def test_a_lost_link_relinks_without_a_code(portal, partner, db):
+    client, settings = portal
+    active_salon(client, settings, partner[1])
+    client.post(f"/sandbox/whatsapp/{SALON}/logout")
+    poll_until(client, "logged_out")
+    assert 'data-testid="confirm-relink-yes"' in client.get("/salon/relink").text  # no code asked
+    r = client.post("/salon/relink", headers=HX)
+    assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text
+    assert simulator(client).sent_texts(f"salon-{SALON}") == []
+
+
+def test_with_waha_no_logout_leaves_without_the_code_and_the_code_comes_by_send_text(make_settings, db):
+    from tests.support.fake_waha import create_fake_waha
+    from tests.support.servers import serve
+    from tests.test_safe_methods import PHONE, active_and_connected
+
+    app, waha = create_fake_waha("waha-key")
+    waha.status_on_start = "SCAN_QR_CODE"
+    with serve(app) as waha_url, partner_server() as (partner_url, market):
+        settings = make_settings(
+            SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=partner_url,
+            YCLIENTS_APP_ID=str(APP_ID), WHATSAPP_GATEWAY="waha", WAHA_URL=waha_url, WAHA_API_KEY="waha-key",
+            WAHA_WEBHOOK_HMAC_KEY="hook-key", WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="3600")
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+            active_and_connected(client, settings, waha, market)
+            for action in ("relink", "disconnect"):
+                for data in ({}, {"code": "000000"}):
+                    assert client.post(f"/salon/{action}", data=data, follow_redirects=False).status_code == 422
+            assert not [p for p in waha.paths() if p.endswith(("/logout", "/stop", "/restart")) or "DELETE" in p]
+            assert db.fetchval("SELECT status FROM whatsapp_links") == "connected"
+
+            assert client.post("/salon/code", data={"purpose": "relink"}, follow_redirects=False).status_code == 303
+            [(session, chat_id, text)] = waha.sent_texts
+            assert (session, chat_id) == (f"salon-{SALON}", f"{PHONE}@c.us")  # its own session, its own number
+            code = re.search(r"\b\d{6}\b", text).group(0)
+            r = client.post("/salon/relink", data={"code": code}, headers=HX)
+            assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text
+            assert f"POST /api/sessions/salon-{SALON}/logout" in waha.paths()

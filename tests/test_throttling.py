@@ -113,12 +113,62 @@ def test_wrong_passwords_from_one_client_do_not_lock_the_real_person_out(make_se
                           follow_redirects=False).status_code == 303
 
 
-def test_a_guess_spread_over_many_clients_meets_the_per_user_ceiling(make_settings):
+def test_past_the_per_user_ceiling_each_guessing_client_waits_and_a_clean_one_is_checked(make_settings):
     settings = make_settings(**staff_env(), LOGIN_USER_RATE_LIMIT="4/hour")
     with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
-        codes = [c.post("/admin/login", data={"username": USERNAME, "password": "guess"},
-                        headers={"X-Test-Peer": f"203.0.113.{i}"}).status_code for i in range(5)]
-        assert codes == [401] * 4 + [429]
+        def attempt(peer: str, password: str = "guess") -> int:
+            return c.post("/admin/login", data={"username": USERNAME, "password": password},
+                          headers={"X-Test-Peer": peer}, follow_redirects=False).status_code
+
+        assert [attempt(f"203.0.113.{i}") for i in range(4)] == [401] * 4  # the ceiling is reached
+        assert attempt("203.0.113.0") == 429  # a client that failed at this name waits ...
+        assert attempt("203.0.113.0", PASSWORD) == 429  # ... even with the right password
+        assert [attempt("203.0.113.50"), attempt("203.0.113.50")] == [401, 429]  # one guess per new client
+        assert attempt("198.51.100.7", PASSWORD) == 303  # the real person, elsewhere, gets in
+
+
+def test_a_distributed_guess_does_not_lock_the_real_staff_member_out(make_settings, db):
+    """320 wrong passwords from 40 addresses (the defaults: 10/minute per client, 5/minute per
+    user name and client, 100/hour per user name)."""
+    settings = make_settings(**staff_env())
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        guessers = [f"203.0.113.{i}" for i in range(40)]
+        codes = [c.post("/admin/login", data={"username": USERNAME, "password": f"guess-{n}"},
+                        headers={"X-Test-Peer": peer}).status_code
+                 for n in range(8) for peer in guessers]
+        assert len(codes) == 320 and set(codes) == {401, 429}
+        assert codes.count(401) == 100  # checked up to the per-user ceiling, then refused unchecked
+        r = c.post("/admin/login", data={"username": USERNAME, "password": PASSWORD},
+                   headers={"X-Test-Peer": "198.51.100.7"}, follow_redirects=False)
+        assert r.status_code == 303 and "portal_admin" in r.headers["set-cookie"]
+        for peer in guessers:  # the guessers' clients stay limited, the right password or not
+            assert c.post("/admin/login", data={"username": USERNAME, "password": PASSWORD},
+                          headers={"X-Test-Peer": peer}, follow_redirects=False).status_code == 429
+    assert db.fetchval("SELECT count(*) FROM admin_audit_log WHERE action = 'login' AND result = 'ok'") == 1
+
+
+def test_wrong_api_keys_do_not_block_the_right_password(make_settings, db):
+    settings = make_settings(**staff_env(), LOGIN_RATE_LIMIT="10/minute")
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        same = {"X-Test-Peer": "203.0.113.9"}
+        codes = [c.get("/marketplace/admin/salons", headers={**same, "X-API-Key": f"guess-{i:030d}"}).status_code
+                 for i in range(11)]
+        assert codes == [401] * 10 + [429]  # the API key's own count is spent ...
+        r = c.post("/admin/login", data={"username": USERNAME, "password": PASSWORD}, headers=same,
+                   follow_redirects=False)
+        assert r.status_code == 303  # ... and the sign-in page, another family, is not touched
+
+
+def test_forged_gateway_webhooks_do_not_limit_yclients_deliveries(make_settings, db):
+    settings = make_settings()  # the default WEBHOOK_RATE_LIMIT: 120/minute
+    with TestClient(from_peer(create_app(settings)), base_url="http://127.0.0.1:8000") as c:
+        same = {"X-Test-Peer": "203.0.113.9"}
+        codes = [c.post("/webhook/whatsapp", content=b"{}", headers=same).status_code for _ in range(130)]
+        assert codes[-1] == 429 and codes.count(429) == 10  # the gateway's family is limited ...
+        genuine = {"salon_id": 500001, "application_id": settings.app_id, "event": "freeze",
+                   "partner_token": settings.partner_token}
+        r = c.post("/webhook/yclients", json=genuine, headers=same)
+        assert r.status_code == 200, r.text  # ... and YClients' is not
 
 
 def test_admin_api_key_guessing_is_limited_per_client(make_settings, db):

@@ -2,10 +2,13 @@
 
 It says which number is connected and since when, whether the assistant is working, and
 offers the two things an owner can do: relink WhatsApp and disconnect it, each behind a
-confirmation (`GET /salon/relink|disconnect`, then the `POST`). When the link is lost (the
-phone unlinked the device, the session failed, the owner disconnected), the same WhatsApp
-widget as in the onboarding offers a new QR or pairing code in place. The integration with
-YClients is never touched here: no activation call, no new API key.
+confirmation (`GET /salon/relink|disconnect`, then the `POST`). While the link works, the
+confirmation also asks for the code the portal sends through the salon's own WhatsApp
+(`POST /salon/code`; `whatsapp/phone_confirmation.py` says why): without the right code
+nothing changes. When the link is lost (the phone unlinked the device, the session failed,
+the owner disconnected), there is nothing to protect, and the same WhatsApp widget as in the
+onboarding offers a new QR or pairing code in place. The integration with YClients is never
+touched here: no activation call, no new API key.
 
 Plain forms and links first (each action answers 303 back to the page), htmx on top (the
 confirmation appears in place, the action answers with the widget).
@@ -23,9 +26,11 @@ from portal.onboarding.owner import owner_with_salon
 from portal.salon_pages.onboarding import onboarding_page
 from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
-from portal.web.rendering import render
+from portal.web.i18n import translator
+from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
+from portal.whatsapp import phone_confirmation as confirmation
 from portal.whatsapp.linking import LinkView
 from portal.whatsapp.widget import widget_context
 
@@ -39,6 +44,7 @@ def routes() -> list[Route]:
         *[Route(f"/salon/{action}", confirm_action, methods=["GET"]) for action in ACTIONS],
         Route("/salon/relink", relink, methods=["POST"]),
         Route("/salon/disconnect", disconnect, methods=["POST"]),
+        Route("/salon/code", send_code, methods=["POST"]),
     ]
 
 
@@ -76,16 +82,58 @@ async def _active_salon(request: Request) -> Salon | None:
 
 
 async def confirm_action(request: Request) -> Response:
-    """The first step: what the action does, a button to do it, and a way back."""
+    """The first step: what the action does, a button to do it (with the code from WhatsApp
+    while the link works), and a way back. Shows; never sends a code (only POST acts)."""
     action = request.url.path.rsplit("/", 1)[-1]
-    if await _active_salon(request) is None:
+    salon = await _active_salon(request)
+    if salon is None:
         return _not_for_this_salon(request)
+    return await _confirmation(request, salon, action)
+
+
+async def _confirmation(request: Request, salon: Salon, action: str, *, error: str | None = None,
+                        status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The confirmation step in its current state: a page, or the fragment for htmx (an error
+    from the action's form goes back into the step, not into the widget the form targets)."""
+    runtime = request.state.runtime
+    target = await confirmation.protected(runtime, salon)
+    step = await confirmation.step(runtime, salon, target) if target is not None else None
+    context = {"action": action, "step": step, "error": error, "actions": ACTIONS}
+    headers = {"Cache-Control": "no-store", **(headers or {})}
     if is_htmx(request):
-        response = render(request, "partials/salon_confirm.html", {"action": action},
-                          headers={"Cache-Control": "no-store"})
+        if error is not None:
+            headers |= {"HX-Retarget": "#salon-confirm", "HX-Reswap": "innerHTML"}
+        response = render(request, "partials/salon_confirm.html", context, status_code=status_code, headers=headers)
     else:
-        response = render(request, "salon_confirm.html", {"action": action}, headers={"Cache-Control": "no-store"})
+        response = render(request, "salon_confirm.html", context, status_code=status_code, headers=headers)
     return vary_on_htmx(response)
+
+
+async def send_code(request: Request) -> Response:
+    """Send the owner a code through the salon's own WhatsApp (a new one replaces the last)."""
+    salon = await _active_salon(request)
+    if salon is None:
+        return _not_for_this_salon(request)
+    # (The field is not called "action": in a form, that name would shadow `form.action`.)
+    action = (await request.form()).get("purpose")
+    if action not in ACTIONS:
+        action = "relink"
+    if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+        return limited
+    runtime, t = request.state.runtime, translator(request_language(request))
+    sent = await confirmation.send_code(runtime, salon, lambda code: t("salon.code_message", code=code))
+    if sent is confirmation.Sent.TOO_SOON:
+        target = await confirmation.protected(runtime, salon)
+        wait = max(1, (await confirmation.step(runtime, salon, target)).resend_in if target else 1)
+        return await _confirmation(request, salon, str(action), status_code=429,
+                                   error=t("salon.code_too_soon", seconds=wait), headers={"Retry-After": str(wait)})
+    if sent is confirmation.Sent.FAILED:
+        # Like the widget's failed start: a state of the step, with the way to try again.
+        return await _confirmation(request, salon, str(action), error=t("salon.code_send_failed"),
+                                   status_code=200 if is_htmx(request) else 503)
+    if not is_htmx(request):
+        return RedirectResponse(f"/salon/{action}", status_code=303)
+    return await _confirmation(request, salon, str(action))
 
 
 async def relink(request: Request) -> Response:
@@ -104,6 +152,11 @@ async def _act(request: Request, *, relink: bool) -> Response:
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
         return limited
     runtime = request.state.runtime
+    if await confirmation.protected(runtime, salon) is not None:
+        # The link works: only the code sent through it lets the owner change it.
+        refused = await _refused_code(request, salon, "relink" if relink else "disconnect")
+        if refused is not None:
+            return refused
     poll = await linking.current(runtime, salon.yclients_salon_id)
     view = poll.view if poll is not None else LinkView(LinkStatus.IDLE)
     if view.status in _LINKED:
@@ -114,6 +167,20 @@ async def _act(request: Request, *, relink: bool) -> Response:
     if not is_htmx(request):
         return RedirectResponse("/salon", status_code=303)
     return _widget(request, view)
+
+
+async def _refused_code(request: Request, salon: Salon, action: str) -> Response | None:
+    """None when the form carries the right code (now used up); else the step again, 422,
+    with what was wrong. Nothing else happens on a refusal."""
+    given = (await request.form()).get("code")
+    t = translator(request_language(request))
+    if not isinstance(given, str) or not given.strip():
+        return await _confirmation(request, salon, action, error=t("salon.code_missing"), status_code=422)
+    checked = await confirmation.check_code(request.state.runtime, salon, given)
+    if checked is confirmation.Checked.CONFIRMED:
+        return None
+    key = "salon.code_wrong" if checked is confirmation.Checked.WRONG else "salon.code_expired"
+    return await _confirmation(request, salon, action, error=t(key), status_code=422)
 
 
 def _widget(request: Request, view: LinkView) -> Response:

@@ -67,7 +67,7 @@ async def marketplace(request: Request) -> Response:
               for s in market.demo_salons]
     simulator = _simulator(request)
     return render(request, "sandbox/index.html", {
-        "salons": salons, "simulator": simulator is not None,
+        "salons": salons, "simulator": simulator is not None, "inbox": _phone_inbox(simulator, salons),
         "fault": (simulator.fault or "none") if simulator else None,
         "partner_fault": market.fault or "none",
         "result": result if (result := request.query_params.get("result")) in ("done", "refused") else None,
@@ -115,6 +115,15 @@ async def installed(request: Request) -> Response:
 def _simulator(request: Request) -> SimulatedGateway | None:
     gateway = request.state.runtime.gateway
     return gateway if isinstance(gateway, SimulatedGateway) else None
+
+
+def _phone_inbox(simulator: SimulatedGateway | None, salons: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """What each salon's phone received from its own session (the portal's codes), newest first."""
+    from portal.whatsapp import session_name
+
+    if simulator is None:
+        return {}
+    return {s["id"]: [m.text for m in simulator.sent_texts(session_name(s["id"]))] for s in salons}
 
 
 def _back(result: str) -> RedirectResponse:

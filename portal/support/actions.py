@@ -154,16 +154,32 @@ async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: Yclien
 
 async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
     """At once, on a person's request: the owner's name, phone and e-mail and the WhatsApp
-    number are blanked; the event and the audit entry say so, without the values."""
+    number are blanked; the event and the audit entry say so, without the values.
+
+    A number still linked at the gateway would be read back by the next look at the session
+    (a poll, an event), so a working link is logged out first and stored as logged out: the
+    owner links again to use the assistant. When the gateway refuses the logout, nothing is
+    erased (an erasure that undoes itself is worse than none) and staff are told to retry."""
     salon_pk = await _salon_pk(runtime, yclients_salon_id)
     if salon_pk is None:
         return None
     target = _target(yclients_salon_id)
+    async with runtime.pool.acquire() as conn:
+        link = await links.get_or_create(conn, salon_pk, yclients_salon_id)
+    linked = link.status in (LinkStatus.CONNECTED, LinkStatus.LINKING)
+    if linked and (error := await gateway_call(runtime, runtime.gateway.logout(link.session_name))) is not None:
+        await audit.record_alone(runtime.pool, actor, "erase_personal_data", target, f"error: gateway: {error}")
+        return _result(False, ("admin.result.erase_refused", {"error": error}))
     async with _all_or_nothing(runtime, actor, "erase_personal_data", target) as conn:
+        if linked:
+            await links.save_state(conn, salon_pk, LinkState(LinkStatus.LOGGED_OUT))
         await personal_data.erase(conn, salon_pk)
-        await events.record(conn, salon_pk, "personal_data_erased", {"why": "staff", "by": actor})
-        await audit.record(conn, actor, "erase_personal_data", target, "ok")
-    return _result(True, ("admin.result.erased", {}))
+        await events.record(conn, salon_pk, "personal_data_erased",
+                            {"why": "staff", "by": actor, "whatsapp": "logged_out" if linked else "not_linked"})
+        await audit.record(conn, actor, "erase_personal_data", target, "ok", {"whatsapp_logged_out": linked})
+    if linked:
+        return _result(True, ("admin.result.erased", {}), ("admin.result.erased_logged_out", {}))
+    return _result(True, ("admin.result.erased", {}), ("admin.result.erased_not_linked", {}))
 
 
 def yclients_user_id(raw: object) -> int | None:

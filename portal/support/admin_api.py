@@ -49,14 +49,15 @@ async def refuse(request: Request) -> Response | None:
     """None when the request carries the admin API key (and is within the rate limit);
     else the right refusal."""
     if "x-api-key" in request.headers:
-        # Wrong keys count against the client's staff-credential failures (LOGIN_RATE_LIMIT),
-        # as wrong passwords do; past it even the right key waits, so a guess that lands
-        # cannot be told from one that did not.
-        if (limited := await over_failure_limit(request, "login_client", as_json=True)) is not None:
+        # Wrong keys count against the client's API-key failures (as many as LOGIN_RATE_LIMIT
+        # allows wrong passwords, in a count of their own: they never lock the sign-in page);
+        # past it even the right key waits, so a guess that lands cannot be told from one
+        # that did not.
+        if (limited := await over_failure_limit(request, "api_key_client", as_json=True)) is not None:
             return limited
         if staff.api_key_matches(request):
             return await over_limit(request, "admin", as_json=True)
-        await count_failure(request, "login_client")
+        await count_failure(request, "api_key_client")
         return _error(401, "INVALID_API_KEY", "The X-API-Key is not valid.")
     if request.headers.get("authorization") or request.session.get(SESSION_KEY):
         return _error(403, "WRONG_CREDENTIAL", "Owner credentials cannot be used for the admin API.")

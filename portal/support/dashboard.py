@@ -28,7 +28,7 @@ from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import labeler, translator
-from portal.web.rate_limits import client_key, name_key
+from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
 from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
 from portal.whatsapp import session_name
@@ -45,7 +45,8 @@ ACTIONS = {
     "retry": ("Mark activation for retry",
               "Puts a failed activation back to the owner's Activate button, with a fresh hour."),
     "erase": ("Erase personal data",
-              "Erases the owner's name, phone and e-mail and the WhatsApp number now. This cannot be undone."),
+              "Erases the owner's name, phone and e-mail and the WhatsApp number now, and logs a linked "
+              "WhatsApp session out (else the gateway would report the number again). This cannot be undone."),
     "hand_over": ("Hand the salon over to another YClients user",
                   "From now on only that YClients user can open the salon from the marketplace; the current "
                   "owner's open pages stop working. For a salon whose installer left."),
@@ -101,12 +102,10 @@ async def login(request: Request) -> Response:
     username, password = str(form.get("username") or "")[:100], str(form.get("password") or "")[:200]
     runtime = request.state.runtime
     limits = staff.login_limits(client_key(request), name_key(username))
-    for scope, key in limits:
-        decision = await runtime.rate_limits.peek(scope, key)
-        if not decision.allowed:
-            await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
-            return render(request, "admin/login.html", {"error": _t(request)("admin.login_limited")},
-                          status_code=429, headers=decision.headers())
+    if (decision := await _login_refused(runtime.rate_limits, limits)) is not None:
+        await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
+        return render(request, "admin/login.html", {"error": _t(request)("admin.login_limited")},
+                      status_code=429, headers=decision.headers())
     # scrypt is CPU work: off the event loop, so one login cannot stall every poll.
     ok = await asyncio.to_thread(staff.check_login, runtime.settings, username, password)
     if not ok:
@@ -118,6 +117,25 @@ async def login(request: Request) -> Response:
     staff.sign_in(response, runtime.settings, username)
     await audit.record_alone(runtime.pool, f"staff:{username}", "login", None, "ok")
     return response
+
+
+async def _login_refused(rate_limits: RateLimits, limits: tuple[tuple[str, str], ...]) -> Decision | None:
+    """The refusing decision, or None: the password is to be checked. The client's own limits
+    refuse outright. The per-user ceiling counts failures from everywhere, so refusing every
+    client past it would let guessers lock the real person out: past it, a client that
+    already failed at this name waits, and one that has not (the real person, elsewhere) is
+    checked; each guessing address then gets one guess per window instead of several."""
+    own: Decision | None = None
+    for scope, key in limits:
+        decision = await rate_limits.peek(scope, key)
+        if scope != staff.USER_CEILING:
+            if not decision.allowed:
+                return decision
+            if scope == "login_user_client":
+                own = decision
+        elif not decision.allowed and own is not None and own.remaining < own.limit:
+            return decision
+    return None
 
 
 async def logout(request: Request) -> Response:
@@ -178,16 +196,30 @@ def _confirm(request: Request, detail: dict[str, Any], action: str, error: str |
                  status_code=422 if error else 200)
 
 
-@staff_only
-async def salon_action(request: Request) -> Response:
+async def _action_target(request: Request) -> tuple[YclientsSalonId, str, dict[str, Any]] | None:
     yclients_salon_id, action = yclients_salon_id_of(request), request.path_params["action"]
     if yclients_salon_id is None or action not in ACTIONS:
-        return _page(request, "admin/not_found.html", {}, status_code=404)
+        return None
     detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id)
-    if detail is None:
+    return (yclients_salon_id, action, detail) if detail is not None else None
+
+
+@staff_only
+async def confirm_salon_action(request: Request) -> Response:
+    """GET (and the HEAD Starlette adds to it): the question only, never the action."""
+    target = await _action_target(request)
+    if target is None:
         return _page(request, "admin/not_found.html", {}, status_code=404)
-    if request.method == "GET":
-        return _confirm(request, detail, action)
+    return _confirm(request, target[2], target[1])
+
+
+@staff_only
+async def salon_action(request: Request) -> Response:
+    """POST only: the route admits no other method."""
+    target = await _action_target(request)
+    if target is None:
+        return _page(request, "admin/not_found.html", {}, status_code=404)
+    yclients_salon_id, action, detail = target
     form = await request.form()
     reason = support_actions.clean_reason(form.get("reason")) or ""
     if action in ("disconnect", "hand_over") and not reason:

@@ -89,12 +89,16 @@ def current_staff(request: Request) -> str | None:
     return settings.admin_username
 
 
+USER_CEILING = "login_user"
+
+
 def login_limits(client: str, user: str) -> tuple[tuple[str, str], ...]:
     """The rate-limit (scope, key) pairs a failed sign-in counts against. Per client: a spray
     over many names stops. Per (user name, client): a guess at one name stops, for that
-    client only. Per user name from everywhere: a much higher ceiling, so that one attacker
-    cannot lock the real person out, while a guess spread over many clients still ends."""
-    return (("login_client", client), ("login_user_client", f"{user}:{client}"), ("login_user", user))
+    client only. Per user name from everywhere (`USER_CEILING`, last): a much higher ceiling
+    that never refuses the real person: past it, only the clients that already failed at
+    this name wait (see `dashboard.login`)."""
+    return (("login_client", client), ("login_user_client", f"{user}:{client}"), (USER_CEILING, user))
 
 
 def api_key_matches(request: Request) -> bool:

@@ -1,7 +1,8 @@
 """Rate limits: how many requests a client, a user name, a salon or a webhook source may make.
 
 Owns: parsing the configured limit strings (one per scope: "admin", "login_client",
-"login_user", "login_user_client", "owner", "webhook", "landing"), counting hits with the `limits` library's
+"api_key_client", "login_user", "login_user_client", "owner", "webhook_whatsapp", "webhook_yclients",
+"landing"), counting hits with the `limits` library's
 moving-window strategy, the choice of storage -- Redis when ``REDIS_URL`` is set so that every
 instance shares the counts, in-memory (per instance) otherwise -- the fall-back to in-memory
 counting while Redis is unreachable and the periodic retry of Redis, and the HTTP headers of a

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 async def whatsapp_webhook(request: Request) -> Response:
     runtime = request.state.runtime
     # Per sending client, before any work: a flood of forged deliveries costs a counter.
-    if (limited := await over_limit(request, "webhook", as_json=True)) is not None:
+    if (limited := await over_limit(request, "webhook_whatsapp", as_json=True)) is not None:
         return limited
     body = await request.body()
     try:

@@ -3,7 +3,8 @@
 This module owns `SimulatedGateway`: it walks a session through the same life a real
 WAHA session has — starting, a cycle of rotating QR codes that runs out, a scan or a
 pairing code, linking, connected, logged out — plus the controls a demo or test needs
-(`scan`, `enter_pairing_code`, `fail_session`, `set_fault`).
+(`scan`, `enter_pairing_code`, `fail_session`, `set_fault`), and it keeps the messages its
+sessions send (`sent_texts`), so the sandbox's phone can show them.
 
 Time is read from an injected clock and every transition is computed when someone
 looks, so nothing runs in the background and a test moves time by moving its clock.
@@ -53,6 +54,15 @@ def _pairing_code() -> str:
     return f"{half()}-{half()}"
 
 
+@dataclass(frozen=True)
+class SentText:
+    """A message a session sent: what the receiving phone shows."""
+
+    session: str
+    to: str  # digits
+    text: str
+
+
 @dataclass
 class _Session:
     """One simulated session. `phase` says which clock-driven story it is in."""
@@ -94,6 +104,7 @@ class SimulatedGateway:
         self.slow_s = slow_s
         self._fault: Fault | None = None
         self._sessions: dict[str, _Session] = {}
+        self._sent: list[SentText] = []
 
     # --- fault injection --------------------------------------------------------------
 
@@ -148,6 +159,15 @@ class SimulatedGateway:
         session.pairing[code] = phone
         return code
 
+    async def send_text(self, name: str, phone_digits: str, text: str) -> None:
+        phone = validate_phone_digits(phone_digits)
+        await self._gateway_call()
+        session = self._existing(name)
+        status = self._status(session)
+        if status is not LinkStatus.CONNECTED:
+            raise GatewayConflict(f"cannot send a message: session is {status}")
+        self._sent.append(SentText(name, phone, text))
+
     async def restart(self, name: str) -> None:
         await self._gateway_call(starts_session=True)
         session = self._existing(name)
@@ -194,6 +214,10 @@ class SimulatedGateway:
     def fail_session(self, name: str) -> None:
         """The gateway gives up on a session (crash, ban): it shows as failed."""
         self._settle(self._existing(name), "failed")
+
+    def sent_texts(self, name: str) -> list[SentText]:
+        """The messages the session sent, newest first: the phone's inbox in the sandbox."""
+        return [sent for sent in reversed(self._sent) if sent.session == name]
 
     def session_metadata(self, name: str) -> dict[str, Any]:
         return dict(self._existing(name).metadata)

@@ -185,6 +185,14 @@ class WahaGateway:
             raise GatewayError("request pairing code: response without a code")
         return code
 
+    async def send_text(self, name: str, phone_digits: str, text: str) -> None:
+        # WAHA's POST /api/sendText: `session`, `chatId` (<digits>@c.us), `text`. WAHA waits a
+        # moment for WORKING and answers 422 (wrong state) or 404 (no session) otherwise.
+        phone = validate_phone_digits(phone_digits)
+        _seg(name)
+        await self._call("POST", "/api/sendText", "send text",
+                         json={"session": name, "chatId": f"{phone}@c.us", "text": text})
+
     async def restart(self, name: str) -> None:
         await self._call("POST", f"/api/sessions/{_seg(name)}/restart", "restart session")
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 async def yclients_webhook(request: Request) -> Response:
     runtime = request.state.runtime
-    if (limited := await over_limit(request, "webhook", as_json=True)) is not None:
+    if (limited := await over_limit(request, "webhook_yclients", as_json=True)) is not None:
         return limited
     body = await request.body()
     try:

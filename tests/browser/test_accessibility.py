@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.axe import assert_accessible
+from tests.support.phone_inbox import code_from_phone
 from tests.support.staff import PASSWORD, USERNAME, staff_env
 
 LOCALES = [("ru-RU", "ru"), ("en-US", "en")]
@@ -71,6 +72,13 @@ def test_every_owner_page_state(live_portal, browser, locale, lang):
     owner.get_by_test_id("relink").click()
     expect(owner.get_by_test_id("confirm-relink")).to_be_visible()
     assert_accessible(owner, "the relink confirmation")
+    owner.get_by_test_id("code-send").click()
+    expect(owner.get_by_test_id("code-input")).to_be_visible()
+    assert_accessible(owner, "the relink confirmation, asking for the code")
+    inbox = context.new_page()
+    owner.get_by_test_id("code-input").fill(code_from_phone(inbox, base, 500001))
+    assert_accessible(inbox, "the sandbox with the phone's messages")
+    inbox.close()
     owner.get_by_test_id("confirm-relink-yes").click()
     expect(owner.get_by_test_id("whatsapp-lost")).to_be_visible()
     expect(owner.get_by_test_id("qr")).to_be_visible(timeout=10_000)

@@ -1,7 +1,8 @@
 """The whole owner story in Chromium with JavaScript off: plain forms and refresh links only.
 Landing → a QR (the start form) → the phone scans (the sandbox's plain forms) → refresh →
 connected → activation by the plain form → YClients' page → back to the salon's page; then
-the phone unlinks the device, the owner relinks with a new QR, and disconnects (two steps).
+the phone unlinks the device, the owner relinks with a new QR, and disconnects (two steps and
+the code sent through the salon's own WhatsApp).
 YClients' partner API is called once in the whole story."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
+from tests.support.phone_inbox import code_from_phone
 
 SALON = 500001
 
@@ -79,9 +81,13 @@ def test_the_whole_owner_walk_without_javascript(live_portal, browser, db):
         expect(owner.get_by_test_id("assistant-working")).to_be_visible()
         expect(owner.get_by_test_id("connected")).to_contain_text("+7 ••• •••-••-77")
 
-        # Disconnect: asked on a page of its own, then done.
+        # Disconnect: asked on a page of its own, with the code the salon's WhatsApp received.
         owner.get_by_test_id("disconnect").click()
         expect(owner.get_by_test_id("confirm-disconnect")).to_be_visible()
+        owner.get_by_test_id("code-send").click()
+        expect(owner).to_have_url(f"{base}/salon/disconnect")
+        expect(owner.get_by_test_id("code-sent")).to_contain_text("+7 ••• •••-••-77")
+        owner.get_by_test_id("code-input").fill(code_from_phone(phone, base, SALON))
         owner.get_by_test_id("confirm-disconnect-yes").click()
         expect(owner).to_have_url(f"{base}/salon")
         expect(owner.get_by_test_id("whatsapp-lost")).to_be_visible()

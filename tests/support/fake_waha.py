@@ -10,6 +10,7 @@ Owns `create_fake_waha(api_key) -> (app, state)`. Serve the app with
     state.requests                             # (method, path, json body) seen so far
     state.status_on_start = "SCAN_QR_CODE"     # where create/start/restart put a session
     state.emit(name)                           # deliver session.status to the session's webhooks
+    state.sent_texts                           # (session, chatId, text) of each POST /api/sendText
 
 Webhooks are delivered as WAHA documents them (waha-docs, how-to/events): the envelope `id`,
 `timestamp`, `event`, `session`, `metadata`, `me`, `payload` {`name`, `status`, `statuses`},
@@ -61,6 +62,7 @@ class FakeWahaState:
     status_on_start: str = "STARTING"
     pairing_code: str = "ABCD-EFGH"
     pairing_requests: list[tuple[str, str]] = field(default_factory=list)
+    sent_texts: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add_session(self, name: str, status: str = "STOPPED", **config: Any) -> FakeSession:
         self.sessions[name] = FakeSession(name, status, dict(config))
@@ -188,6 +190,25 @@ def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
         state.pairing_requests.append((session.name, phone))
         return JSONResponse({"code": state.pairing_code})
 
+    async def send_text(request: Request) -> Response:
+        # WAHA's chatting API: the session must be WORKING (WAHA waits a moment for it, then
+        # answers 422 with the status it found), the answer is the sent message (201).
+        body = await request.json()
+        name, chat_id, text = (body.get(k) if isinstance(body, dict) else None for k in ("session", "chatId", "text"))
+        if not all(isinstance(v, str) and v for v in (name, chat_id, text)):
+            return error(400, "session, chatId and text are required")
+        session = state.sessions.get(name)
+        if session is None:
+            return error(404, "Session not found")
+        if session.status != "WORKING":
+            return error(422, "Session status is not as expected. Try again later or restart the session",
+                         session=name, status=session.status, expected=["WORKING"])
+        state.sent_texts.append((name, chat_id, text))
+        own = (session.me or {}).get("id", chat_id)
+        return JSONResponse({"id": f"true_{chat_id}_{secrets.token_hex(10).upper()}", "timestamp": int(time.time()),
+                             "from": own, "fromMe": True, "to": chat_id, "body": text, "hasMedia": False,
+                             "ack": 1}, status_code=201)
+
     async def controls(request: Request, call_next):
         body = await request.body()
         state.requests.append((request.method, request.url.path, _json_or_none(body)))
@@ -211,6 +232,7 @@ def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
             Route("/api/sessions/{name}/{action}", action, methods=["POST"]),
             Route("/api/{name}/auth/qr", qr, methods=["GET"]),
             Route("/api/{name}/auth/request-code", request_code, methods=["POST"]),
+            Route("/api/sendText", send_text, methods=["POST"]),
         ]
     )
     return app, state

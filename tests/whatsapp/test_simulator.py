@@ -304,3 +304,20 @@ def test_unknown_fault_modes_are_rejected(sim):
     with pytest.raises(ValueError):
         sim.set_fault("flaky")
     assert sim.fault is None
+
+
+async def test_a_connected_session_sends_texts_the_phone_can_read(sim, clock):
+    await awaiting_scan(sim, clock)
+    with pytest.raises(GatewayConflict):
+        await sim.send_text(SALON, PHONE, "too early")  # only a connected session sends
+    sim.scan(SALON, PHONE)
+    clock.advance(2)
+
+    await sim.send_text(SALON, PHONE, "first")
+    await sim.send_text(SALON, PHONE, "second")
+
+    assert [(m.to, m.text) for m in sim.sent_texts(SALON)] == [(PHONE, "second"), (PHONE, "first")]
+    assert sim.sent_texts("salon-other") == []
+    sim.set_fault("down")
+    with pytest.raises(GatewayUnavailable):
+        await sim.send_text(SALON, PHONE, "third")

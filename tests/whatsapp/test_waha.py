@@ -409,3 +409,37 @@ async def test_waha_core_webhooks_authenticate_with_the_custom_header_token(waha
                 gw.parse_webhook(body, wrong)
     finally:
         await gw.aclose()
+
+
+# --- sending a message -------------------------------------------------------------------
+
+
+async def test_send_text_posts_the_documented_body_from_a_working_session(gateway, state):
+    state.add_session(SALON, "WORKING")
+    state.set_me(SALON, PHONE)
+
+    await gateway.send_text(SALON, PHONE, "Код: 123456")
+
+    assert state.sent_texts == [(SALON, f"{PHONE}@c.us", "Код: 123456")]
+    assert state.requests[-1] == ("POST", "/api/sendText",
+                                  {"session": SALON, "chatId": f"{PHONE}@c.us", "text": "Код: 123456"})
+
+
+async def test_send_text_from_a_session_not_working_is_a_conflict_naming_the_state(gateway, state):
+    state.add_session(SALON, "SCAN_QR_CODE")
+
+    with pytest.raises(GatewayConflict) as caught:
+        await gateway.send_text(SALON, PHONE, "hello")
+
+    assert "SCAN_QR_CODE" in caught.value.safe_summary and state.sent_texts == []
+
+
+async def test_send_text_from_a_missing_session_is_session_not_found(gateway, state):
+    with pytest.raises(SessionNotFound):
+        await gateway.send_text(SALON, PHONE, "hello")
+
+
+async def test_send_text_refuses_a_formatted_phone_before_calling_waha(gateway, state):
+    with pytest.raises(ValueError):
+        await gateway.send_text(SALON, "+7 916 123-45-67", "hello")
+    assert state.requests == []
