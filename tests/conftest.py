@@ -90,6 +90,24 @@ def waha():
         yield url, state
 
 
+@pytest.fixture
+def partner():
+    """A fake YClients over real HTTP on 127.0.0.1: (base URL, its marketplace state)."""
+    from tests.support.partner import partner_server
+
+    with partner_server() as (url, market):
+        yield url, market
+
+
+@pytest.fixture
+def partner_env(partner):
+    """Settings that point a portal at the `partner` fake, with its token and application."""
+    from tests.support.partner import APP_ID, PARTNER_TOKEN
+
+    return {"SANDBOX": "true", "YCLIENTS_PARTNER_TOKEN": PARTNER_TOKEN, "YCLIENTS_API_URL": partner[0],
+            "YCLIENTS_APP_ID": str(APP_ID), "YCLIENTS_TIMEOUT_S": "2"}
+
+
 def chromium_path() -> str | None:
     """A system Chromium where there is one; None lets Playwright use its own browser."""
     for name in ("chromium", "chromium-browser", "google-chrome"):

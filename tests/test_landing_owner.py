@@ -19,22 +19,14 @@ from portal.onboarding.landing import Landing, MarketplaceUser
 from portal.platform.database import open_database
 from portal.salons.ids import YclientsSalonId
 from tests.support.landing import land, landing_query, user
-from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
+from tests.support.partner import APP_ID, PARTNER_TOKEN
 
 OWNER, ATTACKER = user(601), user(502, name="Чужой", email="x@example.com", phone="79990000502")
 
 
 @pytest.fixture
-def partner():
-    with partner_server() as (url, market):
-        yield url, market
-
-
-@pytest.fixture
-def env(partner):
-    url, _ = partner
-    return {"SANDBOX": "true", "YCLIENTS_PARTNER_TOKEN": PARTNER_TOKEN, "YCLIENTS_API_URL": url,
-            "YCLIENTS_APP_ID": str(APP_ID), "YCLIENTS_TIMEOUT_S": "1"}
+def env(partner_env):
+    return partner_env | {"YCLIENTS_TIMEOUT_S": "1"}
 
 
 @pytest.fixture

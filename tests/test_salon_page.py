@@ -23,17 +23,9 @@ SALON = 500001  # a sandbox demo salon: the sandbox's simulator controls know it
 
 
 @pytest.fixture
-def partner():
-    with partner_server() as (url, market):
-        yield url, market
-
-
-@pytest.fixture
-def portal(make_settings, partner):
-    url, _ = partner
+def portal(make_settings, partner_env):
     # A connected link is looked at every 0.1 s while its page polls (WHATSAPP_SAFETY_POLL_S).
-    settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=url,
-                             YCLIENTS_APP_ID=str(APP_ID), WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="0.1")
+    settings = make_settings(**partner_env, WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="0.1")
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
         yield client, settings
 
