@@ -267,6 +267,12 @@ def test_a_chain_is_one_install_and_activation_finishes_every_branch_once(portal
     # A later press repeats nothing.
     again = portal.post("/marketplace/activate", json={"token": token})
     assert again.status_code == 200 and sorted(market.callbacks) == [111, 222, 333]
+    # The owner's salon page (in English here) names every branch the number serves.
+    portal.cookies.clear()
+    assert land(portal, PARTNER_TOKEN, 111, market=market, user=OWNER).status_code == 303
+    page = portal.get("/salon", headers={"Accept-Language": "en"})
+    assert "Branches this WhatsApp number serves" in page.text
+    assert all(f"(#{b}): connected" in page.text for b in (111, 222, 333))
 
 
 def test_a_branch_that_fails_is_retried_without_repeating_the_others(portal, partner, db):

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from portal.onboarding.owner import owner_with_salon
 from portal.salon_pages.onboarding import onboarding_page
+from portal.salons import store as salons
 from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import translator
@@ -61,10 +62,20 @@ async def salon_page(request: Request, extra: dict[str, Any] | None = None, stat
     poll = await linking.current(request.state.runtime, salon.yclients_salon_id)
     if poll is None:
         return _not_for_this_salon(request)
-    context = {"salon": salon, **widget_context(request, poll.view, salon_mode=True), **(extra or {})}
+    context = {"salon": salon, "branches": await _install_branches(request, salon),
+               **widget_context(request, poll.view, salon_mode=True), **(extra or {})}
     response = render(request, "salon.html", context, status_code=status_code,
                       headers={"Cache-Control": "no-store"})
     return vary_on_htmx(response)
+
+
+async def _install_branches(request: Request, salon: Salon) -> list[Salon]:
+    """A chain's branches served by this salon's WhatsApp (none for a single salon)."""
+    if salon.install_lead_id is not None:
+        return []
+    async with request.state.runtime.pool.acquire() as conn:
+        members = await salons.branches(conn, salon.pk)
+    return members if len(members) > 1 else []
 
 
 async def owner_page(request: Request, extra: dict[str, Any] | None = None, status_code: int = 200) -> Response:

@@ -34,11 +34,11 @@ def test_partner_failure_shows_a_sentence_and_try_again(live_portal, browser):
     context = browser.new_context(locale="ru-RU")
     page = context.new_page()
     page.goto(f"{base}/sandbox/")
-    page.get_by_test_id("partner-fail").click()
     page.get_by_test_id("install-500002").click()
     expect(page.get_by_test_id("qr")).to_be_visible()
     phone = context.new_page()
     phone.goto(f"{base}/sandbox/")
+    phone.get_by_test_id("partner-fail").click()  # YClients fails from now on
     phone.get_by_test_id("scan-500002").click()
     page.get_by_test_id("activate").click()
     expect(page.get_by_test_id("activation-error")).to_contain_text("YClients")

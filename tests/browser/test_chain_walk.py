@@ -25,6 +25,10 @@ def test_two_branches_install_activate_then_one_is_uninstalled_and_reinstalled(l
     owner.wait_for_url(f"**/installed/{LEAD}", timeout=10_000)
     statuses = dict(db.fetch("SELECT yclients_salon_id, integration_status FROM salons"))
     assert statuses == {LEAD: "active", BRANCH: "active"}
+    # Back from YClients, the owner's salon page lists the branches its number serves.
+    owner.goto(f"{base}/sandbox/install/{LEAD}")
+    expect(owner).to_have_url(f"{base}/salon")
+    expect(owner.get_by_test_id("salon-branches")).to_contain_text(f"(#{BRANCH}): подключён")
 
     staff = browser.new_context(locale="ru-RU").new_page()
     sign_in(staff, base)

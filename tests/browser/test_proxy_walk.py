@@ -64,8 +64,10 @@ def waha():
 
 def test_the_owner_walk_through_nginx_lands_on_both_instances(database_url, tmp_path, waha, browser):
     waha_url, gateway = waha
+    # Each instance's sandbox keeps its own "YClients" in memory, so Install pressed on one is
+    # not pending on the other: this walk is about the proxy, the landing's check is off.
     with two_instances_behind_nginx(database_url, tmp_path, WHATSAPP_GATEWAY="waha", WAHA_URL=waha_url,
-                                    WAHA_API_KEY=WAHA_KEY) as (proxy, a, b):
+                                    WAHA_API_KEY=WAHA_KEY, LANDING_REQUIRE_PENDING="false") as (proxy, a, b):
         answered_by: Counter[str] = Counter()
         context = browser.new_context(locale="en-US")
         context.on("response", lambda r: answered_by.update([r.headers.get("x-portal-instance", "none")]))

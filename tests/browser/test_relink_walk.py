@@ -95,6 +95,7 @@ def test_relink_of_a_working_link_with_the_code_from_the_phone(live_portal, brow
         context = browser.new_context(locale="en-US")
         owner, phone = context.new_page(), context.new_page()
         owner.goto(f"{base}/sandbox/")
+        market.grant(SALON)  # the sandbox page stands in for the marketplace; "YClients" is `market`
         owner.get_by_test_id(f"install-{SALON}").click()
         expect(owner.get_by_test_id("qr")).to_be_visible()
         phone.goto(f"{base}/sandbox/")

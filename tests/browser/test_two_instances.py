@@ -8,7 +8,6 @@ from playwright.sync_api import expect
 
 from portal.app import create_app
 from tests.support.fake_waha import create_fake_waha
-from tests.support.landing import landing_query
 from tests.support.servers import free_port, serve
 
 
@@ -24,7 +23,7 @@ def test_the_scan_reaches_the_owner_through_the_other_instance_without_a_reload(
         with serve(create_app(settings_a), port=port_a) as a, serve(create_app(settings_b), port=port_b) as b:
             context = browser.new_context(locale="en-US")
             owner = context.new_page()
-            owner.goto(f"{a}/auth/yclients/redirect?{landing_query(settings_a.partner_token, 510001)}")
+            owner.goto(f"{a}/sandbox/install/510001")  # Install, then YClients' signed landing on A
             expect(owner.get_by_test_id("qr")).to_be_visible()
             owner.evaluate("window.__notReloaded = true")
 
