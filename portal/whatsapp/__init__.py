@@ -5,6 +5,8 @@
 used in demo mode and tests.
 """
 
+from portal.whatsapp.gateways.simulator import SimulatedGateway
+from portal.whatsapp.gateways.waha import WahaGateway
 from portal.whatsapp.link import (
     GatewayAuthError,
     GatewayConflict,
@@ -20,8 +22,6 @@ from portal.whatsapp.link import (
     session_name,
     validate_phone_digits,
 )
-from portal.whatsapp.simulator import SimulatedGateway
-from portal.whatsapp.waha import WahaGateway
 
 __all__ = [
     "GatewayAuthError",

@@ -20,7 +20,7 @@ from portal.whatsapp import (
     StatusUpdate,
     WahaGateway,
 )
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.servers import free_port, serve
 
 API_KEY = "waha-test-key-7f3a"
