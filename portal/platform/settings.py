@@ -17,10 +17,13 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.config import Config
+
+from portal.platform.setting_values import SettingsError as SettingsError  # raised by load_settings
+from portal.platform.setting_values import _choice, _flag, _text, _typed, _url
 
 DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
 LOG_FORMATS = ("console", "json")
@@ -30,13 +33,6 @@ DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_K
 
 
 _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
-
-
-N = TypeVar("N", int, float)
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it in one line."""
 
 
 @dataclass(frozen=True)
@@ -143,47 +139,6 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
-
-
-def _choice(config: Config, name: str, choices: tuple[str, ...], default: str, upper: bool = False) -> str:
-    value = str(config(name, default=default)).strip()
-    value = value.upper() if upper else value.lower()
-    if value not in choices:
-        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(choices)}")
-    return value
-
-
-def _typed(config: Config, name: str, cast: type[N], default: N, minimum: N | None = None) -> N:
-    try:
-        value: N = config(name, cast=cast, default=default)
-    except ValueError:
-        raise SettingsError(f"{name} must be a {cast.__name__}, got {config(name)!r}") from None
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _flag(config: Config, name: str, default: bool) -> bool:
-    try:
-        return bool(config(name, cast=bool, default=default))
-    except ValueError:
-        raise SettingsError(f"{name} must be true or false, got {config(name)!r}") from None
-
-
-def _text(config: Config, name: str) -> str | None:
-    """An optional string setting: unset and empty both mean None."""
-    value = config(name, default=None)
-    return str(value) if value else None
-
-
-def _url(config: Config, name: str, default: str | None) -> str | None:
-    value: str | None = config(name, default=default)
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-    return str(value).rstrip("/")
 
 
 def _demo_secrets(data_dir: Path) -> dict[str, str]:
