@@ -28,7 +28,7 @@ from portal.platform.setting_values import _choice, _flag, _text, _typed, _url
 DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-GATEWAYS = ("simulator", "waha")
+GATEWAYS = ("simulator", "waha", "evolution")
 DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_KEY_SECRET")
 
 
@@ -66,7 +66,10 @@ class Settings:
     waha_webhook_hmac_key: str | None = None
     waha_webhook_token: str | None = None
     waha_webhooks: bool = True
-    waha_timeout_s: float = 10.0
+    waha_timeout_s: float = 10.0  # every gateway call's timeout, Evolution's too
+    evolution_url: str | None = None
+    evolution_api_key: str | None = None
+    evolution_webhook_token: str | None = None
     qr_breaker_failure_threshold: int = 5
     qr_breaker_reset_timeout_s: float = 60.0
     qr_breaker_call_timeout_s: float = 30.0
@@ -120,8 +123,8 @@ class Settings:
 
     @property
     def gateway_events(self) -> bool:
-        """The gateway tells us what happens (WAHA with webhooks): polling is a safety net."""
-        return self.whatsapp_gateway == "waha" and self.waha_webhooks
+        """The gateway tells us what happens (WAHA with webhooks, Evolution): polling is a safety net."""
+        return self.whatsapp_gateway == "evolution" or (self.whatsapp_gateway == "waha" and self.waha_webhooks)
 
     @property
     def link_recheck_s(self) -> float:
@@ -197,9 +200,18 @@ def _gateway(config: Config, *, sandbox: bool) -> dict[str, Any]:
         raise SettingsError("WAHA_WEBHOOK_TOKEN must be at least 24 characters")
     if gateway == "waha" and webhooks and not sandbox and hmac_key is None and token is None:
         # An unauthenticated webhook endpoint lets anyone push "events" at us.
-        raise SettingsError("WAHA webhooks need WAHA_WEBHOOK_HMAC_KEY (WAHA Plus) or WAHA_WEBHOOK_TOKEN"
+        raise SettingsError("WAHA webhooks need WAHA_WEBHOOK_HMAC_KEY or WAHA_WEBHOOK_TOKEN"
                             " in production mode, or WAHA_WEBHOOKS=off")
+    evolution_url, evolution_token = _url(config, "EVOLUTION_URL", None), _text(config, "EVOLUTION_WEBHOOK_TOKEN")
+    if gateway == "evolution" and not evolution_url:
+        raise SettingsError("EVOLUTION_URL is required when WHATSAPP_GATEWAY=evolution")
+    if evolution_token is not None and len(evolution_token) < 24:
+        raise SettingsError("EVOLUTION_WEBHOOK_TOKEN must be at least 24 characters")
+    if gateway == "evolution" and not sandbox and evolution_token is None:
+        raise SettingsError("EVOLUTION_WEBHOOK_TOKEN is required with WHATSAPP_GATEWAY=evolution in production mode")
     return {
+        "evolution_url": evolution_url, "evolution_api_key": _text(config, "EVOLUTION_API_KEY"),
+        "evolution_webhook_token": evolution_token,
         "whatsapp_gateway": gateway,
         "waha_url": waha_url,
         "waha_api_key": _text(config, "WAHA_API_KEY"),

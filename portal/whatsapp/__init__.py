@@ -1,10 +1,11 @@
 """Linking a salon's WhatsApp number through a WhatsApp HTTP gateway.
 
 `link` holds the gateway-neutral states, errors and the `WhatsAppGateway` protocol;
-`waha` is the adapter for a real WAHA server; `simulator` is the in-process stand-in
-used in demo mode and tests.
+`gateways/` holds the adapters: `waha` and `evolution` for real WAHA and Evolution API
+servers, `simulator` for the in-process stand-in used in demo mode and tests.
 """
 
+from portal.whatsapp.gateways.evolution import EvolutionGateway
 from portal.whatsapp.gateways.simulator import SimulatedGateway
 from portal.whatsapp.gateways.waha import WahaGateway
 from portal.whatsapp.link import (
@@ -24,6 +25,7 @@ from portal.whatsapp.link import (
 )
 
 __all__ = [
+    "EvolutionGateway",
     "GatewayAuthError",
     "GatewayConflict",
     "GatewayError",
