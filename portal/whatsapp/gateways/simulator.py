@@ -4,7 +4,7 @@ This module owns `SimulatedGateway`: it walks a session through the same life a 
 WAHA session has — starting, a cycle of rotating QR codes that runs out, a scan or a
 pairing code, WhatsApp's passkey step when asked for, linking, connected, logged out — plus
 the controls a demo or test needs (`scan`, `enter_pairing_code`, `approve_passkey`,
-`fail_session`, `set_fault`).
+`unlink_device`, `fail_session`, `set_fault`).
 
 Time is read from an injected clock and every transition is computed when someone
 looks, so nothing runs in the background and a test moves time by moving its clock.
@@ -225,6 +225,10 @@ class SimulatedGateway:
         if phone is None:
             raise GatewayConflict("pairing code is not valid for this session")
         self._link(session, phone)
+
+    def unlink_device(self, name: str) -> None:
+        """The phone removes the linked device: the account is gone from the session."""
+        self._settle(self._existing(name), "logged_out")
 
     def fail_session(self, name: str) -> None:
         """The gateway gives up on a session (crash, ban): it shows as failed."""

@@ -87,8 +87,8 @@ class FakeWahaState:
 
     def set_status(self, name: str, status: str) -> None:
         session = self.sessions[name]
-        if status == "SCAN_QR_CODE" and session.status != "SCAN_QR_CODE":
-            session.scan_since, session.qr_index = self.clock(), 0
+        if status == "SCAN_QR_CODE" and session.status != "SCAN_QR_CODE":  # a new cycle, a new first QR
+            session.scan_since, session.qr_index, session.qr = self.clock(), 0, _qr_text()
         if status != "SCAN_QR_CODE":
             session.scan_since = None
         if not status.startswith("PASSKEY_"):
