@@ -214,7 +214,9 @@ async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
         state = LinkState(LinkStatus.AWAITING_SCAN, qr=link.qr, qr_expires_in=qr_left)  # keep the live QR
     state = _as_seen(link.status, state)
     renewed = want_qr and state.qr is not None and state.qr == link.qr  # the gateway still shows it
-    if (state.status is link.status and state.qr == link.qr and state.phone == link.phone and not renewed
+    # A phone not reported (Evolution reads the number once, when the link connects) is unchanged.
+    same_phone = state.phone is None or state.phone == link.phone
+    if (state.status is link.status and state.qr == link.qr and same_phone and not renewed
             and state.passkey_code == link.passkey_code):
         return link
     # A QR the gateway still serves gets a new lifetime (nothing the owner sees changes, so
