@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.axe import assert_accessible
 from tests.support.gateways.drivers import GATEWAYS, driver_for
 
 SALON = 500001
@@ -58,10 +59,17 @@ def test_waha_passkey_step_shown_then_completed(live_portal, browser):
         owner = context.new_page()
         owner.goto(f"{base}/sandbox/install/{SALON}")
         expect(owner.get_by_test_id("qr")).to_be_visible(timeout=15_000)
-        driver.ask_passkey(SESSION, "79160000001", "4821")  # scanned; WhatsApp wants the device confirmed
+        driver.state.set_me(SESSION, "79160000001")  # scanned; WhatsApp wants the device confirmed
+        driver.state.ask_passkey(SESSION)
+        deliver_events(driver)
+        expect(owner.locator("#link-status")).to_have_attribute("data-state", "passkey", timeout=15_000)
+        expect(owner.locator("#link-status")).to_contain_text("ключом доступа")
+        assert_accessible(owner, "the passkey step")
+        driver.ask_passkey(SESSION, "79160000001", "4821")  # and a code to compare
         deliver_events(driver)
         expect(owner.get_by_test_id("passkey-code")).to_have_text("4821", timeout=15_000)
         expect(owner.locator("#link-status")).to_contain_text("Коды совпадают")
+        assert_accessible(owner, "the passkey code to compare")
         owner.get_by_test_id("passkey-confirm").click()
         expect(owner.get_by_test_id("connected")).to_contain_text("01", timeout=15_000)
         assert "POST /api/salon-500001/auth/passkey/confirm" in driver.state.paths()
