@@ -56,4 +56,5 @@ async def status(request: Request) -> JSONResponse:
     return JSONResponse({
         "status": view.status.value, "connected": view.status is LinkStatus.CONNECTED,
         "phone": view.phone_masked, "has_qr": view.qr is not None,
+        "passkey_code": view.passkey_code,  # in the passkey step: the code to compare with the phone's
     }, headers=NO_STORE)

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from portal.app import create_app
 from portal.whatsapp import GatewayConflict, LinkState, LinkStatus, WahaGateway
 from tests.support.gateways.fake_waha import create_fake_waha
-from tests.support.landing import land
+from tests.support.landing import land, land_for_token
 from tests.support.servers import serve
 from tests.support.staff import sign_in, staff_env
 
@@ -76,6 +76,9 @@ def test_the_owner_sees_the_passkey_step_it_keeps_polling_never_restarts_and_com
         state.ask_passkey("salon-4401", code="4821")
         shown = c.get("/onboarding/whatsapp/status", headers={**HX, "Accept-Language": "en"}).text
         assert 'data-testid="passkey-code">4821<' in shown and 'data-testid="passkey-confirm"' in shown
+        token = land_for_token(c, settings.partner_token, salon_id=4401)  # the JSON API's Bearer token
+        answer = c.get("/marketplace/api/status", headers={"Authorization": f"Bearer {token}"}).json()
+        assert (answer["status"], answer["passkey_code"], answer["connected"]) == ("passkey", "4821", False)
         confirmed = c.post("/onboarding/whatsapp/passkey-confirm", headers=HX)
         assert widget_state(confirmed.text) == "connected"
         assert db.fetchval("SELECT status FROM whatsapp_links") == "connected"
