@@ -27,7 +27,7 @@ from portal.salons.ids import YclientsSalonId
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.sandbox.partner_api import create_partner_api
 from portal.web.rate_limits import RateLimits
-from portal.whatsapp import SimulatedGateway, WahaGateway, WhatsAppGateway
+from portal.whatsapp import EvolutionGateway, SimulatedGateway, WahaGateway, WhatsAppGateway
 from portal.whatsapp.breaker import Rules
 from portal.whatsapp.breaker_store import BreakerStore
 from portal.whatsapp.link_versions import LinkVersions
@@ -94,6 +94,14 @@ def build_gateway(settings: Settings) -> WhatsAppGateway:
             webhook_url=f"{settings.base_url}/webhook/whatsapp" if settings.waha_webhooks else None,
             webhook_hmac_key=settings.waha_webhook_hmac_key,
             webhook_token=settings.waha_webhook_token,
+            accept_unauthenticated_webhooks=settings.sandbox,
+            timeout_s=settings.waha_timeout_s,
+        )
+    if settings.whatsapp_gateway == "evolution":
+        return EvolutionGateway(
+            settings.evolution_url or "", settings.evolution_api_key or "",
+            webhook_url=f"{settings.base_url}/webhook/whatsapp",
+            webhook_token=settings.evolution_webhook_token,
             accept_unauthenticated_webhooks=settings.sandbox,
             timeout_s=settings.waha_timeout_s,
         )

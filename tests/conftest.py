@@ -81,7 +81,7 @@ def client(settings):
 def waha():
     """A fake WAHA over real HTTP on 127.0.0.1 (API key "waha-key"), sessions starting
     straight into SCAN_QR_CODE: (base URL, its state to steer)."""
-    from tests.support.fake_waha import create_fake_waha
+    from tests.support.gateways.fake_waha import create_fake_waha
     from tests.support.servers import serve
 
     app, state = create_fake_waha("waha-key")

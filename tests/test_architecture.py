@@ -115,3 +115,18 @@ def test_modules_stay_small_and_the_top_level_holds_packages():
     assert too_long == []
     top = sorted(p.name for p in PORTAL.iterdir() if p.is_file() and p.suffix == ".py")
     assert top == ["__init__.py", "__main__.py", "app.py", "runtime.py"]
+
+
+def test_gateway_adapters_know_only_the_gateway_vocabulary():
+    """An adapter (whatsapp/gateways/) speaks HTTP to its gateway and the neutral vocabulary of
+    whatsapp/link.py to the portal; it never reaches into linking, the store or the breaker.
+    So adding a gateway touches that folder alone."""
+    prefix = "portal.whatsapp.gateways"
+    allowed_whatsapp = {"portal.whatsapp.link"}
+    reaching = sorted(
+        f"{a} -> {b}" for a, targets in graph().items() if a.startswith(prefix) for b in targets
+        if b.startswith("portal.whatsapp") and not b.startswith(prefix) and b not in allowed_whatsapp
+    )
+    assert reaching == []
+    assert {m for m in graph() if m.startswith(prefix + ".")} >= {
+        f"{prefix}.waha", f"{prefix}.evolution", f"{prefix}.simulator"}

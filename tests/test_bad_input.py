@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from portal.app import create_app
 from portal.onboarding.landing import encode_user_data, sign_user_data
 from portal.web.request_input import MAX_JSON_DEPTH, BadInput, parse_id, parse_json
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.landing import land
 from tests.support.portal_process import portal_process
 from tests.support.servers import free_port, serve
@@ -257,8 +257,8 @@ def test_a_real_server_answers_every_finding_on_a_kept_alive_connection(database
 def test_phone_numbers_in_other_scripts_digits_are_refused(portal, db):
     """'²' and Arabic-Indic digits pass `str.isdigit`; a phone is ASCII digits only, so the
     owner gets the message beside the field and nothing reaches the gateway or the database."""
+    from portal.whatsapp.gateways.waha import phone_from_me
     from portal.whatsapp.phones import PhoneError, normalise_phone
-    from portal.whatsapp.waha import phone_from_me
 
     for phone in ("²" * 11, "+٧٩١٦١٢٣٤٥٦٧", "+7916１２３4567"):
         with pytest.raises(PhoneError):

@@ -249,15 +249,19 @@ def load_compose() -> dict:
 
 def test_compose_has_every_service_and_two_portal_instances():
     services = load_compose()["services"]
-    assert {"postgres", "redis", "waha", "migrate", "portal", "nginx"} <= set(services)
+    assert {"postgres", "redis", "waha", "evolution", "migrate", "portal", "nginx"} <= set(services)
     portal = services["portal"]
     assert portal["deploy"]["replicas"] >= 2
     assert portal["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["migrate"] and services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "ports" not in services["waha"] and "ports" not in portal
+    assert "ports" not in services["waha"] and "ports" not in services["evolution"] and "ports" not in portal
+    # A profile per gateway; the portal waits for whichever one is started.
+    assert services["waha"]["profiles"] == ["waha"] and services["evolution"]["profiles"] == ["evolution"]
+    assert portal["depends_on"]["waha"]["required"] is False and portal["depends_on"]["evolution"]["required"] is False
     env = portal["environment"]
-    assert env["WHATSAPP_GATEWAY"] == "waha" and env["WAHA_URL"] == "http://waha:3000"
+    assert env["WHATSAPP_GATEWAY"] == "${WHATSAPP_GATEWAY:-waha}" and env["WAHA_URL"] == "http://waha:3000"
+    assert env["EVOLUTION_URL"] == "http://evolution:8080"
     assert env["FORWARDED_ALLOW_IPS"] == services["nginx"]["networks"]["edge"]["ipv4_address"]
     assert portal["env_file"] == "portal.env"
 

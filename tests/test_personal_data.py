@@ -86,7 +86,7 @@ def test_an_erased_number_stays_erased_while_whatsapp_was_linked(make_settings, 
     events (a replayed one claiming the number, too) bring the number back."""
     from urllib.parse import unquote_plus
 
-    from tests.support.fake_waha import create_fake_waha
+    from tests.support.gateways.fake_waha import create_fake_waha
     from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
     from tests.support.servers import serve
     from tests.test_safe_methods import PHONE, SALON, active_and_connected
@@ -123,7 +123,7 @@ def test_an_erased_number_stays_erased_while_whatsapp_was_linked(make_settings, 
 def test_an_erase_the_gateway_cannot_log_out_erases_nothing_and_says_so(make_settings, db):
     from urllib.parse import unquote_plus
 
-    from tests.support.fake_waha import create_fake_waha
+    from tests.support.gateways.fake_waha import create_fake_waha
     from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
     from tests.support.servers import serve
     from tests.test_safe_methods import PHONE, SALON, active_and_connected

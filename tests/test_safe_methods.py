@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from portal.app import create_app
 from portal.support.dashboard import ACTIONS as STAFF_ACTIONS
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.landing import land
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
 from tests.support.servers import serve

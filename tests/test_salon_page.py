@@ -387,7 +387,7 @@ def test_a_lost_link_relinks_without_a_code(portal, partner, db):
 
 
 def test_with_waha_no_logout_leaves_without_the_code_and_the_code_comes_by_send_text(make_settings, db):
-    from tests.support.fake_waha import create_fake_waha
+    from tests.support.gateways.fake_waha import create_fake_waha
     from tests.support.servers import serve
     from tests.test_safe_methods import PHONE, active_and_connected
 

@@ -13,7 +13,7 @@ import httpx
 
 from portal.__main__ import with_demo_staff
 from portal.platform.settings import load_settings
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.portal_process import ROOT, _env, portal_process
 from tests.support.servers import free_port, serve
 

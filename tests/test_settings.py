@@ -82,3 +82,16 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path):
 def test_secure_cookies_follow_the_base_url(tmp_path):
     s = load_settings({"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_BASE_URL": "https://portal.example"}, env_file=None)
     assert s.secure_cookies and s.base_origin == "https://portal.example"
+
+
+def test_evolution_needs_its_url_and_in_production_its_webhook_token(tmp_path):
+    env = {**PROD, "PORTAL_DATA_DIR": str(tmp_path), "WHATSAPP_GATEWAY": "evolution"}
+    with pytest.raises(SettingsError, match="EVOLUTION_URL"):
+        load_settings(env, env_file=None)
+    env |= {"EVOLUTION_URL": "http://127.0.0.1:8080", "EVOLUTION_API_KEY": "k"}
+    with pytest.raises(SettingsError, match="EVOLUTION_WEBHOOK_TOKEN"):  # its webhooks are not signed
+        load_settings(env, env_file=None)
+    with pytest.raises(SettingsError, match="EVOLUTION_WEBHOOK_TOKEN"):
+        load_settings(env | {"EVOLUTION_WEBHOOK_TOKEN": "short"}, env_file=None)
+    s = load_settings(env | {"EVOLUTION_WEBHOOK_TOKEN": "e" * 24}, env_file=None)
+    assert (s.whatsapp_gateway, s.evolution_url, s.gateway_events) == ("evolution", "http://127.0.0.1:8080", True)

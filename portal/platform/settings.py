@@ -17,26 +17,22 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.config import Config
 
+from portal.platform.setting_values import SettingsError as SettingsError  # raised by load_settings
+from portal.platform.setting_values import _choice, _flag, _text, _typed, _url
+
 DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-GATEWAYS = ("simulator", "waha")
+GATEWAYS = ("simulator", "waha", "evolution")
 DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_KEY_SECRET")
 
 
 _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
-
-
-N = TypeVar("N", int, float)
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it in one line."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,10 @@ class Settings:
     waha_webhook_hmac_key: str | None = None
     waha_webhook_token: str | None = None
     waha_webhooks: bool = True
-    waha_timeout_s: float = 10.0
+    waha_timeout_s: float = 10.0  # every gateway call's timeout, Evolution's too
+    evolution_url: str | None = None
+    evolution_api_key: str | None = None
+    evolution_webhook_token: str | None = None
     qr_breaker_failure_threshold: int = 5
     qr_breaker_reset_timeout_s: float = 60.0
     qr_breaker_call_timeout_s: float = 30.0
@@ -126,8 +125,8 @@ class Settings:
 
     @property
     def gateway_events(self) -> bool:
-        """The gateway tells us what happens (WAHA with webhooks): polling is a safety net."""
-        return self.whatsapp_gateway == "waha" and self.waha_webhooks
+        """The gateway tells us what happens (WAHA with webhooks, Evolution): polling is a safety net."""
+        return self.whatsapp_gateway == "evolution" or (self.whatsapp_gateway == "waha" and self.waha_webhooks)
 
     @property
     def link_recheck_s(self) -> float:
@@ -145,47 +144,6 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
-
-
-def _choice(config: Config, name: str, choices: tuple[str, ...], default: str, upper: bool = False) -> str:
-    value = str(config(name, default=default)).strip()
-    value = value.upper() if upper else value.lower()
-    if value not in choices:
-        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(choices)}")
-    return value
-
-
-def _typed(config: Config, name: str, cast: type[N], default: N, minimum: N | None = None) -> N:
-    try:
-        value: N = config(name, cast=cast, default=default)
-    except ValueError:
-        raise SettingsError(f"{name} must be a {cast.__name__}, got {config(name)!r}") from None
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _flag(config: Config, name: str, default: bool) -> bool:
-    try:
-        return bool(config(name, cast=bool, default=default))
-    except ValueError:
-        raise SettingsError(f"{name} must be true or false, got {config(name)!r}") from None
-
-
-def _text(config: Config, name: str) -> str | None:
-    """An optional string setting: unset and empty both mean None."""
-    value = config(name, default=None)
-    return str(value) if value else None
-
-
-def _url(config: Config, name: str, default: str | None) -> str | None:
-    value: str | None = config(name, default=default)
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-    return str(value).rstrip("/")
 
 
 def _demo_secrets(data_dir: Path) -> dict[str, str]:
@@ -244,9 +202,18 @@ def _gateway(config: Config, *, sandbox: bool) -> dict[str, Any]:
         raise SettingsError("WAHA_WEBHOOK_TOKEN must be at least 24 characters")
     if gateway == "waha" and webhooks and not sandbox and hmac_key is None and token is None:
         # An unauthenticated webhook endpoint lets anyone push "events" at us.
-        raise SettingsError("WAHA webhooks need WAHA_WEBHOOK_HMAC_KEY (WAHA Plus) or WAHA_WEBHOOK_TOKEN"
+        raise SettingsError("WAHA webhooks need WAHA_WEBHOOK_HMAC_KEY or WAHA_WEBHOOK_TOKEN"
                             " in production mode, or WAHA_WEBHOOKS=off")
+    evolution_url, evolution_token = _url(config, "EVOLUTION_URL", None), _text(config, "EVOLUTION_WEBHOOK_TOKEN")
+    if gateway == "evolution" and not evolution_url:
+        raise SettingsError("EVOLUTION_URL is required when WHATSAPP_GATEWAY=evolution")
+    if evolution_token is not None and len(evolution_token) < 24:
+        raise SettingsError("EVOLUTION_WEBHOOK_TOKEN must be at least 24 characters")
+    if gateway == "evolution" and not sandbox and evolution_token is None:
+        raise SettingsError("EVOLUTION_WEBHOOK_TOKEN is required with WHATSAPP_GATEWAY=evolution in production mode")
     return {
+        "evolution_url": evolution_url, "evolution_api_key": _text(config, "EVOLUTION_API_KEY"),
+        "evolution_webhook_token": evolution_token,
         "whatsapp_gateway": gateway,
         "waha_url": waha_url,
         "waha_api_key": _text(config, "WAHA_API_KEY"),

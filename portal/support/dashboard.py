@@ -162,14 +162,18 @@ async def salons(request: Request) -> Response:
     try:
         f = support.parse_filter(request.query_params)
     except support.BadFilter:
-        status = request.query_params.get("status")
+        status, link = request.query_params.get("status"), request.query_params.get("link")
         error = (_t(request)("admin.filter_bad_status", statuses=", ".join(support.STATUSES))
-                 if status and status not in support.STATUSES else _t(request)("admin.filter_bad_page"))
+                 if status and status not in support.STATUSES else
+                 _t(request)("admin.filter_bad_status", statuses=", ".join(support.LINK_STATUSES))
+                 if link and link not in support.LINK_STATUSES else _t(request)("admin.filter_bad_page"))
         return _page(request, "admin/salons.html", {"error": error, "rows": [], "total": 0,
                                                      "f": support.SalonFilter(), "statuses": support.STATUSES,
+                                                     "link_statuses": support.LINK_STATUSES,
                                                      "pages": 0}, status_code=400)
     rows, total = await support.salons_page(request.state.runtime.pool, f)
     context = {"rows": rows, "total": total, "f": f, "statuses": support.STATUSES,
+               "link_statuses": support.LINK_STATUSES,
                "pages": max(1, -(-total // support.PAGE_SIZE)), "error": None}
     if is_htmx(request) and request.headers.get("hx-target") == "salon-table":
         return vary_on_htmx(_page(request, "admin/partials/salon_table.html", context))

@@ -18,9 +18,11 @@ from portal.platform.database import Connection, Pool
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.web.request_input import parse_id, storable_text
+from portal.whatsapp.link import LinkStatus
 from portal.whatsapp.phones import mask_phone
 
 STATUSES = ("pending_whatsapp", "activating", "active", "activation_failed", "frozen", "uninstalled")
+LINK_STATUSES = tuple(s.value for s in LinkStatus)
 PAGE_SIZE = 25
 STUCK_AFTER = "10 minutes"
 
@@ -32,7 +34,7 @@ CASE
   WHEN l.status = 'expired' THEN 'QR code expired'
   WHEN l.status = 'failed' THEN 'WhatsApp session failed'
   WHEN s.integration_status = 'activating' AND s.updated_at < now() - interval '{STUCK_AFTER}' THEN 'stuck activating'
-  WHEN s.integration_status = 'pending_whatsapp' AND l.status IN ('starting', 'awaiting_scan', 'linking')
+  WHEN s.integration_status = 'pending_whatsapp' AND l.status IN ('starting', 'awaiting_scan', 'passkey', 'linking')
        AND l.updated_at < now() - interval '{STUCK_AFTER}' THEN 'stuck in ' || l.status
 END"""
 
@@ -53,17 +55,19 @@ LEFT JOIN LATERAL (SELECT event_type, created_at FROM marketplace_events
                    WHERE salon_id = s.id ORDER BY created_at DESC, id DESC LIMIT 1) e ON true
 """
 
-# $1 status, $2 YClients id, $3 name pattern (each NULL for "any"), $4 attention only.
+# $1 status, $2 YClients id, $3 name pattern, $5 WhatsApp link status (each NULL for "any"),
+# $4 attention only.
 _FILTER = f"""
 WHERE ($1::text IS NULL OR s.integration_status = $1)
   AND ($2::bigint IS NULL OR s.yclients_salon_id = $2)
   AND ($3::text IS NULL OR s.name ILIKE $3)
   AND (NOT $4::boolean OR ({_ATTENTION}) IS NOT NULL)
+  AND ($5::text IS NULL OR COALESCE(l.status, 'idle') = $5)
 """
 
 _COUNT = f"SELECT count(*) FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id {_FILTER}"
 _PAGE = (f"{_SALON_ROW} {_FILTER} ORDER BY ({_ATTENTION}) IS NULL, s.updated_at DESC, s.id DESC"
-         " LIMIT $5 OFFSET $6")
+         " LIMIT $6 OFFSET $7")
 _ONE = f"{_SALON_ROW} WHERE s.yclients_salon_id = $1"
 _NEEDING_ATTENTION = f"{_SALON_ROW} WHERE ({_ATTENTION}) IS NOT NULL ORDER BY s.updated_at ASC LIMIT 20"
 
@@ -71,6 +75,7 @@ _NEEDING_ATTENTION = f"{_SALON_ROW} WHERE ({_ATTENTION}) IS NOT NULL ORDER BY s.
 _FUNNEL = """
 SELECT count(DISTINCT salon_id) FILTER (WHERE event_type = 'landed') AS landed,
        count(DISTINCT salon_id) FILTER (WHERE event_type = 'qr_shown') AS qr_shown,
+       count(DISTINCT salon_id) FILTER (WHERE event_type = 'passkey_asked') AS passkey,
        count(DISTINCT salon_id) FILTER (WHERE event_type = 'whatsapp_connected') AS linked,
        count(DISTINCT salon_id) FILTER (WHERE event_type = 'integration_activated') AS active
 FROM marketplace_events
@@ -84,6 +89,7 @@ class SalonFilter:
     q: str | None = None
     page: int = 1
     attention_only: bool = False
+    link: str | None = None  # the WhatsApp link's status
 
 
 class BadFilter(ValueError):
@@ -97,10 +103,13 @@ def parse_filter(params: Mapping[str, str]) -> SalonFilter:
     q = (params.get("q") or "").strip()[:100] or None
     if q is not None and not storable_text(q):
         raise BadFilter("the search text must not contain NUL characters")
+    link = params.get("link") or None
+    if link is not None and link not in LINK_STATUSES:
+        raise BadFilter(f"link must be one of {', '.join(LINK_STATUSES)}")
     page = parse_id(params.get("page") or "1", maximum=100_000)
     if page is None:
         raise BadFilter("page must be a number from 1 to 100000")
-    return SalonFilter(status=status, q=q, page=page, attention_only=params.get("attention") == "1")
+    return SalonFilter(status=status, q=q, page=page, attention_only=params.get("attention") == "1", link=link)
 
 
 def _escape_like(text: str) -> str:
@@ -108,11 +117,11 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filter_args(f: SalonFilter) -> tuple[str | None, int | None, str | None, bool]:
+def _filter_args(f: SalonFilter) -> tuple[str | None, int | None, str | None, bool, str | None]:
     """The search box holds either a YClients id (digits) or part of a name."""
     by_id = parse_id(f.q)  # digits within bigint; anything else is part of a name
     by_name = "%" + _escape_like(f.q) + "%" if f.q and by_id is None else None
-    return f.status, by_id, by_name, f.attention_only
+    return f.status, by_id, by_name, f.attention_only, f.link
 
 
 def _salon_dict(row: asyncpg.Record) -> dict[str, Any]:

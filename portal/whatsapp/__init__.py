@@ -1,10 +1,13 @@
 """Linking a salon's WhatsApp number through a WhatsApp HTTP gateway.
 
 `link` holds the gateway-neutral states, errors and the `WhatsAppGateway` protocol;
-`waha` is the adapter for a real WAHA server; `simulator` is the in-process stand-in
-used in demo mode and tests.
+`gateways/` holds the adapters: `waha` and `evolution` for real WAHA and Evolution API
+servers, `simulator` for the in-process stand-in used in demo mode and tests.
 """
 
+from portal.whatsapp.gateways.evolution import EvolutionGateway
+from portal.whatsapp.gateways.simulator import SimulatedGateway
+from portal.whatsapp.gateways.waha import WahaGateway
 from portal.whatsapp.link import (
     GatewayAuthError,
     GatewayConflict,
@@ -20,10 +23,9 @@ from portal.whatsapp.link import (
     session_name,
     validate_phone_digits,
 )
-from portal.whatsapp.simulator import SimulatedGateway
-from portal.whatsapp.waha import WahaGateway
 
 __all__ = [
+    "EvolutionGateway",
     "GatewayAuthError",
     "GatewayConflict",
     "GatewayError",

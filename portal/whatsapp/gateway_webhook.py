@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.web.throttle import over_limit
-from portal.whatsapp import InvalidWebhook, MalformedWebhook, linking
+from portal.whatsapp import InvalidWebhook, MalformedWebhook
+from portal.whatsapp.gateway_events import GatewayUnconfirmed, Outcome, apply_update
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,20 @@ async def whatsapp_webhook(request: Request) -> Response:
     except MalformedWebhook as exc:
         return JSONResponse({"error": exc.safe_summary, "code": "MALFORMED"}, status_code=400)
     try:
-        known = await linking.apply_update(runtime, update)
-    except linking.GatewayUnconfirmed:
+        outcome = await apply_update(runtime, update)
+    except GatewayUnconfirmed:
         runtime.metrics.webhook_delivery("whatsapp", "unconfirmed")
         # A 5xx makes the gateway deliver again later; nothing was changed meanwhile.
         return JSONResponse({"error": "gateway not reachable to confirm", "code": "UNCONFIRMED"},
                             status_code=503, headers={"Retry-After": "5"})
-    runtime.metrics.webhook_delivery("whatsapp", "processed" if known else "ignored")
-    if not known:
+    runtime.metrics.webhook_delivery("whatsapp", outcome.value)
+    if outcome is Outcome.IGNORED:
         log.info("WhatsApp webhook for an unknown session ignored", extra={"session": update.session[:64]})
         return JSONResponse({"ignored": True})
+    if outcome is Outcome.DUPLICATE:
+        return JSONResponse({"duplicate": True})  # 2xx: the sender must not deliver it again
+    if outcome is Outcome.STALE:
+        # Refused, not retried: a 4xx tells WAHA and Evolution not to deliver it again.
+        log.warning("WhatsApp webhook refused: older than the event memory")
+        return JSONResponse({"error": "event too old", "code": "STALE_EVENT"}, status_code=409)
     return JSONResponse({"ok": True})

@@ -19,14 +19,17 @@ from typing import Any, Protocol, runtime_checkable
 class LinkStatus(StrEnum):
     """Where a salon's number is on the way from "nothing" to "the assistant can use it".
 
-    idle → starting → awaiting_scan (QR or pairing code) → linking → connected, with
-    expired (the QR cycle ran out: offer a new code), failed (offer retry) and
-    logged_out (was connected, now is not: offer reconnect).
+    idle → starting → awaiting_scan (QR or pairing code) → [passkey] → linking → connected,
+    with expired (the QR cycle ran out: offer a new code), failed (offer retry) and
+    logged_out (was connected, now is not: offer reconnect). `passkey` is WhatsApp asking
+    the owner to confirm the new linked device (a passkey, sometimes a code to compare): a
+    step to wait through, never a failure to retry over.
     """
 
     IDLE = "idle"
     STARTING = "starting"
     AWAITING_SCAN = "awaiting_scan"
+    PASSKEY = "passkey"
     LINKING = "linking"
     CONNECTED = "connected"
     EXPIRED = "expired"
@@ -42,6 +45,7 @@ class LinkState:
     qr: str | None = None  # the QR payload text, only while awaiting_scan
     phone: str | None = None  # digits only, e.g. "79161234567", once linked
     qr_expires_in: float | None = None  # seconds the current QR still lives, if known
+    passkey_code: str | None = None  # the code to compare with the phone's, in the passkey step
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class StatusUpdate:
     session: str
     status: LinkStatus
     phone: str | None = None
+    # The delivery's identity, so a replay is recognised: the gateway's event id, or a
+    # digest of the body for a gateway that sends none. None: the event cannot be told apart.
+    event_id: str | None = None
+    sent_at: float | None = None  # when the gateway says it sent it (Unix seconds), if it does
 
 
 _SESSION_PREFIX = "salon-"
@@ -158,6 +166,11 @@ class WhatsAppGateway(Protocol):
 
     async def delete(self, name: str) -> None:
         """Remove the session; deleting a session that does not exist is not an error."""
+        ...
+
+    async def confirm_passkey(self, name: str) -> None:
+        """The owner says the passkey step's code matches their phone's; GatewayConflict when
+        the session is not in that step (or the gateway has no passkey step at all)."""
         ...
 
     async def aclose(self) -> None: ...

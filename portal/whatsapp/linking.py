@@ -5,7 +5,7 @@ connected. The one place that combines the gateway, the breaker and the link row
   unless a live QR is already known (the fast path: no gateway call at all).
 - `current` answers polls from the database and asks the gateway at most once per refresh
   interval per salon, however many tabs and instances poll.
-- `apply_update` takes the gateway's status webhook.
+- `confirm_passkey` is the owner's "the codes match" in the passkey step.
 - `disconnect` is the owner's own "unlink this number" (the relink starts with it).
 
 A connected link of an active salon that stops being connected is "lost" (the phone unlinked
@@ -17,6 +17,7 @@ them, since they all pass `_store`. The integration with YClients is not touched
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.store import Salon
-from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound, StatusUpdate
+from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import CircuitOpen, summarize_error
 from portal.whatsapp.phones import mask_phone
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 # Events for the funnel and the timeline, by the status a link moves into.
 _STATUS_EVENTS = {
     LinkStatus.AWAITING_SCAN: "qr_shown",
+    LinkStatus.PASSKEY: "passkey_asked",
     LinkStatus.CONNECTED: "whatsapp_connected",
     LinkStatus.EXPIRED: "qr_expired",
     LinkStatus.FAILED: "whatsapp_failed",
@@ -64,12 +66,13 @@ class LinkView:
     connected_since: datetime | None = None  # when the current connection began
     retry_after: float | None = None  # set while the breaker refuses: the friendly retry screen
     problem: str | None = None  # an i18n key saying what went wrong, for failed starts
+    passkey_code: str | None = None  # the passkey step's code to compare with the phone's
 
     @property
     def version(self) -> str:
         """Changes exactly when what the owner sees changes; polls answer 'no change' else."""
         key = (f"{self.status}|{self.qr}|{self.phone_masked}|{self.pairing_code}|"
-               f"{self.retry_after is not None}|{self.problem}")
+               f"{self.retry_after is not None}|{self.problem}|{self.passkey_code}")
         return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
 
     @property
@@ -91,6 +94,7 @@ class LinkView:
             pairing_code=link.pairing_code if has_pairing else None,
             pairing_expires_in=pairing_left if has_pairing else None,
             connected_since=link.connected_at if link.status is LinkStatus.CONNECTED else None,
+            passkey_code=link.passkey_code if link.status is LinkStatus.PASSKEY else None,
             **extra,
         )
 
@@ -215,20 +219,29 @@ async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
         state = LinkState(LinkStatus.AWAITING_SCAN, qr=link.qr, qr_expires_in=qr_left)  # keep the live QR
     state = _as_seen(link.status, state)
     renewed = want_qr and state.qr is not None and state.qr == link.qr  # the gateway still shows it
-    if state.status is link.status and state.qr == link.qr and state.phone == link.phone and not renewed:
+    # A phone not reported (Evolution reads the number once, when the link connects) is unchanged.
+    same_phone = state.phone is None or state.phone == link.phone
+    if (state.status is link.status and state.qr == link.qr and same_phone and not renewed
+            and state.passkey_code == link.passkey_code):
         return link
     # A QR the gateway still serves gets a new lifetime (nothing the owner sees changes, so
     # no version moves): else it would count as expiring, and be fetched, on every poll.
     return await _store(runtime, salon_pk, state)
 
 
-async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict[str, str]) -> LinkState:
-    """Start (or reuse) the session, then poll with backoff until it shows a QR."""
+async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict[str, str], *,
+                                 relink: bool = False) -> LinkState:
+    """Start (or reuse) the session, then poll with backoff until it shows a QR. `relink`: the
+    session had a number and lost it; a failed session of that kind comes back to a QR only
+    after a logout (waha#223; waha-docs how-to/sessions: "Logout and Start")."""
     settings = runtime.settings
+    if relink:
+        with contextlib.suppress(SessionNotFound):
+            await runtime.gateway.logout(name)
     state = await runtime.gateway.start_session(name, metadata=metadata)
     delay = settings.qr_wait_initial_s
     for _ in range(settings.qr_wait_attempts):
-        if state.status in (LinkStatus.LINKING, LinkStatus.CONNECTED) or (
+        if state.status in (LinkStatus.LINKING, LinkStatus.CONNECTED, LinkStatus.PASSKEY) or (
             state.status is LinkStatus.AWAITING_SCAN and state.qr
         ):
             return state
@@ -266,14 +279,16 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
     view = LinkView.of(link)
     if view.status is LinkStatus.AWAITING_SCAN and view.qr and (view.qr_expires_in or 0) > 1:
         return view  # the fast path: a QR the owner can still scan
-    if view.status in (LinkStatus.LINKING, LinkStatus.CONNECTED):
-        return view
+    if view.status in (LinkStatus.LINKING, LinkStatus.CONNECTED, LinkStatus.PASSKEY):
+        return view  # on its way: a start now would only throw away the owner's progress
     if await _too_many_waiting(runtime, salon):
         return LinkView.of(link, retry_after=BUSY_RETRY_S)
     metadata = {"yclients_salon_id": str(salon.yclients_salon_id)}
+    relink = link.status in (LinkStatus.FAILED, LinkStatus.LOGGED_OUT) and link.connected_phone is not None
     started = time.perf_counter()
     try:
-        state = await runtime.breaker.call(lambda: _start_and_wait_for_qr(runtime, link.session_name, metadata))
+        state = await runtime.breaker.call(
+            lambda: _start_and_wait_for_qr(runtime, link.session_name, metadata, relink=relink))
     except CircuitOpen as exc:
         return LinkView.of(link, retry_after=max(1.0, exc.retry_after))
     except (GatewayError, TimeoutError) as exc:
@@ -322,34 +337,20 @@ async def gateway_call(runtime: Runtime, call: Awaitable[object]) -> str | None:
     return None
 
 
-class GatewayUnconfirmed(Exception):
-    """The gateway could not be asked to confirm an event: nothing was changed."""
-
-
-async def apply_update(runtime: Runtime, update: StatusUpdate) -> bool:
-    """A gateway webhook, taken as a hint: False if the session is unknown.
-
-    An event is evidence, not truth: a leaked or replayed webhook must not connect a salon
-    to a number of someone's choosing. So the event only says *when* to look; what is stored
-    is what one `GET` of the session at the gateway says now (status, phone number, and the
-    QR when it shows one), never the event's own status or `me`.
-    """
+async def confirm_passkey(runtime: Runtime, salon: Salon) -> LinkView:
+    """The owner says the code shown matches the phone's: tell the gateway, then show where
+    the session stands (usually on its way to connected)."""
     async with runtime.pool.acquire() as conn:
-        found = await links.session_link(conn, update.session)
-    if found is None:
-        return False
-    salon_pk, known = found
-    try:
-        async with asyncio.timeout(runtime.settings.waha_timeout_s):
-            state = await runtime.gateway.get_state(update.session)
-    except (GatewayError, TimeoutError) as exc:
-        # The sender retries a failed delivery; until then the safety poll covers it.
-        raise GatewayUnconfirmed(summarize_error(exc)) from exc
-    if state.status is not update.status:
-        log.info("gateway event not confirmed by the gateway",
-                 extra={"event_status": update.status.value, "gateway_status": state.status.value})
-    await _store(runtime, salon_pk, _as_seen(known, state))
-    return True
+        link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
+    if link.status is not LinkStatus.PASSKEY:
+        return LinkView.of(link)  # a second press, or the step is over: nothing to confirm
+    error = await gateway_call(runtime, runtime.gateway.confirm_passkey(link.session_name))
+    if error is not None:
+        log.warning("passkey confirmation refused", extra={"yclients_salon_id": salon.yclients_salon_id,
+                                                          "error": error})
+        return LinkView.of(link, problem="whatsapp.problem_passkey")
+    await events.record_quietly(runtime.pool, salon.pk, "passkey_confirmed", {})
+    return LinkView.of(await _refresh(runtime, salon.pk, link))
 
 
 async def disconnect(runtime: Runtime, salon: Salon, *, by: str, relink: bool = False) -> str | None:

@@ -53,7 +53,8 @@ async def status(request: Request) -> JSONResponse:
     if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
         return _unauthorized()
     view = poll.view
-    return JSONResponse({
-        "status": view.status.value, "connected": view.status is LinkStatus.CONNECTED,
-        "phone": view.phone_masked, "has_qr": view.qr is not None,
-    }, headers=NO_STORE)
+    answer = {"status": view.status.value, "connected": view.status is LinkStatus.CONNECTED,
+              "phone": view.phone_masked, "has_qr": view.qr is not None}
+    if view.status is LinkStatus.PASSKEY:  # only then: the earlier integration's shape stays as it was
+        answer["passkey_code"] = view.passkey_code  # the code to compare with the phone's, if any
+    return JSONResponse(answer, headers=NO_STORE)

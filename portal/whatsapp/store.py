@@ -20,7 +20,7 @@ from portal.whatsapp.link import LinkState, LinkStatus, session_name
 # A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
 QR_REFRESH_MARGIN_S = 5.0
 
-WAITING = (LinkStatus.STARTING, LinkStatus.AWAITING_SCAN, LinkStatus.LINKING)
+WAITING = (LinkStatus.STARTING, LinkStatus.AWAITING_SCAN, LinkStatus.PASSKEY, LinkStatus.LINKING)
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Link:
     now: datetime  # the database's clock, so expiry maths never mixes two clocks
     connected_at: datetime | None = None  # when the current connection began
     connected_phone: str | None = None  # the number last connected, kept when the link is lost
+    passkey_code: str | None = None  # in the passkey step: the code to compare with the phone's
 
     @classmethod
     def from_row(cls, row: asyncpg.Record | None) -> Link:
@@ -49,7 +50,7 @@ class Link:
 
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
-                 " l.connected_at, l.connected_phone")
+                 " l.connected_at, l.connected_phone, l.passkey_code")
 
 # One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
 # refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
@@ -155,13 +156,14 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
             pairing_code = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_code END,
             pairing_expires_at = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_expires_at END,
             last_error = $6,
+            passkey_code = CASE WHEN $2 = 'passkey' THEN $7 END,
             checked_at = now(),
             updated_at = now()
         FROM before WHERE l.salon_id = $1
         RETURNING {_LINK_COLUMNS}, before.status AS previous, before.connected_phone AS previous_phone,
             (SELECT integration_status FROM salons WHERE id = $1) AS integration_status
         """,
-        salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error,
+        salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error, state.passkey_code,
     )
     link = Link.from_row(row)
     assert row is not None
@@ -197,3 +199,22 @@ async def count_waiting(conn: Connection, other_than: SalonPk, fresh_s: float) -
         " AND updated_at > now() - make_interval(secs => $3)",
         [s.value for s in WAITING], other_than, fresh_s)
     return count
+
+
+# How long an event id is remembered; the webhook refuses events older than this by their
+# timestamp, so a replay cannot outlive its id.
+EVENT_MEMORY_S = 86_400.0
+
+
+async def event_seen(conn: Connection, event_id: str) -> bool:
+    """Whether a gateway event with this id was already taken."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM gateway_events_seen WHERE event_id = $1)",
+                                    event_id))
+
+
+async def remember_event(conn: Connection, event_id: str) -> None:
+    """Note an event as taken, and forget those past the memory window in the same statement."""
+    await conn.execute(
+        """WITH purge AS (DELETE FROM gateway_events_seen WHERE seen_at < now() - make_interval(secs => $2))
+           INSERT INTO gateway_events_seen (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING""",
+        event_id, EVENT_MEMORY_S)

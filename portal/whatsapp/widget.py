@@ -88,6 +88,7 @@ class WidgetPages:
             Route("/onboarding/whatsapp/status", self.link_status),
             Route("/onboarding/whatsapp/start", self.start_link, methods=["POST"]),
             Route("/onboarding/whatsapp/pairing-code", self.pairing_code, methods=["POST"]),
+            Route("/onboarding/whatsapp/passkey-confirm", self.passkey_confirm, methods=["POST"]),
         ]
 
     def render_widget(self, request: Request, view: LinkView, integration_status: str,
@@ -141,6 +142,18 @@ class WidgetPages:
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
         view = await linking.request_pairing_code(request.state.runtime, salon, phone)
+        if not is_htmx(request):
+            return RedirectResponse("/onboarding", status_code=303)
+        return self.render_widget(request, view, salon.integration_status)
+
+    async def passkey_confirm(self, request: Request) -> Response:
+        """The owner's "the codes match" in the passkey step."""
+        salon = await owner_salon(request)
+        if salon is None:
+            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+            return limited
+        view = await linking.confirm_passkey(request.state.runtime, salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status)

@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_support import sign_in
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.portal_process import PortalProcess, portal_process
 from tests.support.servers import free_port, serve
 from tests.support.staff import staff_env

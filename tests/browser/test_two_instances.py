@@ -7,7 +7,7 @@ import httpx
 from playwright.sync_api import expect
 
 from portal.app import create_app
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.servers import free_port, serve
 
 

@@ -163,3 +163,40 @@ def test_a_qr_about_to_expire_is_fetched_anew_without_waiting_for_the_safety_pol
         db.execute("UPDATE whatsapp_links SET qr_expires_at = now() + interval '3 seconds', last_error = 'x'")
         until(lambda: "2@rotated,by,the,gateway" in c.get("/onboarding/whatsapp/status", headers=HX).text)
         assert [p for p in state.paths() if "auth/qr" in p]  # fetched from the QR endpoint
+
+
+def test_an_event_delivered_twice_is_taken_once_and_an_old_one_is_refused(make_settings, waha, db):
+    """WAHA gives every event an `id` and a `timestamp` (waha-docs how-to/events) and delivers
+    again by its retries policy: a repeat costs no gateway call; an event older than the
+    portal's memory of ids cannot be told from a replay, so it is refused (a 4xx: not resent)."""
+    import json
+
+    url, state = waha
+    settings = make_settings(**waha_env(url, WHATSAPP_SAFETY_POLL_S="3600"))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=704)
+        c.post("/onboarding/whatsapp/start", headers=HX)
+        webhooks = state.sessions["salon-704"].config["webhooks"]
+        assert webhooks[0]["retries"] == {"policy": "exponential", "delaySeconds": 2, "attempts": 6}
+        state.set_status("salon-704", "WORKING")
+        state.set_me("salon-704", "79160000704")
+        [(_, body, headers)] = state.webhook_delivery("salon-704")
+        state.requests.clear()
+        first = c.post("/webhook/whatsapp", content=body, headers=headers)
+        assert first.status_code == 200 and first.json() == {"ok": True}
+        again = c.post("/webhook/whatsapp", content=body, headers=headers)
+        assert again.status_code == 200 and again.json() == {"duplicate": True}
+        assert state.paths().count("GET /api/sessions/salon-704") == 1
+        event_id = json.loads(body)["id"]
+        assert db.fetchval("SELECT count(*) FROM gateway_events_seen WHERE event_id = $1", f"waha:{event_id}") == 1
+        # Two days old, correctly signed, never seen: refused without a gateway call.
+        old = json.loads(body) | {"id": "evt_old", "timestamp": int((time.time() - 2 * 86400) * 1000)}
+        old_body = json.dumps(old).encode()
+        import hashlib
+        import hmac
+
+        signed = {"X-Webhook-Hmac": hmac.new(HOOK_KEY.encode(), old_body, hashlib.sha512).hexdigest(),
+                  "X-Webhook-Hmac-Algorithm": "sha512", "Content-Type": "application/json"}
+        stale = c.post("/webhook/whatsapp", content=old_body, headers=signed)
+        assert stale.status_code == 409 and stale.json()["code"] == "STALE_EVENT"
+        assert state.paths().count("GET /api/sessions/salon-704") == 1

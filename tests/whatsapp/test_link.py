@@ -41,7 +41,8 @@ def test_phone_digits_rejects_formatting_and_wrong_lengths(bad):
 
 def test_link_status_values_are_the_words_the_portal_stores():
     assert [s.value for s in LinkStatus] == [
-        "idle", "starting", "awaiting_scan", "linking", "connected", "expired", "failed", "logged_out",
+        "idle", "starting", "awaiting_scan", "passkey", "linking", "connected", "expired", "failed",
+        "logged_out",
     ]
 
 

@@ -20,7 +20,7 @@ from portal.whatsapp import (
     StatusUpdate,
     WahaGateway,
 )
-from tests.support.fake_waha import create_fake_waha
+from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.servers import free_port, serve
 
 API_KEY = "waha-test-key-7f3a"
@@ -67,7 +67,9 @@ async def test_start_session_creates_it_started_with_signed_status_webhook(gatew
         "start": True,
         "config": {
             "metadata": {"yclients_salon_id": "12345"},
-            "webhooks": [{"url": HOOK_URL, "events": ["session.status"], "hmac": {"key": HOOK_KEY}}],
+            # WAHA delivers again on failure by this policy (waha-docs how-to/events#retries)
+            "webhooks": [{"url": HOOK_URL, "events": ["session.status"], "hmac": {"key": HOOK_KEY},
+                          "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 6}}],
         },
     }
 

@@ -2,9 +2,10 @@
 
 This module owns `SimulatedGateway`: it walks a session through the same life a real
 WAHA session has — starting, a cycle of rotating QR codes that runs out, a scan or a
-pairing code, linking, connected, logged out — plus the controls a demo or test needs
-(`scan`, `enter_pairing_code`, `fail_session`, `set_fault`), and it keeps the messages its
-sessions send (`sent_texts`), so the sandbox's phone can show them.
+pairing code, WhatsApp's passkey step when asked for, linking, connected, logged out — plus
+the controls a demo or test needs (`scan`, `enter_pairing_code`, `approve_passkey`,
+`unlink_device`, `fail_session`, `set_fault`), and it keeps the messages its sessions send
+(`sent_texts`), so the sandbox's phone can show them.
 
 Time is read from an injected clock and every transition is computed when someone
 looks, so nothing runs in the background and a test moves time by moving its clock.
@@ -70,6 +71,7 @@ class _Session:
     metadata: dict[str, Any]
     # "cycle": starting → QR 1..n → expired, measured from `since`
     # "linking": linking until `since + linking_s`, then connected as `phone`
+    # "passkey": WhatsApp wants the new device confirmed (`passkey_code`: a code to compare)
     # "connected" | "idle" | "failed" | "logged_out": stays put
     phase: str
     since: float
@@ -77,6 +79,7 @@ class _Session:
     phone: str | None = None
     # pairing code → the phone number it was requested for, valid this cycle only
     pairing: dict[str, str] = field(default_factory=dict)
+    passkey_code: str | None = None
 
 
 class SimulatedGateway:
@@ -168,6 +171,13 @@ class SimulatedGateway:
             raise GatewayConflict(f"cannot send a message: session is {status}")
         self._sent.append(SentText(name, phone, text))
 
+    async def confirm_passkey(self, name: str) -> None:
+        await self._gateway_call()
+        session = self._existing(name)
+        if session.phase != "passkey" or session.passkey_code is None or session.phone is None:
+            raise GatewayConflict("no passkey code is waiting for a confirmation")
+        self._link(session, session.phone)
+
     async def restart(self, name: str) -> None:
         await self._gateway_call(starts_session=True)
         session = self._existing(name)
@@ -198,10 +208,23 @@ class SimulatedGateway:
 
     # --- demo and test controls (the "phone" side; not affected by faults) -------------
 
-    def scan(self, name: str, phone_digits: str) -> None:
-        """The salon's phone scans the current QR code."""
+    def scan(self, name: str, phone_digits: str, *, passkey: bool = False, passkey_code: str | None = None) -> None:
+        """The salon's phone scans the current QR code; `passkey`: WhatsApp then asks for a
+        passkey (with `passkey_code`: a code to compare and confirm) before linking."""
         phone = validate_phone_digits(phone_digits)
-        self._link(self._awaiting_scan(name, "scan"), phone)
+        session = self._awaiting_scan(name, "scan")
+        if passkey or passkey_code is not None:
+            self._settle(session, "passkey")
+            session.phone, session.passkey_code = phone, passkey_code
+            return
+        self._link(session, phone)
+
+    def approve_passkey(self, name: str) -> None:
+        """The owner completes WhatsApp's passkey prompt; the session goes on to linking."""
+        session = self._existing(name)
+        if session.phase != "passkey" or session.phone is None:
+            raise GatewayConflict("no passkey step is waiting")
+        self._link(session, session.phone)
 
     def enter_pairing_code(self, name: str, code: str) -> None:
         """The salon types a pairing code on the phone it was requested for."""
@@ -210,6 +233,10 @@ class SimulatedGateway:
         if phone is None:
             raise GatewayConflict("pairing code is not valid for this session")
         self._link(session, phone)
+
+    def unlink_device(self, name: str) -> None:
+        """The phone removes the linked device: the account is gone from the session."""
+        self._settle(self._existing(name), "logged_out")
 
     def fail_session(self, name: str) -> None:
         """The gateway gives up on a session (crash, ban): it shows as failed."""
@@ -233,11 +260,11 @@ class SimulatedGateway:
 
     def _link(self, session: _Session, phone: str) -> None:
         session.phase, session.since, session.phone = "linking", self._clock(), phone
-        session.qrs, session.pairing = [], {}
+        session.qrs, session.pairing, session.passkey_code = [], {}, None
 
     def _settle(self, session: _Session, phase: str) -> None:
         session.phase, session.since = phase, self._clock()
-        session.qrs, session.pairing = [], {}
+        session.qrs, session.pairing, session.passkey_code = [], {}, None
         if phase != "connected":
             session.phone = None
 
@@ -247,6 +274,8 @@ class SimulatedGateway:
             if now - session.since < self._linking_s:
                 return LinkState(LinkStatus.LINKING, phone=session.phone)
             self._settle(session, "connected")  # materialise, so later phases start from here
+        if session.phase == "passkey":
+            return LinkState(LinkStatus.PASSKEY, passkey_code=session.passkey_code)
         if session.phase != "cycle":
             return LinkState(_RESTING[session.phase], phone=session.phone)
 

@@ -10,6 +10,9 @@ Status mapping (WAHA → neutral):
     STARTING, no `me` yet         → starting
     STARTING, `me` present        → linking (WAHA restarts the session after a scan)
     SCAN_QR_CODE                  → awaiting_scan
+    PASSKEY_REQUIRED              → passkey (WhatsApp wants a passkey for the new device)
+    PASSKEY_CONFIRMATION_REQUIRED → passkey, with the code read from
+                                    `GET /api/{session}/auth/passkey/confirmation`
     WORKING                       → connected (phone from `me.id`)
     FAILED, no `me`               → expired
     FAILED, `me` present          → failed
@@ -23,6 +26,12 @@ time out waiting for a scan, so it is reported as failed.
 
 WAHA has no "logged out" status; `get_state` never reports `logged_out`. The portal
 knows a number was connected and can say so itself.
+
+The passkey statuses (GOWS engine, WAHA 2026.7.1; waha-docs how-to/sessions#passkey) are a
+step of the pairing, not a failure. A `PASSKEY_REQUIRED` challenge can only be signed on the
+web.whatsapp.com origin (WAHA's browser extension); the portal shows the step and waits. The
+rarer `PASSKEY_CONFIRMATION_REQUIRED` carries a code the owner compares with the phone's and
+confirms (`POST /api/{session}/auth/passkey/confirm`).
 """
 
 from __future__ import annotations
@@ -61,6 +70,10 @@ HMAC_ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
 # a shared secret in this header authenticates a delivery there.
 TOKEN_HEADER = "X-Webhook-Token"  # noqa: S105 - a header name, not a secret
 STATUS_EVENT = "session.status"
+# Failed deliveries are sent again by WAHA (waha-docs how-to/events#retries): 2, 4, 8, 16,
+# 32 s with jitter, about a minute in all, which covers a portal restart or a gateway blip.
+WEBHOOK_RETRIES = {"policy": "exponential", "delaySeconds": 2, "attempts": 6}
+_CONFIRMING = "PASSKEY_CONFIRMATION_REQUIRED"
 
 
 def phone_from_me(me: Any) -> str | None:
@@ -85,6 +98,8 @@ def link_status(waha_status: Any, me: Any) -> LinkStatus:
             return LinkStatus.LINKING if has_account else LinkStatus.STARTING
         case "SCAN_QR_CODE":
             return LinkStatus.AWAITING_SCAN
+        case "PASSKEY_REQUIRED" | "PASSKEY_CONFIRMATION_REQUIRED":
+            return LinkStatus.PASSKEY
         case "WORKING":
             return LinkStatus.CONNECTED
         case "FAILED":
@@ -162,9 +177,13 @@ class WahaGateway:
             except GatewayConflict:
                 pass  # no longer awaiting a scan: the session says where it is
         try:
-            state = self._state_from(await self._session_info(name))
+            info = await self._session_info(name)
         except SessionNotFound:
             return LinkState(LinkStatus.IDLE)
+        state = self._state_from(info)
+        if info.get("status") == _CONFIRMING:
+            # The rare second passkey step: the code is what the owner must compare.
+            return LinkState(LinkStatus.PASSKEY, passkey_code=await self._passkey_code(name))
         if state.status is LinkStatus.AWAITING_SCAN and (want_qr or known is not LinkStatus.AWAITING_SCAN):
             try:
                 return LinkState(LinkStatus.AWAITING_SCAN, qr=await self._qr(name))
@@ -192,6 +211,17 @@ class WahaGateway:
         _seg(name)
         await self._call("POST", "/api/sendText", "send text",
                          json={"session": name, "chatId": f"{phone}@c.us", "text": text})
+
+    async def confirm_passkey(self, name: str) -> None:
+        await self._call("POST", f"/api/{_seg(name)}/auth/passkey/confirm", "confirm passkey")
+
+    async def _passkey_code(self, name: str) -> str | None:
+        try:
+            answer = await self._call("GET", f"/api/{_seg(name)}/auth/passkey/confirmation", "get passkey code")
+        except GatewayConflict:
+            return None  # 422: nothing pending any more (confirmed or stopped meanwhile)
+        code = answer.get("code") if isinstance(answer, Mapping) else None
+        return code if isinstance(code, str) and 0 < len(code) <= 16 else None
 
     async def restart(self, name: str) -> None:
         await self._call("POST", f"/api/sessions/{_seg(name)}/restart", "restart session")
@@ -235,7 +265,11 @@ class WahaGateway:
         if not isinstance(session, str) or not session or not isinstance(status, str):
             raise MalformedWebhook("session.status webhook without session or status")
         me = event.get("me")
-        return StatusUpdate(session=session, status=link_status(status, me), phone=phone_from_me(me))
+        event_id, sent_ms = event.get("id"), event.get("timestamp")
+        return StatusUpdate(
+            session=session, status=link_status(status, me), phone=phone_from_me(me),
+            event_id=f"waha:{event_id}"[:120] if isinstance(event_id, str) and event_id else None,
+            sent_at=sent_ms / 1000 if isinstance(sent_ms, int) and not isinstance(sent_ms, bool) else None)
 
     # --- helpers --------------------------------------------------------------------
 
@@ -244,7 +278,8 @@ class WahaGateway:
         # WAHA keeps metadata as string → string.
         config: dict[str, Any] = {"metadata": {str(k): str(v) for k, v in metadata.items()}}
         if self._webhook_url:
-            webhook: dict[str, Any] = {"url": self._webhook_url, "events": [STATUS_EVENT]}
+            webhook: dict[str, Any] = {"url": self._webhook_url, "events": [STATUS_EVENT],
+                                       "retries": dict(WEBHOOK_RETRIES)}
             if self._webhook_hmac_key is not None:
                 webhook["hmac"] = {"key": self._webhook_hmac_key.decode()}
             if self._webhook_token is not None:

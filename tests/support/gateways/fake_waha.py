@@ -11,13 +11,23 @@ Owns `create_fake_waha(api_key) -> (app, state)`. Serve the app with
     state.status_on_start = "SCAN_QR_CODE"     # where create/start/restart put a session
     state.emit(name)                           # deliver session.status to the session's webhooks
     state.sent_texts                           # (session, chatId, text) of each POST /api/sendText
+    state.ask_passkey(name, code="1234")       # PASSKEY_CONFIRMATION_REQUIRED (no code: PASSKEY_REQUIRED)
+    state.clock.advance(60)                    # with `create_fake_waha(key, clock=FakeClock())`
 
 Webhooks are delivered as WAHA documents them (waha-docs, how-to/events): the envelope `id`,
 `timestamp`, `event`, `session`, `metadata`, `me`, `payload` {`name`, `status`, `statuses`},
 `engine`, `environment`; headers `X-Webhook-Request-Id`, `X-Webhook-Timestamp`, the HMAC pair
 when the webhook has `hmac.key`, and each configured `customHeaders` entry.
 
-Sessions do not move by themselves: a test says when a QR appears or a scan happened.
+Sessions do not move by themselves: a test says when a QR appears or a scan happened. Once
+a session shows QRs, though, it follows WAHA's QR rhythm (waha#1799, from Baileys) on the
+state's clock: the first QR lives 60 s, each next one 20 s, six in all, then the session is
+`FAILED`. The clock is the tests' (`tests.support.clock.FakeClock`) where they pass one.
+
+The passkey step follows waha-docs how-to/sessions#passkey: the statuses `PASSKEY_REQUIRED`
+(event `payload.data` = the WebAuthn request options) and `PASSKEY_CONFIRMATION_REQUIRED`
+(`payload.data` = {`code`}), `GET /api/{session}/auth/passkey/confirmation` → {`code`} (422
+when nothing is pending) and `POST /api/{session}/auth/passkey/confirm` → 201, then `WORKING`.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +57,10 @@ class FakeSession:
     status: str
     config: dict[str, Any]
     me: dict[str, str] | None = None
-    qr: str = field(default_factory=lambda: f"2@{secrets.token_urlsafe(24)},fake,qr,text")
+    qr: str = field(default_factory=lambda: _qr_text())
+    scan_since: float | None = None  # when the session began showing QRs (the rhythm's origin)
+    qr_index: int = 0  # which of the cycle's QRs is shown
+    passkey_code: str | None = None
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "me": self.me, "config": self.config}
@@ -63,13 +77,44 @@ class FakeWahaState:
     pairing_code: str = "ABCD-EFGH"
     pairing_requests: list[tuple[str, str]] = field(default_factory=list)
     sent_texts: list[tuple[str, str, str]] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+    qr_first_s: float = 60.0
+    qr_next_s: float = 20.0
+    qr_count: int = 6
 
     def add_session(self, name: str, status: str = "STOPPED", **config: Any) -> FakeSession:
-        self.sessions[name] = FakeSession(name, status, dict(config))
+        self.sessions[name] = FakeSession(name, "STOPPED", dict(config))
+        self.set_status(name, status)
         return self.sessions[name]
 
     def set_status(self, name: str, status: str) -> None:
-        self.sessions[name].status = status
+        session = self.sessions[name]
+        if status == "SCAN_QR_CODE" and session.status != "SCAN_QR_CODE":  # a new cycle, a new first QR
+            session.scan_since, session.qr_index, session.qr = self.clock(), 0, _qr_text()
+        if status != "SCAN_QR_CODE":
+            session.scan_since = None
+        if not status.startswith("PASSKEY_"):
+            session.passkey_code = None
+        session.status = status
+
+    def ask_passkey(self, name: str, code: str | None = None) -> None:
+        """WhatsApp wants the new device confirmed: a passkey, or (with `code`) a code to compare."""
+        self.set_status(name, "PASSKEY_CONFIRMATION_REQUIRED" if code else "PASSKEY_REQUIRED")
+        self.sessions[name].passkey_code = code
+
+    def tick(self) -> None:
+        """Bring every QR-showing session up to the clock: rotate its QR, or fail it when the
+        six QRs ran out (as WAHA does; a new QR needs a restart, or a logout + start)."""
+        now = self.clock()
+        for session in self.sessions.values():
+            if session.status != "SCAN_QR_CODE" or session.scan_since is None:
+                continue
+            elapsed = now - session.scan_since
+            index = 0 if elapsed < self.qr_first_s else 1 + int((elapsed - self.qr_first_s) // self.qr_next_s)
+            if index >= self.qr_count:
+                self.set_status(session.name, "FAILED")
+            elif index != session.qr_index:
+                session.qr_index, session.qr = index, _qr_text()
 
     def set_me(self, name: str, phone_digits: str | None, push_name: str = "Salon") -> None:
         me = None if phone_digits is None else {"id": f"{phone_digits}@c.us", "pushName": push_name}
@@ -86,6 +131,12 @@ class FakeWahaState:
                         "statuses": [{"status": session.status, "timestamp": now_ms}]},
             "engine": "WEBJS", "environment": {"version": "2026.6.1", "engine": "WEBJS", "tier": "CORE"},
         }
+        if session.status == "PASSKEY_REQUIRED":
+            event["payload"]["data"] = {"challenge": secrets.token_urlsafe(16), "timeout": 60000,
+                                        "rpId": "web.whatsapp.com", "allowCredentials": [],
+                                        "userVerification": "required"}
+        elif session.status == "PASSKEY_CONFIRMATION_REQUIRED":
+            event["payload"]["data"] = {"code": session.passkey_code}
         body = json.dumps(event).encode()
         deliveries = []
         for hook in session.config.get("webhooks") or []:
@@ -113,8 +164,12 @@ class FakeWahaState:
         return [f"{method} {path}" for method, path, _ in self.requests]
 
 
-def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
-    state = FakeWahaState(api_key)
+def _qr_text() -> str:
+    return f"2@{secrets.token_urlsafe(24)},fake,qr,text"
+
+
+def create_fake_waha(api_key: str, *, clock: Callable[[], float] = time.monotonic) -> tuple[Starlette, FakeWahaState]:
+    state = FakeWahaState(api_key, clock=clock)
 
     def error(code: int, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"error": message, **extra}, status_code=code)
@@ -152,13 +207,15 @@ def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
             case "start":
                 if session.status != "STOPPED":
                     return error(422, "Session is already started", status=session.status)
-                session.status = state.status_on_start
+                state.set_status(session.name, state.status_on_start)
             case "restart":
-                session.status = state.status_on_start
+                state.set_status(session.name, "STOPPED")  # a restart begins a new QR cycle
+                state.set_status(session.name, state.status_on_start)
             case "stop":
-                session.status = "STOPPED"
+                state.set_status(session.name, "STOPPED")
             case "logout":
-                session.me, session.status = None, "STOPPED"
+                session.me = None
+                state.set_status(session.name, "STOPPED")
             case _:
                 return error(404, "Unknown action")
         return JSONResponse(session.info())
@@ -208,6 +265,22 @@ def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
         return JSONResponse({"id": f"true_{chat_id}_{secrets.token_hex(10).upper()}", "timestamp": int(time.time()),
                              "from": own, "fromMe": True, "to": chat_id, "body": text, "hasMedia": False,
                              "ack": 1}, status_code=201)
+    async def passkey_confirmation(request: Request) -> Response:
+        session = session_or_404(request)
+        if isinstance(session, Response):
+            return session
+        if session.status != "PASSKEY_CONFIRMATION_REQUIRED" or session.passkey_code is None:
+            return error(422, "No passkey confirmation is pending", status=session.status)
+        return JSONResponse({"code": session.passkey_code})
+
+    async def passkey_confirm(request: Request) -> Response:
+        session = session_or_404(request)
+        if isinstance(session, Response):
+            return session
+        if session.status != "PASSKEY_CONFIRMATION_REQUIRED":
+            return error(422, "No passkey confirmation is pending", status=session.status)
+        state.set_status(session.name, "WORKING")
+        return Response(status_code=201)
 
     async def controls(request: Request, call_next):
         body = await request.body()
@@ -221,6 +294,7 @@ def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
             return error(state.fail_with, "injected failure: <html>stack trace…</html>")
         if request.headers.get("x-api-key") != state.api_key:
             return error(401, "Unauthorized")
+        state.tick()
         return await call_next(request)
 
     app = Starlette(
@@ -233,6 +307,8 @@ def create_fake_waha(api_key: str) -> tuple[Starlette, FakeWahaState]:
             Route("/api/{name}/auth/qr", qr, methods=["GET"]),
             Route("/api/{name}/auth/request-code", request_code, methods=["POST"]),
             Route("/api/sendText", send_text, methods=["POST"]),
+            Route("/api/{name}/auth/passkey/confirmation", passkey_confirmation, methods=["GET"]),
+            Route("/api/{name}/auth/passkey/confirm", passkey_confirm, methods=["POST"]),
         ]
     )
     return app, state

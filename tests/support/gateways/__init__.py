@@ -1,0 +1,1 @@
+"""Fakes of the WhatsApp gateways: small real HTTP servers built from each gateway's docs."""
