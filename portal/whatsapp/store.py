@@ -107,6 +107,9 @@ async def get_or_create(conn: Connection, salon_pk: SalonPk, yclients_salon_id: 
     Read, else insert, else read again. An insert that meets a concurrent one waits for it to
     commit and then does nothing; only a *new* statement (with a new snapshot) can see the
     row the other one committed, which is why the last read is a statement of its own.
+    The ON CONFLICT names no key: the row is unique by salon *and* by session name, and two
+    inserts that pass the salon's check together meet on whichever index comes first; a
+    named arbiter turns a meeting on the other one into a UniqueViolationError.
     """
     row = await conn.fetchrow(_LINK, salon_pk)
     if row is None:
@@ -114,7 +117,7 @@ async def get_or_create(conn: Connection, salon_pk: SalonPk, yclients_salon_id: 
             f"""
             WITH l AS (
                 INSERT INTO whatsapp_links (salon_id, session_name) VALUES ($1, $2)
-                ON CONFLICT (salon_id) DO NOTHING RETURNING *
+                ON CONFLICT DO NOTHING RETURNING *
             )
             SELECT {_LINK_COLUMNS} FROM l
             """,
