@@ -44,7 +44,7 @@ def test_scan_in_the_simulator_leads_to_connected_with_a_masked_phone(client, se
         time.sleep(0.2)
     assert 'data-state="connected"' in r.text and "+7 ••• •••-••-02" in r.text
     assert "79000000002" not in r.text
-    assert 'id="link-phone" hx-swap-oob="true"' in r.text  # the phone form goes away
+    assert '<div id="link-phone-slot" hx-swap-oob="true"></div>' in r.text  # the phone form goes away
     assert db.fetchval("SELECT phone FROM whatsapp_links") == "79000000002"
     page = client.get("/onboarding").text
     assert 'class="step step-done"' in page

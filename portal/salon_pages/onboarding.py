@@ -60,6 +60,11 @@ async def onboarding_page(request: Request, extra: dict[str, Any] | None = None,
     owner, salon = found
     if salon.integration_status == "active":
         return RedirectResponse("/salon", status_code=303)  # the onboarding is over
+    if salon.integration_status == "uninstalled":
+        # The app was removed in YClients: nothing to link or activate until it is installed again.
+        return render(request, "onboarding_removed.html",
+                      {"salon": salon, "back_url": request.state.runtime.settings.marketplace_url},
+                      status_code=status_code, headers={"Cache-Control": "no-store"})
     runtime, view = request.state.runtime, poll.view
     connected = view.status == "connected"
     context = {

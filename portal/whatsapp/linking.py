@@ -254,8 +254,15 @@ async def _too_many_waiting(runtime: Runtime, salon: Salon) -> bool:
     return True
 
 
+# What `start` answers for a salon that no longer has the app: no gateway session is
+# started for it (the uninstall's cleanup deleted it), whichever page or API asks.
+APP_REMOVED = "whatsapp.app_removed"
+
+
 async def start(runtime: Runtime, salon: Salon) -> LinkView:
     """Make a QR appear: reuse a live one, else start the session through the breaker."""
+    if salon.integration_status == "uninstalled":
+        return LinkView(LinkStatus.IDLE, problem=APP_REMOVED)
     async with runtime.pool.acquire() as conn:
         link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
     view = LinkView.of(link)

@@ -65,10 +65,10 @@ claim AS (
                -- (at most once a second), so the owner never scans a code the gateway dropped
                OR l.status = 'awaiting_scan' AND l.qr_expires_at < now() + make_interval(secs => $5)
                   AND l.checked_at < now() - interval '1 second')
-        -- an active salon's connected link is looked at too, more rarely: the phone may
-        -- unlink the device, and the salon's page says so (during the onboarding the link
-        -- connected moments ago, and the activation follows)
-        OR l.status = 'connected' AND s.integration_status = 'active'
+        -- a connected link is looked at too, more rarely: the phone may unlink the device,
+        -- and the page that shows it (the salon's own, or the onboarding's activation step)
+        -- says so; a salon without the app has no session left to look at
+        OR l.status = 'connected' AND s.integration_status <> 'uninstalled'
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
@@ -87,7 +87,7 @@ class PollRead:
 
 async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
                         refresh_s: float, connected_refresh_s: float | None = None) -> PollRead | None:
-    """None when there is no such salon. An active salon's connected link is claimed every
+    """None when there is no such salon. A connected link is claimed every
     `connected_refresh_s` (default: `refresh_s`)."""
     row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s,
                               refresh_s if connected_refresh_s is None else connected_refresh_s,

@@ -50,14 +50,25 @@ def _auto_retry(view: LinkView, attempt: int, base_s: float) -> dict[str, int] |
     return {"next_attempt": attempt + 1, "delay_s": max(1, int(min(base_s * 2 ** attempt, MAX_RETRY_PAUSE_S)))}
 
 
+def page_of(integration_status: str) -> str:
+    """Which owner page shows a salon in this integration status: the salon's own page once
+    active, a page saying so once the app is uninstalled, else the onboarding steps."""
+    if integration_status == "active":
+        return "salon"
+    return "removed" if integration_status == "uninstalled" else "onboarding"
+
+
 def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
                    salon_mode: bool = False) -> dict[str, Any]:
-    """`salon_mode`: the widget sits on an active salon's own page, where a connected link is
-    watched (the phone may unlink the device) and offers relink and disconnect."""
+    """`salon_mode`: the widget sits on an active salon's own page, where it offers relink
+    and disconnect. A connected link is watched on either page (the phone may unlink the
+    device), and each poll says which page it comes from (`page`), so a salon that moved
+    to another page behind it (uninstalled, activated elsewhere) reloads it."""
     runtime = request.state.runtime
     settings = runtime.settings
     return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": settings.qr_poll_interval_s,
             "retry": _auto_retry(view, attempt, settings.whatsapp_retry_s), "salon_mode": salon_mode,
+            "page": "salon" if salon_mode else "onboarding",
             "watch_s": max(settings.qr_poll_interval_s, linking.connected_recheck_s(settings))}
 
 
@@ -65,6 +76,21 @@ async def _attempt(request: Request) -> int:
     """Which automatic retry this start is (the failed widget counts them); 0 for a click."""
     raw = (await request.form()).get("attempt")
     return parse_id(raw, minimum=0, maximum=99) or 0
+
+
+def _moved(shown: str | None, belongs: str) -> bool:
+    """Whether the page a poll comes from no longer shows the salon truthfully. An
+    onboarding page whose salon became active stays: its own activation is on its way to
+    YClients (a reload would race the redirect), and its widget's swap says "done"."""
+    return shown is not None and shown != belongs and not (shown == "onboarding" and belongs == "salon")
+
+
+def _page_moved(request: Request) -> Response:
+    # The salon belongs on another page now (the app was uninstalled, or the onboarding
+    # ended in another tab): the whole page reloads and shows where it stands.
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Refresh": "true", "Cache-Control": "no-store"})
+    return RedirectResponse("/onboarding", status_code=303)
 
 
 def _session_over(request: Request) -> Response:
@@ -97,7 +123,7 @@ class WidgetPages:
         salon_mode = integration_status == "active"
         connected = view.status is LinkStatus.CONNECTED
         context = widget_context(request, view, attempt=attempt, salon_mode=salon_mode) | {
-            "oob": True, "activation_panel": self.activation_panel(integration_status, True),
+            "oob": True, "activation_panel": self.activation_panel(integration_status, connected),
             "back_url": request.state.runtime.settings.marketplace_url,
             **self.page_parts(integration_status, connected)}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
@@ -108,6 +134,8 @@ class WidgetPages:
         poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
         if poll is None:
             return _session_over(request)
+        if _moved(request.query_params.get("page"), page_of(poll.integration_status)):
+            return _page_moved(request)
         if is_htmx(request) and request.query_params.get("v") == poll.view.version:
             return Response(status_code=204)  # nothing changed: htmx keeps what it shows
         return self.render_widget(request, poll.view, poll.integration_status)
@@ -116,6 +144,8 @@ class WidgetPages:
         salon = await owner_salon(request)
         if salon is None:
             return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
         view = await linking.start(request.state.runtime, salon)
@@ -127,6 +157,8 @@ class WidgetPages:
         salon = await owner_salon(request)
         if salon is None:
             return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
         form = await request.form()
         raw = form.get("phone")
         try:
