@@ -161,18 +161,28 @@ class WidgetPages:
             return _page_moved(request)
         form = await request.form()
         raw = form.get("phone")
+        typed = raw if isinstance(raw, str) else ""
         try:
             phone = normalise_phone(raw if isinstance(raw, str) else None)
         except PhoneError:
-            context = {"phone_error": "whatsapp.phone_invalid", "phone_value": raw if isinstance(raw, str) else ""}
-            if is_htmx(request):
-                # The error belongs beside the field, not in the polled widget.
-                return render(request, "partials/whatsapp_phone.html", context, status_code=422,
-                              headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
-            return await self.whole_page(request, context, 422)
+            return await self._phone_error(request, "whatsapp.phone_invalid", typed, 422)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
         view = await linking.request_pairing_code(request.state.runtime, salon, phone)
+        if view.status is LinkStatus.AWAITING_SCAN and view.problem is not None:
+            # The QR still works; the code was refused: say so beside the field, where the
+            # next poll of the widget cannot wipe it.
+            return await self._phone_error(request, view.problem, typed, 503)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status)
+
+    async def _phone_error(self, request: Request, problem: str, typed: str, status_code: int) -> Response:
+        context = {"phone_error": problem, "phone_value": typed}
+        if is_htmx(request):
+            # The error belongs beside the field, not in the polled widget; htmx swaps only
+            # the statuses its config names (422), so a gateway's refusal is a 200 there.
+            return render(request, "partials/whatsapp_phone.html", context,
+                          status_code=422 if status_code == 422 else 200,
+                          headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
+        return await self.whole_page(request, context, status_code)

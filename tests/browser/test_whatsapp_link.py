@@ -102,3 +102,29 @@ def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is
     expect(owner.get_by_test_id("qr")).to_be_visible(timeout=15_000)  # no click
     assert owner.evaluate("window.__notReloaded") is True
     context.close()
+
+
+def test_asking_for_a_pairing_code_shows_that_it_is_working_while_the_gateway_hangs(live_portal, browser):
+    """The gateway hangs on the code request: from the press until the failure sentence the
+    owner sees a spinner and a sentence, not just a faded button."""
+    base, _, _ = live_portal(WAHA_TIMEOUT_S="3")
+    context = browser.new_context(locale="ru-RU", viewport={"width": 390, "height": 844}, is_mobile=True)
+    owner = context.new_page()
+    owner.goto(f"{base}/sandbox/install/500002")
+    expect(owner.get_by_test_id("qr")).to_be_visible()
+    control = context.new_page()
+    control.goto(f"{base}/sandbox/")
+    control.get_by_test_id("fault-slow").click()
+    expect(control.get_by_test_id("sandbox-result")).to_be_visible()
+
+    waiting = owner.get_by_test_id("phone-waiting")
+    expect(waiting).to_have_css("opacity", "0")
+    owner.get_by_test_id("phone-input").fill("+7 916 555-44-33")
+    owner.get_by_test_id("phone-submit").click()
+    expect(waiting).to_have_css("opacity", "1", timeout=1_000)
+    expect(waiting).to_contain_text("Запрашиваем код")
+    # Then the gateway's silence ends in a sentence, and the spinner goes.
+    expect(owner.get_by_test_id("phone-error")).to_contain_text("WhatsApp", timeout=10_000)
+    expect(owner.get_by_test_id("qr")).to_be_visible()  # the QR still works meanwhile
+    expect(waiting).to_have_css("opacity", "0")
+    context.close()
