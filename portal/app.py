@@ -30,13 +30,14 @@ from portal.activation import page as activation
 from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
+from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
 from portal.salon_pages import onboarding, salon
 from portal.salons import retention
 from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard, staff
-from portal.web import language
+from portal.web import language, outage
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
 from portal.web.security import BrowserProtection
@@ -60,6 +61,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 405:
         return error_response(request, 405, "METHOD_NOT_ALLOWED", "error.not_found", next_step_key=None)
     return error_response(request, status, "HTTP_ERROR", "error.internal", next_step_key=None)
+
+
+async def _database_away(request: Request, exc: Exception) -> Response:
+    """PostgreSQL restarting or failing over: 503 and "back in a moment", never a 500. Any
+    other error of the same classes goes on to the 500 handler."""
+    if not is_outage(exc):
+        raise exc
+    log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+    return outage.unavailable(request)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -187,6 +197,7 @@ def create_app(settings: Settings) -> Starlette:
         routes += sandbox_routes(market)
     return Starlette(
         routes=routes, middleware=_middleware(settings), lifespan=_lifespan(settings, make_templates(), market),
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error, Exception: _server_error,
+                            **dict.fromkeys(OUTAGE_EXCEPTION_TYPES, _database_away)},
         max_body_size=settings.max_body_bytes,
     )
