@@ -1,6 +1,7 @@
 """Linking WhatsApp through the portal's pages and JSON API, on the simulator and on a
 fake WAHA server over real HTTP."""
 
+import html
 import re
 import threading
 import time
@@ -68,11 +69,25 @@ def test_a_bad_phone_gets_a_message_beside_the_field(client, settings, db, phone
     assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
 
 
+def ask_for_a_code(client, typed: str, *, confirm: bool = True) -> tuple[str, str | None]:
+    """Type a number and see it as understood; then confirm it: (the sentence shown to
+    confirm, the answer to the confirmation or None)."""
+    first = client.post("/onboarding/whatsapp/pairing-code", data={"phone": typed}, headers=HX)
+    assert first.status_code == 200 and first.headers["hx-retarget"] == "#link-phone", first.text
+    shown = html.unescape(re.search(r'data-testid="phone-confirm">([^<]*)<', first.text).group(1))
+    if not confirm:
+        return shown, None
+    confirmed = re.search(r'name="confirmed" value="(\d+)"', first.text).group(1)
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": typed, "confirmed": confirmed}, headers=HX)
+    assert r.status_code == 200
+    return shown, r.text
+
+
 def test_pairing_code_path(client, settings, db):
     land(client, settings.partner_token, salon_id=500001)
-    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "8 (916) 123-45-67"}, headers=HX)
-    assert r.status_code == 200
-    code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', r.text).group(1)
+    shown, answer = ask_for_a_code(client, "8 (916) 123-45-67")
+    assert "+7 916 123-45-67" in shown
+    code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', answer).group(1)
     assert db.fetchval("SELECT pairing_code FROM whatsapp_links") == code
     client.post("/sandbox/whatsapp/500001/scan", data={"code": code})
     deadline = time.monotonic() + 5
@@ -80,6 +95,43 @@ def test_pairing_code_path(client, settings, db):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert db.fetchval("SELECT phone FROM whatsapp_links") == "79161234567"
+
+
+def test_no_code_is_asked_for_before_the_owner_saw_the_number(client, settings, db):
+    land(client, settings.partner_token, salon_id=500001)
+    ask_for_a_code(client, "8 916 123-45-67", confirm=False)
+    assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
+    # A changed number is shown again, whatever the form said was confirmed before.
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "8 916 123-45-68", "confirmed": "79161234567"},
+                    headers=HX)
+    assert 'data-testid="phone-confirm"' in r.text and "+7 916 123-45-68" in html.unescape(r.text)
+    assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
+
+
+@pytest.mark.parametrize(("owner_phone", "default_region", "typed", "understood", "country"), [
+    ("375291234567", "RU", "8 029 123-45-67", "+375 29 123-45-67", "Belarus"),  # not +7 029…
+    ("+380501112233", "RU", "067 123 4567", "+380 67 123 4567", "Ukraine"),  # was refused
+    ("998901112233", "RU", "90 123 45 67", "+998 90 123 45 67", "Uzbekistan"),
+    ("79990009900", "BY", "8 916 123-45-67", "+7 916 123-45-67", "Russia"),  # the owner's number wins
+    (None, "KZ", "8 701 123 45 67", "+7 701 123 4567", "Kazakhstan"),  # no number: the setting
+    (None, "RU", "+375 29 123 45 67", "+375 29 123-45-67", "Belarus"),  # a '+' number reads alike anywhere
+])
+def test_a_typed_number_is_read_in_the_owners_country(make_settings, db, owner_phone, default_region, typed,
+                                                      understood, country):
+    settings = make_settings(DEFAULT_PHONE_REGION=default_region)
+    user = {"id": 7, "name": "Owner", "salon_id": 500001, **({"phone": owner_phone} if owner_phone else {})}
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000", headers={"Accept-Language": "en"}) as client:
+        land(client, settings.partner_token, salon_id=500001, user=user)
+        shown, answer = ask_for_a_code(client, typed)
+        assert understood in shown and country in shown
+        code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', answer).group(1)
+        client.post("/sandbox/whatsapp/500001/scan", data={"code": code})
+        deadline = time.monotonic() + 5
+        while 'data-state="connected"' not in client.get("/onboarding/whatsapp/status", headers=HX).text:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    # The code went to the number the owner confirmed: it is the one that connected.
+    assert db.fetchval("SELECT phone FROM whatsapp_links") == understood.replace(" ", "").replace("-", "")[1:]
 
 
 # --- the JSON API -------------------------------------------------------------------

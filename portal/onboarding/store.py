@@ -122,3 +122,12 @@ async def forget_links(conn: Connection, salon_pk: SalonPk) -> int:
     data on a reinstall): forget the links this salon was opened with; how many."""
     result = await conn.execute("DELETE FROM landing_links WHERE salon_id = $1", salon_pk)
     return int(result.split()[-1])
+
+
+async def owner_phone(conn: Connection, salon_pk: SalonPk) -> str | None:
+    """The phone of the salon's most recent marketplace user (from YClients' signed user
+    data), the best clue to which country the owner dials from; None once erased."""
+    phone: str | None = await conn.fetchval(
+        "SELECT phone FROM marketplace_users WHERE salon_id = $1 AND phone IS NOT NULL"
+        " ORDER BY last_landed_at DESC LIMIT 1", salon_pk)
+    return phone

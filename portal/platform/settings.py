@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import phonenumbers
 from starlette.config import Config
 
 DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
@@ -33,6 +34,9 @@ _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
 
 
 N = TypeVar("N", int, float)
+
+
+PHONE_REGIONS = tuple(sorted(phonenumbers.SUPPORTED_REGIONS))  # an unknown one stops start-up
 
 
 class SettingsError(ValueError):
@@ -121,6 +125,8 @@ class Settings:
     instance_name: str | None = None
     # Owner pages show times in this zone (YClients' landing data names none); staff pages too.
     default_timezone: str = "Europe/Moscow"
+    # Where a typed phone is read when the owner's own number does not say ("8 029…" is BY's).
+    default_phone_region: str = "RU"
 
     @property
     def gateway_events(self) -> bool:
@@ -324,6 +330,7 @@ def _operations(config: Config) -> dict[str, Any]:
         "activation_queue_wait_s": _typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0.0),
         "activation_attempts": _typed(config, "ACTIVATION_ATTEMPTS", int, 3, minimum=1),
         "default_timezone": _timezone(config, "DEFAULT_TIMEZONE", "Europe/Moscow"),
+        "default_phone_region": _choice(config, "DEFAULT_PHONE_REGION", PHONE_REGIONS, "RU", upper=True),
     }
 
 

@@ -19,14 +19,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portal.onboarding import store as onboarding_store
 from portal.onboarding.owner import current_owner, owner_salon
+from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
-from portal.web.rendering import WholePage, render
+from portal.web.rendering import WholePage, render, request_language
 from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
 from portal.whatsapp.linking import LinkView
-from portal.whatsapp.phones import PhoneError, normalise_phone
+from portal.whatsapp.phones import PhoneError, country_name, parse_phone, region_of
 
 ActivationPanel = Callable[[str, bool], str]
 # More of the page to bring up to date when the link moves (the onboarding steps' texts), by
@@ -117,14 +119,15 @@ class WidgetPages:
         ]
 
     def render_widget(self, request: Request, view: LinkView, integration_status: str,
-                      attempt: int = 0) -> Response:
+                      attempt: int = 0, *, phone_reset: bool = False) -> Response:
+        """`phone_reset`: the phone form comes back clean (a code was shown: no stale error)."""
         # When the link connects, the Activation panel below comes alive in the same swap. An
         # active salon's widget is on the salon's own page (the onboarding is over).
         salon_mode = integration_status == "active"
         connected = view.status is LinkStatus.CONNECTED
         context = widget_context(request, view, attempt=attempt, salon_mode=salon_mode) | {
             "oob": True, "activation_panel": self.activation_panel(integration_status, connected),
-            "back_url": request.state.runtime.settings.marketplace_url,
+            "back_url": request.state.runtime.settings.marketplace_url, "phone_reset": phone_reset,
             **self.page_parts(integration_status, connected)}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
         return vary_on_htmx(response)
@@ -163,26 +166,40 @@ class WidgetPages:
         raw = form.get("phone")
         typed = raw if isinstance(raw, str) else ""
         try:
-            phone = normalise_phone(raw if isinstance(raw, str) else None)
+            phone = parse_phone(typed or None, await _owner_region(request, salon))
         except PhoneError:
-            return await self._phone_error(request, "whatsapp.phone_invalid", typed, 422)
+            return await self._phone_form(request, {"phone_error": "whatsapp.phone_invalid", "phone_value": typed}, 422)
+        if form.get("confirmed") != phone.digits:
+            # First the number as understood ("+375 29 123-45-67, Беларусь"): a code asked
+            # for a number the owner did not mean goes nowhere.
+            country = country_name(phone.digits, request_language(request))
+            return await self._phone_form(request, {"phone_value": phone.shown, "confirm": phone.digits,
+                                                    "country": country}, 200)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
-        view = await linking.request_pairing_code(request.state.runtime, salon, phone)
+        view = await linking.request_pairing_code(request.state.runtime, salon, phone.digits)
         if view.status is LinkStatus.AWAITING_SCAN and view.problem is not None:
             # The QR still works; the code was refused: say so beside the field, where the
             # next poll of the widget cannot wipe it.
-            return await self._phone_error(request, view.problem, typed, 503)
+            return await self._phone_form(request, {"phone_error": view.problem, "phone_value": phone.shown}, 503)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
-        return self.render_widget(request, view, salon.integration_status)
+        return self.render_widget(request, view, salon.integration_status, phone_reset=True)
 
-    async def _phone_error(self, request: Request, problem: str, typed: str, status_code: int) -> Response:
-        context = {"phone_error": problem, "phone_value": typed}
+    async def _phone_form(self, request: Request, context: dict[str, Any], status_code: int) -> Response:
+        """The phone form again: with an error, or with the number as understood to confirm."""
         if is_htmx(request):
-            # The error belongs beside the field, not in the polled widget; htmx swaps only
-            # the statuses its config names (422), so a gateway's refusal is a 200 there.
+            # It belongs beside the field, not in the polled widget; htmx swaps only the
+            # statuses its config names (422), so a gateway's refusal is a 200 there.
             return render(request, "partials/whatsapp_phone.html", context,
                           status_code=422 if status_code == 422 else 200,
                           headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
         return await self.whole_page(request, context, status_code)
+
+
+async def _owner_region(request: Request, salon: Salon) -> str:
+    """The country a typed number is read in: the owner's own number's, else the setting's."""
+    runtime = request.state.runtime
+    async with runtime.pool.acquire() as conn:
+        own = await onboarding_store.owner_phone(conn, salon.pk)
+    return region_of(own, runtime.settings.default_phone_region)
