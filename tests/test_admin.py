@@ -129,9 +129,9 @@ def test_breaker_reset_through_the_api_and_the_dashboard(make_settings, db):
         client.post("/marketplace/api/qr", headers={"Authorization": f"Bearer {token}"})  # opens again
         sign_in(client)
         page = client.get("/admin/system")
-        assert 'data-testid="breaker-state">open<' in page.text
+        assert 'data-testid="breaker-state" data-state="open">' in page.text
         client.post("/admin/system/breaker", data={"action": "reset"})
-        assert 'data-testid="breaker-state">closed<' in client.get("/admin/system").text
+        assert 'data-testid="breaker-state" data-state="closed">' in client.get("/admin/system").text
     actions = [r["action"] for r in db.fetch(
         "SELECT action FROM admin_audit_log WHERE action LIKE 'breaker%' ORDER BY id")]
     assert actions == ["breaker_reset", "breaker_reset"]

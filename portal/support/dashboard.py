@@ -25,6 +25,7 @@ from portal.support import staff
 from portal.support import store as support
 from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
+from portal.support.wording import Wording
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import labeler, translator
 from portal.web.rate_limits import client_key, name_key
@@ -71,7 +72,8 @@ def _why(request: Request) -> Callable[[str | None], str]:
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    context = {"staff": request.state.staff, "why": _why(request), **context}
+    context = {"staff": request.state.staff, "why": _why(request), "words": Wording(request_language(request)),
+               **context}
     return render(request, name, context, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
