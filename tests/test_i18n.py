@@ -190,10 +190,21 @@ def written_codes() -> dict[str, set[str]]:
     return codes
 
 
+def integration_statuses() -> set[str]:
+    """The statuses the database allows a salon (every CHECK on integration_status in the
+    migrations), so a status a migration adds needs words too."""
+    found: set[str] = set()
+    for path in ROOT.joinpath("migrations").glob("*.sql"):
+        for allowed in re.findall(r"integration_status\s+IN\s*\(([^)]*)\)", path.read_text(encoding="utf-8")):
+            found |= set(re.findall(r"'([a-z_]+)'", allowed))
+    return found
+
+
 def staff_codes() -> set[str]:
     """Every code the dashboard says in words, as catalogue keys."""
     keys = {f"admin.{family}.{code}" for family, found in written_codes().items() for code in found}
-    keys |= {f"admin.link.{s.value}" for s in LinkStatus} | {f"admin.status.{s}" for s in STATUSES}
+    keys |= {f"admin.link.{s.value}" for s in LinkStatus}
+    keys |= {f"admin.status.{s}" for s in {*STATUSES, *integration_statuses()}}
     keys |= {f"admin.breaker.{s.value}" for s in BreakerState}
     keys |= {f"admin.webhook_event.{e}" for e in KNOWN_EVENTS}
     # Payload values that are codes, by their field's family (wording.VALUE_FAMILIES).
@@ -210,6 +221,8 @@ def test_the_code_scan_finds_what_the_portal_writes():
     assert {"from", "by", "relink", "gateway_error", "phone", "install_generation", "cause"} <= codes["field"]
     assert {"login", "breaker_reset", "breaker_force_open", "disconnect"} <= codes["audit_action"]
     assert {"ok", "refused", "rate limited", "error", "gateway"} <= codes["audit_result"]
+    assert integration_statuses() == {"pending_whatsapp", "activating", "active", "activation_failed", "frozen",
+                                      "uninstalled"}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
