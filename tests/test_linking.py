@@ -327,3 +327,34 @@ def test_qr_images_are_drawn_once_and_bounded():
     images.svg("2@e,f,g,h")
     images.svg("2@i,j,k,l")  # pushes out the least recently used
     assert images.svg("2@a,b,c,d") is not first and str(images.svg("2@a,b,c,d")) == str(first)
+
+
+def test_a_shown_pairing_code_can_be_swapped_back_for_the_qr(client, settings, db):
+    land(client, settings.partner_token, salon_id=500001)
+    _, answer = ask_for_a_code(client, "8 916 123-45-67")
+    assert 'data-testid="pairing-code"' in answer and 'data-testid="back-to-qr"' in answer
+    assert 'data-testid="pairing-code"' in client.get("/onboarding").text  # a reload keeps the code…
+    r = client.post("/onboarding/whatsapp/qr", headers=HX)
+    assert r.status_code == 200 and 'data-testid="qr"' in r.text and 'data-testid="pairing-code"' not in r.text
+    assert db.fetchval("SELECT pairing_code FROM whatsapp_links") is None
+    assert 'data-testid="qr"' in client.get("/onboarding").text  # …and the QR stays after one too
+    no_js = client.post("/onboarding/whatsapp/qr", follow_redirects=False)
+    assert no_js.status_code == 303 and no_js.headers["location"] == "/onboarding"
+
+
+def test_a_reloaded_failed_start_keeps_its_reason_and_its_place_in_the_backoff(make_settings, db):
+    settings = make_settings(WHATSAPP_RETRY_S="1", QR_BREAKER_FAILURE_THRESHOLD="50")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000",
+                    headers={"Accept-Language": "en"}) as client:
+        land(client, settings.partner_token, salon_id=500001)
+        client.post("/sandbox/whatsapp/fault", data={"mode": "down"})
+        for attempt in (0, 1, 2):  # the click, then two retries by themselves
+            r = client.post("/onboarding/whatsapp/start", data={"attempt": str(attempt)}, headers=HX)
+            assert 'data-state="failed"' in r.text and "did not answer" in r.text
+        assert 'load delay:4s' in r.text and '"attempt": 3' in r.text
+        page = client.get("/onboarding").text
+        assert "did not answer" in page  # the reason line survives the reload
+        assert 'load delay:4s' in page and '"attempt": 3' in page  # and so does the backoff
+        client.post("/sandbox/whatsapp/fault", data={"mode": "none"})
+        client.post("/onboarding/whatsapp/start", headers=HX)
+        assert db.fetchval("SELECT failed_starts FROM whatsapp_links") == 0

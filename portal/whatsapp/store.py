@@ -38,6 +38,7 @@ class Link:
     now: datetime  # the database's clock, so expiry maths never mixes two clocks
     connected_at: datetime | None = None  # when the current connection began
     connected_phone: str | None = None  # the number last connected, kept when the link is lost
+    failed_starts: int = 0  # consecutive saves as failed: where a failed start is in its backoff
 
     @classmethod
     def from_row(cls, row: asyncpg.Record | None) -> Link:
@@ -49,7 +50,7 @@ class Link:
 
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
-                 " l.connected_at, l.connected_phone")
+                 " l.connected_at, l.connected_phone, l.failed_starts")
 
 # One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
 # refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
@@ -156,6 +157,8 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
             pairing_code = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_code END,
             pairing_expires_at = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_expires_at END,
             last_error = $6,
+            failed_starts = CASE WHEN $2 <> 'failed' THEN 0
+                                 WHEN before.status = 'failed' THEN l.failed_starts + 1 ELSE 1 END,
             checked_at = now(),
             updated_at = now()
         FROM before WHERE l.salon_id = $1
@@ -198,3 +201,11 @@ async def count_waiting(conn: Connection, other_than: SalonPk, fresh_s: float) -
         " AND updated_at > now() - make_interval(secs => $3)",
         [s.value for s in WAITING], other_than, fresh_s)
     return count
+
+
+async def drop_pairing_code(conn: Connection, salon_pk: SalonPk) -> Link:
+    """The owner goes back to the QR: the code is forgotten (the session still shows a QR)."""
+    row = await conn.fetchrow(
+        f"""UPDATE whatsapp_links l SET pairing_code = NULL, pairing_expires_at = NULL, updated_at = now()
+            WHERE l.salon_id = $1 RETURNING {_LINK_COLUMNS}""", salon_pk)
+    return Link.from_row(row)

@@ -68,6 +68,7 @@ def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
     to another page behind it (uninstalled, activated elsewhere) reloads it."""
     runtime = request.state.runtime
     settings = runtime.settings
+    attempt = max(attempt, view.failed_starts - 1)  # a reload goes on where the backoff was
     return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": settings.qr_poll_interval_s,
             "retry": _auto_retry(view, attempt, settings.whatsapp_retry_s), "salon_mode": salon_mode,
             "page": "salon" if salon_mode else "onboarding",
@@ -116,6 +117,7 @@ class WidgetPages:
             Route("/onboarding/whatsapp/status", self.link_status),
             Route("/onboarding/whatsapp/start", self.start_link, methods=["POST"]),
             Route("/onboarding/whatsapp/pairing-code", self.pairing_code, methods=["POST"]),
+            Route("/onboarding/whatsapp/qr", self.back_to_qr, methods=["POST"]),
         ]
 
     def render_widget(self, request: Request, view: LinkView, integration_status: str,
@@ -155,6 +157,20 @@ class WidgetPages:
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status, await _attempt(request))
+
+    async def back_to_qr(self, request: Request) -> Response:
+        """From a pairing code back to the QR (the owner found a second phone to scan with)."""
+        salon = await owner_salon(request)
+        if salon is None:
+            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
+        if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+            return limited
+        view = await linking.back_to_qr(request.state.runtime, salon)
+        if not is_htmx(request):
+            return RedirectResponse("/onboarding", status_code=303)
+        return self.render_widget(request, view, salon.integration_status)
 
     async def pairing_code(self, request: Request) -> Response:
         salon = await owner_salon(request)

@@ -13,3 +13,7 @@ DROP TRIGGER IF EXISTS salons_status_announce ON salons;
 CREATE TRIGGER salons_status_announce AFTER UPDATE OF integration_status ON salons
     FOR EACH ROW WHEN (OLD.integration_status IS DISTINCT FROM NEW.integration_status)
     EXECUTE FUNCTION salons_announce_status();
+
+-- Consecutive failed starts of a link, so a reloaded "could not start" screen keeps its
+-- place in the retry backoff (and its reason) instead of starting over at the first pause.
+ALTER TABLE whatsapp_links ADD COLUMN IF NOT EXISTS failed_starts integer NOT NULL DEFAULT 0;
