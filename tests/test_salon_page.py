@@ -231,3 +231,18 @@ def test_erasing_personal_data_forgets_the_last_connected_number_too(portal, par
 
     assert run(erase()) is False
     assert db.fetchval("SELECT connected_phone FROM whatsapp_links") is None
+
+
+def test_a_quoted_salon_name_gets_the_languages_inner_quotes():
+    from portal.web.rendering import make_templates
+
+    heading = make_templates().env.from_string('{{ t("salon.heading", name=n|inner_quotes) }}')
+    from portal.web.i18n import translator
+    assert heading.render(lang="ru", t=translator("ru"), n="Барбершоп «Борода»") == "Салон «Барбершоп „Борода“»"
+    assert heading.render(lang="en", t=translator("en"), n='Barbershop "Beard"') == "Salon “Barbershop ‘Beard’”"
+    assert heading.render(lang="ru", t=translator("ru"), n="Лилия") == "Салон «Лилия»"
+
+
+def test_favicon_is_served(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")

@@ -26,13 +26,16 @@ def test_qr_appears_then_a_scan_connects(live_portal, browser):
     context.close()
 
 
-def install_with_the_gateway_down(context, base: str, salon: int):
-    """The sandbox makes the gateway fail, then an owner installs: (control page, owner page)."""
+def install_with_the_gateway_down(context, base: str, salon: int, console: list | None = None):
+    """The sandbox makes the gateway fail, then an owner installs: (control page, owner page);
+    the owner page's console errors go to `console`."""
     control = context.new_page()
     control.goto(f"{base}/sandbox/")
     control.get_by_test_id("fault-down").click()
     expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
     owner = context.new_page()
+    if console is not None:
+        owner.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
     owner.goto(f"{base}/sandbox/install/{salon}")
     owner.evaluate("window.__notReloaded = true")
     return control, owner
@@ -94,7 +97,8 @@ def test_pairing_code_on_a_phone(live_portal, browser):
 def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is_back(live_portal, browser):
     base, _, _ = live_portal(WHATSAPP_RETRY_S="1", QR_BREAKER_FAILURE_THRESHOLD="50")
     context = browser.new_context(locale="en-US")
-    control, owner = install_with_the_gateway_down(context, base, 500003)
+    console: list[str] = []
+    control, owner = install_with_the_gateway_down(context, base, 500003, console)
     status = owner.locator("#link-status")
     expect(status).to_have_attribute("data-state", "failed")
     expect(owner.get_by_test_id("auto-retry")).to_be_visible()  # it says it will try again
@@ -104,6 +108,7 @@ def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is
     expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
     expect(owner.get_by_test_id("qr")).to_be_visible(timeout=15_000)  # no click
     assert owner.evaluate("window.__notReloaded") is True
+    assert console == [], console  # no CSP refusal on the way, no missing favicon
     context.close()
 
 
