@@ -74,7 +74,7 @@ def _inner_quotes(context: Any, text: str) -> str:
     """Jinja filter: a name to put inside the page's quotes, its own quotes turned into the
     language's inner pair, so «Барбершоп «Борода»» reads «Барбершоп „Борода“»."""
     opening, closing = _INNER_QUOTES.get(context.get("lang") or DEFAULT_LANGUAGE, ("‘", "’"))
-    text = text.translate(str.maketrans({"«": opening, "“": opening, "»": closing, "”": closing}))
+    text = text.translate(str.maketrans("«“»”", opening * 2 + closing * 2))
     parts = text.split('"')  # straight quotes: alternately opening and closing
     quotes = [opening if i % 2 == 0 else closing for i in range(len(parts) - 1)] + [""]
     return "".join(part + quote for part, quote in zip(parts, quotes, strict=True))
