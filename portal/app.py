@@ -168,7 +168,7 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/admin/salons/{salon_id}", dashboard.salon),
         Route("/admin/salons/{salon_id}/{action}", dashboard.salon_action, methods=["GET", "POST"]),
         Route("/admin/system", dashboard.system),
-        Route("/admin/system/breaker", dashboard.breaker_action, methods=["POST"]),
+        Route("/admin/system/breaker", dashboard.breaker_action, methods=["GET", "POST"]),
         Route("/admin/audit", dashboard.audit_page),
         Route("/marketplace/admin/salons", admin_api.salons),
         Route("/marketplace/admin/salon/{salon_id}/status", admin_api.salon_status),
