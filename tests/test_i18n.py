@@ -51,7 +51,7 @@ def _dynamic_keys():
     keys = {f"admin.status.{s}" for s in STATUSES} | {f"admin.link.{s.value}" for s in LinkStatus}
     keys |= {f"admin.action.{a}{suffix}" for a in ACTIONS for suffix in ("", "_explain", "_yes")}
     keys |= {f"admin.breaker_{a}{suffix}" for a in ("reset", "force_open") for suffix in ("", "_explain", "_yes")}
-    keys |= {f"sandbox.fault_{m}" for m in ("down", "slow", "none")}
+    keys |= {f"sandbox.{kind}_{m}" for kind in ("fault", "gateway") for m in ("down", "slow", "none")}
     keys |= {f"sandbox.partner_{m}" for m in ("none", "fail", "hang", "already_installed")}
     keys |= {f"admin.attention.{why}" for why in ("activation failed", "WhatsApp logged out", "QR code expired",
                                                    "WhatsApp session failed", "stuck activating", "stuck in")}
