@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from portal.platform.embedded_postgres import EmbeddedPostgres
 from tests.browser.test_support import sign_in
 from tests.support import database
+from tests.support.screens import look, screenshot_dir
 from tests.support.staff import staff_env
 
 
@@ -38,13 +39,18 @@ def test_a_database_restart_never_shows_a_500(live_portal, browser):
         status = owner.locator("#link-status")
         expect(status).to_have_attribute("data-state", "unavailable", timeout=10_000)
         expect(status).to_contain_text("Пробуем снова сами")
+        shots = screenshot_dir()
+        look(owner, shots, "owner-desktop-18-database-away")
         polls_while_away = len(answers)
         staff_page = staff.goto(f"{base}/admin")
         assert staff_page.status == 503 and staff_page.headers["retry-after"] == "5"
         expect(staff.get_by_role("heading", level=1)).to_have_text("Сервис ненадолго недоступен")
+        look(staff, shots, "staff-desktop-database-away")
 
         server = EmbeddedPostgres(folder)
         server.start()
+        # The staff page comes back by itself too (portal.js reloads it after Retry-After).
+        expect(staff.locator("h1")).not_to_have_text("Сервис ненадолго недоступен", timeout=15_000)
         expect(owner.get_by_test_id("qr")).to_be_visible(timeout=20_000)  # back by itself
         assert owner.evaluate("window.stillTheSamePage") is True
         assert len(answers) > polls_while_away  # it kept polling through the outage
