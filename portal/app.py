@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -30,13 +30,14 @@ from portal.activation import page as activation
 from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
+from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
 from portal.salon_pages import onboarding, salon
 from portal.salons import retention
 from portal.sandbox import SandboxMarketplace, sandbox_routes
 from portal.support import admin_api, dashboard, staff
-from portal.web import language
+from portal.web import language, outage
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
 from portal.web.security import BrowserProtection
@@ -60,6 +61,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 405:
         return error_response(request, 405, "METHOD_NOT_ALLOWED", "error.not_found", next_step_key=None)
     return error_response(request, status, "HTTP_ERROR", "error.internal", next_step_key=None)
+
+
+async def _favicon(request: Request) -> Response:
+    # Browsers ask for /favicon.ico whatever the pages link; the same icon, not a 404 in every log.
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def _database_away(request: Request, exc: Exception) -> Response:
+    """PostgreSQL restarting or failing over: 503 and "back in a moment", never a 500. Any
+    other error of the same classes goes on to the 500 handler."""
+    if not is_outage(exc):
+        raise exc
+    log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+    return outage.unavailable(request)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -154,7 +170,7 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/admin/salons/{salon_id}/{action}", dashboard.confirm_salon_action, methods=["GET"]),
         Route("/admin/salons/{salon_id}/{action}", dashboard.salon_action, methods=["POST"]),
         Route("/admin/system", dashboard.system),
-        Route("/admin/system/breaker", dashboard.breaker_action, methods=["POST"]),
+        Route("/admin/system/breaker", dashboard.breaker_action, methods=["GET", "POST"]),
         Route("/admin/audit", dashboard.audit_page),
         Route("/marketplace/admin/salons", admin_api.salons),
         Route("/marketplace/admin/salon/{salon_id}/status", admin_api.salon_status),
@@ -184,11 +200,13 @@ def create_app(settings: Settings) -> Starlette:
         market = SandboxMarketplace(f"{settings.base_url}/sandbox", partner_token=settings.partner_token or "",
                                     application_id=settings.app_id)
     routes = [*_owner_routes(), *_operator_routes(), *_webhook_routes(), *_staff_routes(),
-              Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
+              Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+              Route("/favicon.ico", _favicon)]
     if market is not None:
         routes += sandbox_routes(market)
     return Starlette(
         routes=routes, middleware=_middleware(settings), lifespan=_lifespan(settings, make_templates(), market),
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error, Exception: _server_error,
+                            **dict.fromkeys(OUTAGE_EXCEPTION_TYPES, _database_away)},
         max_body_size=settings.max_body_bytes,
     )

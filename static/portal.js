@@ -12,4 +12,8 @@
     });
   }
   setInterval(tick, 500);
+  // "Back in a moment" pages ([data-reload-after="5"]) reload themselves once it has passed.
+  document.querySelectorAll("[data-reload-after]").forEach(function (el) {
+    setTimeout(function () { window.location.reload(); }, Number(el.dataset.reloadAfter) * 1000);
+  });
 })();

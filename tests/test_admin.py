@@ -129,9 +129,9 @@ def test_breaker_reset_through_the_api_and_the_dashboard(make_settings, db):
         client.post("/marketplace/api/qr", headers={"Authorization": f"Bearer {token}"})  # opens again
         sign_in(client)
         page = client.get("/admin/system")
-        assert 'data-testid="breaker-state">open<' in page.text
+        assert 'data-testid="breaker-state" data-state="open">' in page.text
         client.post("/admin/system/breaker", data={"action": "reset"})
-        assert 'data-testid="breaker-state">closed<' in client.get("/admin/system").text
+        assert 'data-testid="breaker-state" data-state="closed">' in client.get("/admin/system").text
     actions = [r["action"] for r in db.fetch(
         "SELECT action FROM admin_audit_log WHERE action LIKE 'breaker%' ORDER BY id")]
     assert actions == ["breaker_reset", "breaker_reset"]
@@ -166,3 +166,23 @@ def test_hostile_salon_names_are_escaped_for_staff(admin, db):
     sign_in(client)
     html = client.get("/admin/salons").text + client.get("/admin/salons/77").text
     assert "<img src=x" not in html and "&lt;img src=x" in html
+
+
+def test_breaker_actions_ask_first_and_retry_is_offered_only_for_a_failed_activation(make_settings, db):
+    settings = make_settings(**staff_env())
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000", headers={"Accept-Language": "en"}) as client:
+        land_for_token(client, settings.partner_token, salon_id=500001)
+        sign_in(client)
+        for action, yes in (("reset", "Yes, reset the breaker"), ("force_open", "Yes, force the breaker open")):
+            asked = client.get(f"/admin/system/breaker?action={action}")
+            assert asked.status_code == 200 and yes in asked.text
+            assert f'name="action" value="{action}"' in asked.text
+        assert db.fetchval("SELECT count(*) FROM admin_audit_log WHERE action LIKE 'breaker%'") == 0
+        assert 'data-testid="breaker-state" data-state="closed"' in client.get("/admin/system").text
+
+        page = client.get("/admin/salons/500001").text
+        assert 'data-testid="action-retry"' not in page  # pending, not failed: nothing to retry
+        db.execute("UPDATE salons SET integration_status = 'activation_failed'")
+        assert 'data-testid="action-retry"' in client.get("/admin/salons/500001").text
+        confirm = client.get("/admin/salons/500001/disconnect").text
+        assert "Yes, disconnect WhatsApp" in confirm  # the brand keeps its capitals

@@ -24,26 +24,33 @@ PAGES = {
                ("Требуют внимания", "Needs attention"), ("QR-код истёк", "QR code expired"),
                ("ждёт WhatsApp", "pending whatsapp"), ("Журнал действий", "Audit log")],
     "/admin/salons": [("Все статусы", "All statuses"), ("требуют внимания", "needs attention"),
-                      ("Последнее событие", "Last event"), ("Салонов: 2", "2 salons"), ("код истёк", "expired")],
+                      ("Последнее событие", "Last event"), ("Салонов: 2", "2 salons"), ("код истёк", "expired"),
+                      ("показан QR-код", "QR code shown")],
     "/admin/salons/500001": [("Интеграция", "Integration"), ("Требует внимания: QR-код истёк",
                                                              "Needs attention: QR code expired"),
                              ("задан (хранится только его хеш)", "set (only its hash is kept)"), ("История", "Timeline"),
                              ("пользователь YClients 5000011", "YClients user 5000011"),
                              ("Отключить WhatsApp", "Disconnect WhatsApp"),
-                             ("Перезапустить сессию WhatsApp", "Restart the WhatsApp session")],
+                             ("Перезапустить сессию WhatsApp", "Restart the WhatsApp session"),
+                             # the timeline in words: event types, payload fields, coded values
+                             ("показан QR-код", "QR code shown"), ("владелец пришёл из YClients", "owner arrived from YClients"),
+                             ("подпись YClients: да", "signed by YClients: yes"), ("было: не начато", "was: idle")],
     "/admin/salons/500001/disconnect": [("Причина (сохраняется в журнале действий)",
                                          "Reason (kept in the audit log)"), ("Отмена", "Cancel")],
     "/admin/system": [("Предохранитель QR-кодов", "QR circuit breaker"), ("Сбросить (закрыть)", "Reset (close)"),
                       ("из запущенных экземпляров: 1", "instance running"), ("Вебхуки YClients", "YClients webhooks"),
                       ("Не завершено доставок: 0.", "0 deliveries not finished yet."),
                       ("Пул соединений с базой", "Database pool"), ("Внешние сервисы", "Outside services"),
-                      ("Переключатели", "Feature flags")],
-    "/admin/audit": [("Журнал действий", "Audit log"), ("Результат", "Result"), ("Выйти (support)", "Sign out")],
+                      ("Переключатели", "Feature flags"), ("закрыт — QR-коды выдаются", "closed — QR codes are served")],
+    "/admin/audit": [("Журнал действий", "Audit log"), ("Результат", "Result"), ("Выйти (support)", "Sign out"),
+                     ("вход", "sign-in"), ("выполнено", "done")],
 }
 # Words of the old English-only dashboard that must not appear on any Russian page.
 ENGLISH_LEFT = ("Sign out", "Overview", "Salons", "Needs attention", "Last error", "Nothing", "Timeline",
                 "Landed", "Activated", "Reset (close)", "deliveries", "Support", "Salon portal", "Filter",
-                "Version")
+                "Version",
+                # codes the dashboard once showed as stored
+                "qr shown", "qr_shown", "landed", "True", "False", "None", "closed", "login", "signed:")
 
 
 @pytest.fixture

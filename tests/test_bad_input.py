@@ -258,11 +258,11 @@ def test_phone_numbers_in_other_scripts_digits_are_refused(portal, db):
     """'²' and Arabic-Indic digits pass `str.isdigit`; a phone is ASCII digits only, so the
     owner gets the message beside the field and nothing reaches the gateway or the database."""
     from portal.whatsapp.gateways.waha import phone_from_me
-    from portal.whatsapp.phones import PhoneError, normalise_phone
+    from portal.whatsapp.phones import PhoneError, parse_phone
 
     for phone in ("²" * 11, "+٧٩١٦١٢٣٤٥٦٧", "+7916１２３4567"):
         with pytest.raises(PhoneError):
-            normalise_phone(phone)
+            parse_phone(phone, "RU")
         assert phone_from_me({"id": f"{phone}@c.us"}) is None
     client, settings = portal
     land(client, settings.partner_token, salon_id=500001)

@@ -83,7 +83,7 @@ def test_staff_reset_on_b_closes_a_within_a_second(make_settings, waha, db):
         assert body["message"] == "Breaker reset: closed. Seen by 2 of 2 instances running."
         assert (body["stats"]["seen_by"], body["stats"]["instances_running"]) == (2, 2)
         page = a.get("/admin/system").text
-        assert 'data-testid="breaker-state">closed<' in page
+        assert 'data-testid="breaker-state" data-state="closed">' in page
         assert "seen by 2 of 2 instances running" in page
         # And an owner on A gets a QR again: A's own decision reads the shared row.
         token = a.app_state["runtime"].settings.partner_token

@@ -1,6 +1,7 @@
 """Linking WhatsApp through the portal's pages and JSON API, on the simulator and on a
 fake WAHA server over real HTTP."""
 
+import html
 import re
 import threading
 import time
@@ -44,7 +45,7 @@ def test_scan_in_the_simulator_leads_to_connected_with_a_masked_phone(client, se
         time.sleep(0.2)
     assert 'data-state="connected"' in r.text and "+7 ••• •••-••-02" in r.text
     assert "79000000002" not in r.text
-    assert 'id="link-phone" hx-swap-oob="true"' in r.text  # the phone form goes away
+    assert '<div id="link-phone-slot" hx-swap-oob="true"></div>' in r.text  # the phone form goes away
     assert db.fetchval("SELECT phone FROM whatsapp_links") == "79000000002"
     page = client.get("/onboarding").text
     assert 'class="step step-done"' in page
@@ -68,11 +69,25 @@ def test_a_bad_phone_gets_a_message_beside_the_field(client, settings, db, phone
     assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
 
 
+def ask_for_a_code(client, typed: str, *, confirm: bool = True) -> tuple[str, str | None]:
+    """Type a number and see it as understood; then confirm it: (the sentence shown to
+    confirm, the answer to the confirmation or None)."""
+    first = client.post("/onboarding/whatsapp/pairing-code", data={"phone": typed}, headers=HX)
+    assert first.status_code == 200 and first.headers["hx-retarget"] == "#link-phone", first.text
+    shown = html.unescape(re.search(r'data-testid="phone-confirm">([^<]*)<', first.text).group(1))
+    if not confirm:
+        return shown, None
+    confirmed = re.search(r'name="confirmed" value="(\d+)"', first.text).group(1)
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": typed, "confirmed": confirmed}, headers=HX)
+    assert r.status_code == 200
+    return shown, r.text
+
+
 def test_pairing_code_path(client, settings, db):
     land(client, settings.partner_token, salon_id=500001)
-    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "8 (916) 123-45-67"}, headers=HX)
-    assert r.status_code == 200
-    code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', r.text).group(1)
+    shown, answer = ask_for_a_code(client, "8 (916) 123-45-67")
+    assert "+7 916 123-45-67" in shown
+    code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', answer).group(1)
     assert db.fetchval("SELECT pairing_code FROM whatsapp_links") == code
     client.post("/sandbox/whatsapp/500001/scan", data={"code": code})
     deadline = time.monotonic() + 5
@@ -80,6 +95,43 @@ def test_pairing_code_path(client, settings, db):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert db.fetchval("SELECT phone FROM whatsapp_links") == "79161234567"
+
+
+def test_no_code_is_asked_for_before_the_owner_saw_the_number(client, settings, db):
+    land(client, settings.partner_token, salon_id=500001)
+    ask_for_a_code(client, "8 916 123-45-67", confirm=False)
+    assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
+    # A changed number is shown again, whatever the form said was confirmed before.
+    r = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "8 916 123-45-68", "confirmed": "79161234567"},
+                    headers=HX)
+    assert 'data-testid="phone-confirm"' in r.text and "+7 916 123-45-68" in html.unescape(r.text)
+    assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
+
+
+@pytest.mark.parametrize(("owner_phone", "default_region", "typed", "understood", "country"), [
+    ("375291234567", "RU", "8 029 123-45-67", "+375 29 123-45-67", "Belarus"),  # not +7 029…
+    ("+380501112233", "RU", "067 123 4567", "+380 67 123 4567", "Ukraine"),  # was refused
+    ("998901112233", "RU", "90 123 45 67", "+998 90 123 45 67", "Uzbekistan"),
+    ("79990009900", "BY", "8 916 123-45-67", "+7 916 123-45-67", "Russia"),  # the owner's number wins
+    (None, "KZ", "8 701 123 45 67", "+7 701 123 4567", "Kazakhstan"),  # no number: the setting
+    (None, "RU", "+375 29 123 45 67", "+375 29 123-45-67", "Belarus"),  # a '+' number reads alike anywhere
+])
+def test_a_typed_number_is_read_in_the_owners_country(make_settings, db, owner_phone, default_region, typed,
+                                                      understood, country):
+    settings = make_settings(DEFAULT_PHONE_REGION=default_region)
+    user = {"id": 7, "name": "Owner", "salon_id": 500001, **({"phone": owner_phone} if owner_phone else {})}
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000", headers={"Accept-Language": "en"}) as client:
+        land(client, settings.partner_token, salon_id=500001, user=user)
+        shown, answer = ask_for_a_code(client, typed)
+        assert understood in shown and country in shown
+        code = re.search(r'data-testid="pairing-code">([A-Z0-9]{4}-[A-Z0-9]{4})<', answer).group(1)
+        client.post("/sandbox/whatsapp/500001/scan", data={"code": code})
+        deadline = time.monotonic() + 5
+        while 'data-state="connected"' not in client.get("/onboarding/whatsapp/status", headers=HX).text:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    # The code went to the number the owner confirmed: it is the one that connected.
+    assert db.fetchval("SELECT phone FROM whatsapp_links") == understood.replace(" ", "").replace("-", "")[1:]
 
 
 # --- the JSON API -------------------------------------------------------------------
@@ -275,3 +327,34 @@ def test_qr_images_are_drawn_once_and_bounded():
     images.svg("2@e,f,g,h")
     images.svg("2@i,j,k,l")  # pushes out the least recently used
     assert images.svg("2@a,b,c,d") is not first and str(images.svg("2@a,b,c,d")) == str(first)
+
+
+def test_a_shown_pairing_code_can_be_swapped_back_for_the_qr(client, settings, db):
+    land(client, settings.partner_token, salon_id=500001)
+    _, answer = ask_for_a_code(client, "8 916 123-45-67")
+    assert 'data-testid="pairing-code"' in answer and 'data-testid="back-to-qr"' in answer
+    assert 'data-testid="pairing-code"' in client.get("/onboarding").text  # a reload keeps the code…
+    r = client.post("/onboarding/whatsapp/qr", headers=HX)
+    assert r.status_code == 200 and 'data-testid="qr"' in r.text and 'data-testid="pairing-code"' not in r.text
+    assert db.fetchval("SELECT pairing_code FROM whatsapp_links") is None
+    assert 'data-testid="qr"' in client.get("/onboarding").text  # …and the QR stays after one too
+    no_js = client.post("/onboarding/whatsapp/qr", follow_redirects=False)
+    assert no_js.status_code == 303 and no_js.headers["location"] == "/onboarding"
+
+
+def test_a_reloaded_failed_start_keeps_its_reason_and_its_place_in_the_backoff(make_settings, db):
+    settings = make_settings(WHATSAPP_RETRY_S="1", QR_BREAKER_FAILURE_THRESHOLD="50")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000",
+                    headers={"Accept-Language": "en"}) as client:
+        land(client, settings.partner_token, salon_id=500001)
+        client.post("/sandbox/whatsapp/fault", data={"mode": "down"})
+        for attempt in (0, 1, 2):  # the click, then two retries by themselves
+            r = client.post("/onboarding/whatsapp/start", data={"attempt": str(attempt)}, headers=HX)
+            assert 'data-state="failed"' in r.text and "did not answer" in r.text
+        assert 'load delay:4s' in r.text and '"attempt": 3' in r.text
+        page = client.get("/onboarding").text
+        assert "did not answer" in page  # the reason line survives the reload
+        assert 'load delay:4s' in page and '"attempt": 3' in page  # and so does the backoff
+        client.post("/sandbox/whatsapp/fault", data={"mode": "none"})
+        client.post("/onboarding/whatsapp/start", headers=HX)
+        assert db.fetchval("SELECT failed_starts FROM whatsapp_links") == 0

@@ -413,3 +413,18 @@ def test_with_waha_no_logout_leaves_without_the_code_and_the_code_comes_by_send_
             r = client.post("/salon/relink", data={"code": code}, headers=HX)
             assert r.status_code == 200 and 'data-state="awaiting_scan"' in r.text
             assert f"POST /api/sessions/salon-{SALON}/logout" in waha.paths()
+
+
+def test_a_quoted_salon_name_gets_the_languages_inner_quotes():
+    from portal.web.rendering import make_templates
+
+    heading = make_templates().env.from_string('{{ t("salon.heading", name=n|inner_quotes) }}')
+    from portal.web.i18n import translator
+    assert heading.render(lang="ru", t=translator("ru"), n="Барбершоп «Борода»") == "Салон «Барбершоп „Борода“»"
+    assert heading.render(lang="en", t=translator("en"), n='Barbershop "Beard"') == "Salon “Barbershop ‘Beard’”"
+    assert heading.render(lang="ru", t=translator("ru"), n="Лилия") == "Салон «Лилия»"
+
+
+def test_favicon_is_served(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")

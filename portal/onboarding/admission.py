@@ -97,11 +97,6 @@ YCLIENTS_UNAVAILABLE = Refusal(503, "YCLIENTS_UNAVAILABLE", "error.yclients_unav
                                "error.next_step_retry", retry_after_s=30)
 
 
-async def _alert(pool: Pool, salon: Salon | None, event_type: str, payload: dict[str, object]) -> None:
-    """An alert for staff (the dashboard's overview lists these event types)."""
-    await events.record_quietly(pool, salon.pk if salon else None, event_type, payload)
-
-
 async def _decide_unbound(pool: Pool, partner: InstallStatusSource, rules: AdmissionRules,
                           yclients_salon_id: YclientsSalonId, known: store.Ownership | None,
                           user: MarketplaceUser) -> tuple[bool, str | None]:
@@ -110,8 +105,8 @@ async def _decide_unbound(pool: Pool, partner: InstallStatusSource, rules: Admis
     salon = known.salon if known else None
     if not rules.require_pending:
         if salon is not None and salon.integration_status in _WORKING:
-            await _alert(pool, salon, "landing_refused_unbound", {"user_id": user.id,
-                                                                  "yclients_salon_id": yclients_salon_id})
+            await events.record_quietly(pool, salon.pk, "landing_refused_unbound",  # an alert for staff
+                                        {"user_id": user.id, "yclients_salon_id": yclients_salon_id})
             raise Refused(NEEDS_SUPPORT)
         return False, None
     try:
@@ -125,8 +120,9 @@ async def _decide_unbound(pool: Pool, partner: InstallStatusSource, rules: Admis
     if status == "active":
         # Ours would be bound; an active install we never bound is someone else's, or a salon
         # from before owners were recorded: a human decides (staff can hand it over).
-        await _alert(pool, salon, "installed_elsewhere", {"user_id": user.id, "yclients_salon_id": yclients_salon_id,
-                                                          "ours": salon is not None})
+        await events.record_quietly(pool, salon.pk if salon else None, "installed_elsewhere",  # an alert
+                                    {"user_id": user.id, "yclients_salon_id": yclients_salon_id,
+                                     "ours": salon is not None})
         raise Refused(NEEDS_SUPPORT if salon is not None and salon.integration_status in _WORKING
                       else INSTALLED_ELSEWHERE)
     if status == "freezed":
@@ -141,8 +137,8 @@ async def _admit_branch(pool: Pool, partner: InstallStatusSource, rules: Admissi
             known = await store.ownership(conn, yclients_salon_id)
         if known is not None and known.bound:
             if known.owner_user_id != user.id:
-                await _alert(pool, known.salon, "landing_refused_other_user",
-                             {"owner_user_id": known.owner_user_id, "user_id": user.id})
+                await events.record_quietly(pool, known.salon.pk, "landing_refused_other_user",  # an alert
+                                            {"owner_user_id": known.owner_user_id, "user_id": user.id})
                 raise Refused(OTHER_USER)
             async with pool.acquire() as conn:
                 salon = await store.admit_returning(conn, known.salon.pk, user)

@@ -144,3 +144,12 @@ async def hand_over(conn: Connection, salon_pk: SalonPk, new_owner_user_id: int)
         "UPDATE salons SET owner_user_id = $2, owner_bound_at = now(), updated_at = now() WHERE id = $1",
         salon_pk, new_owner_user_id)
     return previous
+
+
+async def owner_phone(conn: Connection, salon_pk: SalonPk) -> str | None:
+    """The phone of the salon's most recent marketplace user (from YClients' signed user
+    data), the best clue to which country the owner dials from; None once erased."""
+    phone: str | None = await conn.fetchval(
+        "SELECT phone FROM marketplace_users WHERE salon_id = $1 AND phone IS NOT NULL"
+        " ORDER BY last_landed_at DESC LIMIT 1", salon_pk)
+    return phone

@@ -80,3 +80,30 @@ def describe_error(exc: BaseException, *secrets: str | None) -> str:
     text = " ".join(text.split())  # one line
     summary = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return summary[:ERROR_LIMIT]
+
+
+# What PostgreSQL being away looks like from asyncpg: a refused or vanished socket, a
+# server shutting down or starting up, a connection that died under a query.
+_OUTAGE_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                  asyncpg.CrashShutdownError)
+# The exception classes an outage may arrive as, for the app's handler (which asks
+# `is_outage` before treating one as such: an OSError elsewhere is no outage).
+OUTAGE_EXCEPTION_TYPES = (*_OUTAGE_ERRORS, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database is unreachable for now (a restart, a failover), not
+    a bug: an asyncpg connection error, or a socket error raised inside asyncpg (a refused
+    or missing socket while the pool reconnects)."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        # Also raised for misuse (two queries at once on one connection): that is a bug.
+        return "closed" in str(exc)
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return True
+    if isinstance(exc, (OSError, TimeoutError)):
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg"):
+                return True
+            tb = tb.tb_next
+    return False

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from starlette.config import Config
 
 from portal.platform.setting_values import SettingsError as SettingsError  # raised by load_settings
@@ -33,6 +34,9 @@ DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_K
 
 
 _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
+
+
+PHONE_REGIONS = tuple(sorted(phonenumbers.SUPPORTED_REGIONS))  # an unknown one stops start-up
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class Settings:
     instance_name: str | None = None
     # Owner pages show times in this zone (YClients' landing data names none); staff pages too.
     default_timezone: str = "Europe/Moscow"
+    # Where a typed phone is read when the owner's own number does not say ("8 029…" is BY's).
+    default_phone_region: str = "RU"
 
     @property
     def gateway_events(self) -> bool:
@@ -294,6 +300,7 @@ def _operations(config: Config) -> dict[str, Any]:
         "activation_queue_wait_s": _typed(config, "ACTIVATION_QUEUE_WAIT_S", float, 2.0, minimum=0.0),
         "activation_attempts": _typed(config, "ACTIVATION_ATTEMPTS", int, 3, minimum=1),
         "default_timezone": _timezone(config, "DEFAULT_TIMEZONE", "Europe/Moscow"),
+        "default_phone_region": _choice(config, "DEFAULT_PHONE_REGION", PHONE_REGIONS, "RU", upper=True),
     }
 
 

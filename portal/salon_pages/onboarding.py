@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portal.onboarding.owner import owner_with_salon
 from portal.web.htmx import vary_on_htmx
-from portal.web.rendering import format_local, render, timezone_of
+from portal.web.rendering import format_local, render, request_language, timezone_of
 from portal.whatsapp import linking
 from portal.whatsapp.widget import widget_context
 
@@ -60,6 +60,11 @@ async def onboarding_page(request: Request, extra: dict[str, Any] | None = None,
     owner, salon = found
     if salon.integration_status == "active":
         return RedirectResponse("/salon", status_code=303)  # the onboarding is over
+    if salon.integration_status == "uninstalled":
+        # The app was removed in YClients: nothing to link or activate until it is installed again.
+        return render(request, "onboarding_removed.html",
+                      {"salon": salon, "back_url": request.state.runtime.settings.marketplace_url},
+                      status_code=status_code, headers={"Cache-Control": "no-store"})
     runtime, view = request.state.runtime, poll.view
     connected = view.status == "connected"
     context = {
@@ -68,7 +73,8 @@ async def onboarding_page(request: Request, extra: dict[str, Any] | None = None,
         "salon": salon,
         **progress(salon.integration_status, connected),
         # The salon's clock (DEFAULT_TIMEZONE) with the zone's name: "18:45 MSK".
-        "expires_at": format_local(datetime.fromtimestamp(owner.expires_at, UTC), timezone_of(request), "%H:%M"),
+        "expires_at": format_local(datetime.fromtimestamp(owner.expires_at, UTC), timezone_of(request), "%H:%M",
+                                   request_language(request)),
         **widget_context(request, view),
         **(extra or {}),
     }

@@ -195,7 +195,8 @@ async def _refused_code(request: Request, salon: Salon, action: str) -> Response
 
 
 def _widget(request: Request, view: LinkView) -> Response:
-    # The widget in place, with the page's sentence and the confirmation's slot out of band.
-    context = widget_context(request, view, salon_mode=True) | {"oob": True}
+    # The widget in place, with the page's sentence, the confirmation's slot and the phone
+    # form (the owner pressed a button: nothing typed to keep) out of band.
+    context = widget_context(request, view, salon_mode=True) | {"oob": True, "phone_reset": True}
     response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
     return vary_on_htmx(response)

@@ -219,7 +219,8 @@ async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResu
     seen, running = await breaker.wait_seen(version)
     log.warning("QR breaker changed by staff",
                 extra={"action": action, "actor": actor, "version": version, "seen": seen, "running": running})
-    await audit.record_alone(runtime.pool, actor, f"breaker_{action}", "breaker:qrGeneration", "ok",
+    await audit.record_alone(runtime.pool, actor, "breaker_reset" if action == "reset" else "breaker_force_open",
+                             "breaker:qrGeneration", "ok",
                              {"state_after": breaker.stats()["state"], "version": version,
                               "seen_by": seen, "instances_running": running})
     done = "admin.result.breaker_reset" if action == "reset" else "admin.result.breaker_forced_open"

@@ -26,6 +26,7 @@ from portal.support import staff
 from portal.support import store as support
 from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
+from portal.support.wording import Wording
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import labeler, translator
 from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
@@ -73,7 +74,8 @@ def _why(request: Request) -> Callable[[str | None], str]:
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    context = {"staff": request.state.staff, "why": _why(request), **context}
+    context = {"staff": request.state.staff, "why": _why(request), "words": Wording(request_language(request)),
+               **context}
     return render(request, name, context, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
@@ -186,8 +188,15 @@ async def salon(request: Request) -> Response:
     detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id) if yclients_salon_id else None
     if detail is None:
         return _page(request, "admin/not_found.html", {}, status_code=404)
-    return _page(request, "admin/salon.html", {"salon": detail, "actions": ACTIONS,
+    return _page(request, "admin/salon.html", {"salon": detail, "actions": available_actions(detail),
                                                 "message": request.query_params.get("message")})
+
+
+def available_actions(detail: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The actions that can do something for this salon: a retry only for a failed activation
+    (offering it elsewhere only to refuse after the confirmation helps nobody)."""
+    return {key: pair for key, pair in ACTIONS.items()
+            if key != "retry" or detail["integration_status"] == "activation_failed"}
 
 
 def _confirm(request: Request, detail: dict[str, Any], action: str, error: str | None = None) -> Response:
@@ -195,9 +204,11 @@ def _confirm(request: Request, detail: dict[str, Any], action: str, error: str |
     label = labeler(request_language(request))  # ACTIONS' English when an action has no translation
     title, explanation = (label("action", action, ACTIONS[action][0]),
                           label("action", f"{action}_explain", ACTIONS[action][1]))
-    return _page(request, "admin/confirm.html", {"salon": detail, "action": action, "title": title,
-                                                  "explanation": explanation, "error": error},
-                 status_code=422 if error else 200)
+    salon_url = f"/admin/salons/{detail['yclients_salon_id']}"
+    return _page(request, "admin/confirm.html", {
+        "salon": detail, "action": action, "title": title, "explanation": explanation, "error": error,
+        "yes": label("action", f"{action}_yes", title), "post_to": f"{salon_url}/{action}", "hidden": {},
+        "cancel_url": salon_url}, status_code=422 if error else 200)
 
 
 async def _action_target(request: Request) -> tuple[YclientsSalonId, str, dict[str, Any]] | None:
@@ -284,11 +295,18 @@ async def system(request: Request) -> Response:
 
 @staff_only
 async def breaker_action(request: Request) -> Response:
-    form = await request.form()
+    """GET asks (what the action does to every instance), POST acts, like every staff action."""
+    form = await request.form() if request.method == "POST" else request.query_params
     action = form.get("action")
     if not isinstance(action, str) or action not in ("reset", "force_open"):
         return RedirectResponse(f"/admin/system?{urlencode({'message': _t(request)('admin.result.unknown_action')})}",
                                 status_code=303)
+    if request.method != "POST":
+        t = _t(request)
+        return _page(request, "admin/confirm.html", {
+            "salon": None, "action": action, "title": t(f"admin.breaker_{action}"),
+            "explanation": t(f"admin.breaker_{action}_explain"), "yes": t(f"admin.breaker_{action}_yes"),
+            "post_to": "/admin/system/breaker", "hidden": {"action": action}, "cancel_url": "/admin/system"})
     result = await support_actions.steer_breaker(request.state.runtime, f"staff:{request.state.staff}", action)
     return RedirectResponse(f"/admin/system?{urlencode({'message': result.said_in(_t(request))})}", status_code=303)
 

@@ -74,8 +74,8 @@ def labeler(language: str) -> Callable[..., str]:
     a code without a translation yet (added after this catalogue) shows as itself."""
     t, known = translator(language), CATALOGUES[language][1]
 
-    def label(family: str, code: object, fallback: str | None = None) -> str:
-        key = f"admin.{family}.{code}"
+    def label(family: str, code: object, fallback: str | None = None, prefix: str = "admin") -> str:
+        key = f"{prefix}.{family}.{code}"
         return t(key) if key in known else (fallback if fallback is not None else str(code))
 
     return label

@@ -46,11 +46,14 @@ def timezone_of(request: Request) -> ZoneInfo:
     return ZoneInfo(runtime.settings.default_timezone if runtime else FALLBACK_TIMEZONE)
 
 
-def format_local(moment: datetime, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """`moment` on the zone's clock with the zone's short name ("18:45 MSK"). A naive value
-    is taken as UTC (the database hands out timestamptz; naive ones are ours, in UTC)."""
+def format_local(moment: datetime, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S",
+                 language: str = DEFAULT_LANGUAGE) -> str:
+    """`moment` on the zone's clock with the zone's short name in `language` ("18:45 МСК",
+    "18:45 MSK": the catalogue's `time.zone.<abbreviation>`, else the abbreviation). A naive
+    value is taken as UTC (the database hands out timestamptz; naive ones are ours, in UTC)."""
     local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
-    return f"{local.strftime(fmt)} {local.tzname()}"
+    abbreviation = local.tzname() or ""
+    return f"{local.strftime(fmt)} {labeler(language)('zone', abbreviation, abbreviation, prefix='time')}"
 
 
 @pass_context
@@ -58,7 +61,23 @@ def _local_time(context: Any, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%
     """Jinja filter `|local_time`: a timestamp in DEFAULT_TIMEZONE with the zone's name."""
     if moment is None:
         return ""
-    return format_local(moment, context.get("timezone") or ZoneInfo(FALLBACK_TIMEZONE), fmt)
+    return format_local(moment, context.get("timezone") or ZoneInfo(FALLBACK_TIMEZONE), fmt,
+                        context.get("lang") or DEFAULT_LANGUAGE)
+
+
+# The inner pair of quotes by language: a quoted name inside the page's own quotes.
+_INNER_QUOTES = {"ru": ("„", "“"), "en": ("‘", "’")}
+
+
+@pass_context
+def _inner_quotes(context: Any, text: str) -> str:
+    """Jinja filter: a name to put inside the page's quotes, its own quotes turned into the
+    language's inner pair, so «Барбершоп «Борода»» reads «Барбершоп „Борода“»."""
+    opening, closing = _INNER_QUOTES.get(context.get("lang") or DEFAULT_LANGUAGE, ("‘", "’"))
+    text = text.translate(str.maketrans("«“»”", opening * 2 + closing * 2))
+    parts = text.split('"')  # straight quotes: alternately opening and closing
+    quotes = [opening if i % 2 == 0 else closing for i in range(len(parts) - 1)] + [""]
+    return "".join(part + quote for part, quote in zip(parts, quotes, strict=True))
 
 
 def _context(request: Request) -> dict[str, Any]:
@@ -78,6 +97,7 @@ def make_templates() -> Jinja2Templates:
     # The fallback for a template rendered without a request (none today): the default language.
     templates.env.install_gettext_translations(translations(DEFAULT_LANGUAGE), newstyle=False)  # type: ignore[attr-defined]
     templates.env.filters["local_time"] = _local_time
+    templates.env.filters["inner_quotes"] = _inner_quotes
     return templates
 
 

@@ -67,6 +67,7 @@ class LinkView:
     retry_after: float | None = None  # set while the breaker refuses: the friendly retry screen
     problem: str | None = None  # an i18n key saying what went wrong, for failed starts
     passkey_code: str | None = None  # the passkey step's code to compare with the phone's
+    failed_starts: int = 0  # consecutive failures: a reloaded failed screen keeps its backoff
 
     @property
     def version(self) -> str:
@@ -86,6 +87,8 @@ class LinkView:
         qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
         pairing_left = (link.pairing_expires_at - link.now).total_seconds() if link.pairing_expires_at else None
         has_pairing = link.pairing_code and pairing_left and pairing_left > 0
+        if link.status is LinkStatus.FAILED and link.last_error and "problem" not in extra:
+            extra["problem"] = "whatsapp.problem_gateway"  # the reason, also after a reload
         return cls(
             status=link.status,
             qr=link.qr if link.status is LinkStatus.AWAITING_SCAN else None,
@@ -95,6 +98,7 @@ class LinkView:
             pairing_expires_in=pairing_left if has_pairing else None,
             connected_since=link.connected_at if link.status is LinkStatus.CONNECTED else None,
             passkey_code=link.passkey_code if link.status is LinkStatus.PASSKEY else None,
+            failed_starts=link.failed_starts,
             **extra,
         )
 
@@ -272,8 +276,15 @@ async def _too_many_waiting(runtime: Runtime, salon: Salon) -> bool:
     return True
 
 
+# What `start` answers for a salon that no longer has the app: no gateway session is
+# started for it (the uninstall's cleanup deleted it), whichever page or API asks.
+APP_REMOVED = "whatsapp.app_removed"
+
+
 async def start(runtime: Runtime, salon: Salon) -> LinkView:
     """Make a QR appear: reuse a live one, else start the session through the breaker."""
+    if salon.integration_status == "uninstalled":
+        return LinkView(LinkStatus.IDLE, problem=APP_REMOVED)
     async with runtime.pool.acquire() as conn:
         link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
     view = LinkView.of(link)
@@ -321,6 +332,14 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
         link = await links.save_pairing_code(conn, salon.pk, code, PAIRING_CODE_LIFETIME_S)
     await events.record_quietly(runtime.pool, salon.pk, "pairing_code_requested", {})
     return LinkView.of(link)
+
+
+async def back_to_qr(runtime: Runtime, salon: Salon) -> LinkView:
+    """Forget a shown pairing code so the QR shows again; a QR no longer live starts anew."""
+    async with runtime.pool.acquire() as conn:
+        link = await links.drop_pairing_code(conn, salon.pk)
+    view = LinkView.of(link)
+    return view if view.qr and (view.qr_expires_in or 0) > 1 else await start(runtime, salon)
 
 
 async def gateway_call(runtime: Runtime, call: Awaitable[object]) -> str | None:

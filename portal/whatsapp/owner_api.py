@@ -30,6 +30,10 @@ async def qr(request: Request) -> Response:
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id), as_json=True)) is not None:
         return limited
     view = await linking.start(request.state.runtime, salon)
+    if view.problem == linking.APP_REMOVED:
+        return JSONResponse({"success": False, "code": "APP_UNINSTALLED",
+                             "message": "The app is uninstalled in YClients; install it again to link WhatsApp."},
+                            status_code=409, headers=NO_STORE)
     if view.retry_after is not None:
         retry = math.ceil(view.retry_after)
         return JSONResponse(

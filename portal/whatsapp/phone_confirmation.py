@@ -132,6 +132,11 @@ def _digits(given: str) -> str:
     return "".join(c for c in given[:32] if c in "0123456789")
 
 
+# The trail's event for each outcome, spelled out so staff's words can be checked for each.
+_CHECKED_EVENTS = {Checked.CONFIRMED: "phone_confirmation_confirmed", Checked.WRONG: "phone_confirmation_wrong",
+                   Checked.EXPIRED: "phone_confirmation_expired"}
+
+
 async def check_code(runtime: Runtime, salon: Salon, given: str) -> Checked:
     """Try the owner's code; a right one is used up at once (once: also under concurrency)."""
     async with runtime.pool.acquire() as conn:
@@ -144,6 +149,5 @@ async def check_code(runtime: Runtime, salon: Salon, given: str) -> Checked:
             outcome = Checked.CONFIRMED
         else:
             outcome = Checked.WRONG if not right else Checked.EXPIRED
-    await events.record_quietly(runtime.pool, salon.pk, f"phone_confirmation_{outcome.value}",
-                                {"attempt": attempts})
+    await events.record_quietly(runtime.pool, salon.pk, _CHECKED_EVENTS[outcome], {"attempt": attempts})
     return outcome

@@ -39,6 +39,7 @@ class Link:
     connected_at: datetime | None = None  # when the current connection began
     connected_phone: str | None = None  # the number last connected, kept when the link is lost
     passkey_code: str | None = None  # in the passkey step: the code to compare with the phone's
+    failed_starts: int = 0  # consecutive saves as failed: where a failed start is in its backoff
 
     @classmethod
     def from_row(cls, row: asyncpg.Record | None) -> Link:
@@ -50,7 +51,7 @@ class Link:
 
 _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error,"
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
-                 " l.connected_at, l.connected_phone, l.passkey_code")
+                 " l.connected_at, l.connected_phone, l.passkey_code, l.failed_starts")
 
 # One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
 # refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
@@ -66,10 +67,10 @@ claim AS (
                -- (at most once a second), so the owner never scans a code the gateway dropped
                OR l.status = 'awaiting_scan' AND l.qr_expires_at < now() + make_interval(secs => $5)
                   AND l.checked_at < now() - interval '1 second')
-        -- an active salon's connected link is looked at too, more rarely: the phone may
-        -- unlink the device, and the salon's page says so (during the onboarding the link
-        -- connected moments ago, and the activation follows)
-        OR l.status = 'connected' AND s.integration_status = 'active'
+        -- a connected link is looked at too, more rarely: the phone may unlink the device,
+        -- and the page that shows it (the salon's own, or the onboarding's activation step)
+        -- says so; a salon without the app has no session left to look at
+        OR l.status = 'connected' AND s.integration_status <> 'uninstalled'
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
@@ -90,7 +91,7 @@ class PollRead:
 
 async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
                         refresh_s: float, connected_refresh_s: float | None = None) -> PollRead | None:
-    """None when there is no such salon. An active salon's connected link is claimed every
+    """None when there is no such salon. A connected link is claimed every
     `connected_refresh_s` (default: `refresh_s`)."""
     row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s,
                               refresh_s if connected_refresh_s is None else connected_refresh_s,
@@ -110,6 +111,9 @@ async def get_or_create(conn: Connection, salon_pk: SalonPk, yclients_salon_id: 
     Read, else insert, else read again. An insert that meets a concurrent one waits for it to
     commit and then does nothing; only a *new* statement (with a new snapshot) can see the
     row the other one committed, which is why the last read is a statement of its own.
+    The ON CONFLICT names no key: the row is unique by salon *and* by session name, and two
+    inserts that pass the salon's check together meet on whichever index comes first; a
+    named arbiter turns a meeting on the other one into a UniqueViolationError.
     """
     row = await conn.fetchrow(_LINK, salon_pk)
     if row is None:
@@ -117,7 +121,7 @@ async def get_or_create(conn: Connection, salon_pk: SalonPk, yclients_salon_id: 
             f"""
             WITH l AS (
                 INSERT INTO whatsapp_links (salon_id, session_name) VALUES ($1, $2)
-                ON CONFLICT (salon_id) DO NOTHING RETURNING *
+                ON CONFLICT DO NOTHING RETURNING *
             )
             SELECT {_LINK_COLUMNS} FROM l
             """,
@@ -157,6 +161,8 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
             pairing_expires_at = CASE WHEN $2 = 'awaiting_scan' THEN l.pairing_expires_at END,
             last_error = $6,
             passkey_code = CASE WHEN $2 = 'passkey' THEN $7 END,
+            failed_starts = CASE WHEN $2 <> 'failed' THEN 0
+                                 WHEN before.status = 'failed' THEN l.failed_starts + 1 ELSE 1 END,
             checked_at = now(),
             updated_at = now()
         FROM before WHERE l.salon_id = $1
@@ -218,3 +224,9 @@ async def remember_event(conn: Connection, event_id: str) -> None:
         """WITH purge AS (DELETE FROM gateway_events_seen WHERE seen_at < now() - make_interval(secs => $2))
            INSERT INTO gateway_events_seen (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING""",
         event_id, EVENT_MEMORY_S)
+async def drop_pairing_code(conn: Connection, salon_pk: SalonPk) -> Link:
+    """The owner goes back to the QR: the code is forgotten (the session still shows a QR)."""
+    row = await conn.fetchrow(
+        f"""UPDATE whatsapp_links l SET pairing_code = NULL, pairing_expires_at = NULL, updated_at = now()
+            WHERE l.salon_id = $1 RETURNING {_LINK_COLUMNS}""", salon_pk)
+    return Link.from_row(row)

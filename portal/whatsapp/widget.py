@@ -19,14 +19,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portal.onboarding import store as onboarding_store
 from portal.onboarding.owner import current_owner, owner_salon
+from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
-from portal.web.rendering import WholePage, render
+from portal.web.rendering import WholePage, render, request_language
 from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
 from portal.whatsapp.linking import LinkView
-from portal.whatsapp.phones import PhoneError, normalise_phone
+from portal.whatsapp.phones import PhoneError, country_name, parse_phone, region_of
 
 ActivationPanel = Callable[[str, bool], str]
 # More of the page to bring up to date when the link moves (the onboarding steps' texts), by
@@ -50,14 +52,26 @@ def _auto_retry(view: LinkView, attempt: int, base_s: float) -> dict[str, int] |
     return {"next_attempt": attempt + 1, "delay_s": max(1, int(min(base_s * 2 ** attempt, MAX_RETRY_PAUSE_S)))}
 
 
+def page_of(integration_status: str) -> str:
+    """Which owner page shows a salon in this integration status: the salon's own page once
+    active, a page saying so once the app is uninstalled, else the onboarding steps."""
+    if integration_status == "active":
+        return "salon"
+    return "removed" if integration_status == "uninstalled" else "onboarding"
+
+
 def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
                    salon_mode: bool = False) -> dict[str, Any]:
-    """`salon_mode`: the widget sits on an active salon's own page, where a connected link is
-    watched (the phone may unlink the device) and offers relink and disconnect."""
+    """`salon_mode`: the widget sits on an active salon's own page, where it offers relink
+    and disconnect. A connected link is watched on either page (the phone may unlink the
+    device), and each poll says which page it comes from (`page`), so a salon that moved
+    to another page behind it (uninstalled, activated elsewhere) reloads it."""
     runtime = request.state.runtime
     settings = runtime.settings
+    attempt = max(attempt, view.failed_starts - 1)  # a reload goes on where the backoff was
     return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": settings.qr_poll_interval_s,
             "retry": _auto_retry(view, attempt, settings.whatsapp_retry_s), "salon_mode": salon_mode,
+            "page": "salon" if salon_mode else "onboarding",
             "watch_s": max(settings.qr_poll_interval_s, linking.connected_recheck_s(settings))}
 
 
@@ -65,6 +79,21 @@ async def _attempt(request: Request) -> int:
     """Which automatic retry this start is (the failed widget counts them); 0 for a click."""
     raw = (await request.form()).get("attempt")
     return parse_id(raw, minimum=0, maximum=99) or 0
+
+
+def _moved(shown: str | None, belongs: str) -> bool:
+    """Whether the page a poll comes from no longer shows the salon truthfully. An
+    onboarding page whose salon became active stays: its own activation is on its way to
+    YClients (a reload would race the redirect), and its widget's swap says "done"."""
+    return shown is not None and shown != belongs and not (shown == "onboarding" and belongs == "salon")
+
+
+def _page_moved(request: Request) -> Response:
+    # The salon belongs on another page now (the app was uninstalled, or the onboarding
+    # ended in another tab): the whole page reloads and shows where it stands.
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Refresh": "true", "Cache-Control": "no-store"})
+    return RedirectResponse("/onboarding", status_code=303)
 
 
 def _session_over(request: Request) -> Response:
@@ -89,17 +118,19 @@ class WidgetPages:
             Route("/onboarding/whatsapp/start", self.start_link, methods=["POST"]),
             Route("/onboarding/whatsapp/pairing-code", self.pairing_code, methods=["POST"]),
             Route("/onboarding/whatsapp/passkey-confirm", self.passkey_confirm, methods=["POST"]),
+            Route("/onboarding/whatsapp/qr", self.back_to_qr, methods=["POST"]),
         ]
 
     def render_widget(self, request: Request, view: LinkView, integration_status: str,
-                      attempt: int = 0) -> Response:
+                      attempt: int = 0, *, phone_reset: bool = False) -> Response:
+        """`phone_reset`: the phone form comes back clean (a code was shown: no stale error)."""
         # When the link connects, the Activation panel below comes alive in the same swap. An
         # active salon's widget is on the salon's own page (the onboarding is over).
         salon_mode = integration_status == "active"
         connected = view.status is LinkStatus.CONNECTED
         context = widget_context(request, view, attempt=attempt, salon_mode=salon_mode) | {
-            "oob": True, "activation_panel": self.activation_panel(integration_status, True),
-            "back_url": request.state.runtime.settings.marketplace_url,
+            "oob": True, "activation_panel": self.activation_panel(integration_status, connected),
+            "back_url": request.state.runtime.settings.marketplace_url, "phone_reset": phone_reset,
             **self.page_parts(integration_status, connected)}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
         return vary_on_htmx(response)
@@ -109,6 +140,8 @@ class WidgetPages:
         poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
         if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
             return _session_over(request)
+        if _moved(request.query_params.get("page"), page_of(poll.integration_status)):
+            return _page_moved(request)
         if is_htmx(request) and request.query_params.get("v") == poll.view.version:
             return Response(status_code=204)  # nothing changed: htmx keeps what it shows
         return self.render_widget(request, poll.view, poll.integration_status)
@@ -117,6 +150,8 @@ class WidgetPages:
         salon = await owner_salon(request)
         if salon is None:
             return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
         view = await linking.start(request.state.runtime, salon)
@@ -124,36 +159,78 @@ class WidgetPages:
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status, await _attempt(request))
 
+    async def back_to_qr(self, request: Request) -> Response:
+        """From a pairing code back to the QR (the owner found a second phone to scan with)."""
+        salon = await owner_salon(request)
+        if salon is None:
+            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
+        if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+            return limited
+        view = await linking.back_to_qr(request.state.runtime, salon)
+        if not is_htmx(request):
+            return RedirectResponse("/onboarding", status_code=303)
+        return self.render_widget(request, view, salon.integration_status)
+
     async def pairing_code(self, request: Request) -> Response:
         salon = await owner_salon(request)
         if salon is None:
             return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
         form = await request.form()
         raw = form.get("phone")
+        typed = raw if isinstance(raw, str) else ""
         try:
-            phone = normalise_phone(raw if isinstance(raw, str) else None)
+            phone = parse_phone(typed or None, await _owner_region(request, salon))
         except PhoneError:
-            context = {"phone_error": "whatsapp.phone_invalid", "phone_value": raw if isinstance(raw, str) else ""}
-            if is_htmx(request):
-                # The error belongs beside the field, not in the polled widget.
-                return render(request, "partials/whatsapp_phone.html", context, status_code=422,
-                              headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
-            return await self.whole_page(request, context, 422)
+            return await self._phone_form(request, {"phone_error": "whatsapp.phone_invalid", "phone_value": typed}, 422)
+        if form.get("confirmed") != phone.digits:
+            # First the number as understood ("+375 29 123-45-67, Беларусь"): a code asked
+            # for a number the owner did not mean goes nowhere.
+            country = country_name(phone.digits, request_language(request))
+            return await self._phone_form(request, {"phone_value": phone.shown, "confirm": phone.digits,
+                                                    "country": country}, 200)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
-        view = await linking.request_pairing_code(request.state.runtime, salon, phone)
+        view = await linking.request_pairing_code(request.state.runtime, salon, phone.digits)
+        if view.status is LinkStatus.AWAITING_SCAN and view.problem is not None:
+            # The QR still works; the code was refused: say so beside the field, where the
+            # next poll of the widget cannot wipe it.
+            return await self._phone_form(request, {"phone_error": view.problem, "phone_value": phone.shown}, 503)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
-        return self.render_widget(request, view, salon.integration_status)
+        return self.render_widget(request, view, salon.integration_status, phone_reset=True)
 
     async def passkey_confirm(self, request: Request) -> Response:
         """The owner's "the codes match" in the passkey step."""
         salon = await owner_salon(request)
         if salon is None:
             return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+        if salon.integration_status == "uninstalled":
+            return _page_moved(request)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
         view = await linking.confirm_passkey(request.state.runtime, salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status)
+
+    async def _phone_form(self, request: Request, context: dict[str, Any], status_code: int) -> Response:
+        """The phone form again: with an error, or with the number as understood to confirm."""
+        if is_htmx(request):
+            # It belongs beside the field, not in the polled widget; htmx swaps only the
+            # statuses its config names (422), so a gateway's refusal is a 200 there.
+            return render(request, "partials/whatsapp_phone.html", context,
+                          status_code=422 if status_code == 422 else 200,
+                          headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
+        return await self.whole_page(request, context, status_code)
+
+
+async def _owner_region(request: Request, salon: Salon) -> str:
+    """The country a typed number is read in: the owner's own number's, else the setting's."""
+    runtime = request.state.runtime
+    async with runtime.pool.acquire() as conn:
+        own = await onboarding_store.owner_phone(conn, salon.pk)
+    return region_of(own, runtime.settings.default_phone_region)

@@ -54,6 +54,9 @@ def test_every_owner_page_state(live_portal, browser, locale, lang):
     assert_accessible(owner, "the phone form's error")
     owner.get_by_test_id("phone-input").fill("+7 916 555-44-33")
     owner.get_by_test_id("phone-submit").click()
+    expect(owner.get_by_test_id("phone-confirm")).to_be_visible()  # the number as understood
+    assert_accessible(owner, "the number to confirm")
+    owner.get_by_test_id("phone-submit").click()
     expect(owner.get_by_test_id("pairing-code")).to_be_visible()
     assert_accessible(owner, "the pairing code")
     # The widget was swapped twice; the live region around it is the same element.
@@ -189,5 +192,8 @@ def test_focus_is_visible(live_portal, browser):
     owner.get_by_test_id("phone-input").focus()
     owner.keyboard.type("+7 916 555-44-33")
     owner.keyboard.press("Enter")  # the form is used with the keyboard alone
+    expect(owner.get_by_test_id("phone-confirm")).to_be_visible()
+    owner.get_by_test_id("phone-submit").focus()
+    owner.keyboard.press("Enter")
     expect(owner.get_by_test_id("pairing-code")).to_be_visible()
     context.close()

@@ -45,6 +45,8 @@ def test_the_whole_owner_walk_without_javascript(live_portal, browser, db):
         owner.get_by_test_id(f"install-{SALON}").click()
         expect(owner).to_have_url(f"{base}/onboarding")
         if owner.locator("#link-status").get_attribute("data-state") == "idle":
+            # nothing happens until the press, and no spinner pretends otherwise
+            expect(owner.locator("#link-status .spinner")).to_be_hidden()
             owner.get_by_role("button", name="Show the QR code").click()
         refresh_until(owner, "Refresh the page", "awaiting_scan")
         expect(owner.get_by_test_id("qr")).to_be_visible()

@@ -55,6 +55,8 @@ def test_return_lose_relink_and_disconnect_without_a_second_activation(live_port
         expect(owner.get_by_test_id("phone-input")).to_be_visible()  # or a pairing code, in place
 
         # A new QR in place, scanned by another number.
+        console: list[str] = []
+        owner.on("console", lambda m: console.append(m.text))
         owner.get_by_test_id("try-again").click()
         expect(owner.get_by_test_id("qr")).to_be_visible()
         phone.goto(f"{base}/sandbox/")
@@ -74,6 +76,8 @@ def test_return_lose_relink_and_disconnect_without_a_second_activation(live_port
         owner.get_by_test_id("code-input").fill(code_from_phone(phone, base, SALON))
         owner.get_by_test_id("confirm-disconnect-yes").click()
         expect(owner.get_by_test_id("whatsapp-lost")).to_be_visible()
+        expect(owner.get_by_test_id("confirm-disconnect")).to_have_count(0)  # the question went
+        assert not [m for m in console if "htmx:" in m], console
         expect(owner.locator("#link-status")).to_have_attribute("data-state", "logged_out")
         assert install_calls(market) == 1
         context.close()
@@ -81,10 +85,12 @@ def test_return_lose_relink_and_disconnect_without_a_second_activation(live_port
     trail = [(r["event_type"], json.loads(r["payload"])) for r in db.fetch(
         "SELECT event_type, payload FROM marketplace_events WHERE event_type IN"
         " ('whatsapp_lost', 'whatsapp_relinked', 'whatsapp_disconnected') ORDER BY id")]
-    assert [kind for kind, _ in trail] == ["whatsapp_lost", "whatsapp_relinked", "whatsapp_lost",
-                                           "whatsapp_disconnected"]
+    assert [kind for kind, _ in trail] == ["whatsapp_lost", "whatsapp_relinked",
+                                           "whatsapp_lost", "whatsapp_disconnected", "whatsapp_relinked",  # relink
+                                           "whatsapp_lost", "whatsapp_disconnected"]
     assert trail[1][1] == {"phone": "+7 ••• •••-••-77", "previous_phone": "+7 ••• •••-••-01", "same_number": False}
-    assert trail[3][1]["by"] == "owner" and trail[3][1]["phone"] == "+7 ••• •••-••-77"
+    assert trail[3][1]["relink"] is True and trail[4][1]["phone"] == "+7 ••• •••-••-01"
+    assert trail[6][1]["by"] == "owner" and trail[6][1]["relink"] is False
     assert db.fetchval("SELECT status FROM whatsapp_links") == "logged_out"
 
 

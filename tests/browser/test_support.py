@@ -49,12 +49,18 @@ def test_staff_reset_an_open_breaker(live_portal, browser):
 
     sign_in(page, base)
     page.goto(f"{base}/admin/system")
-    expect(page.get_by_test_id("breaker-state")).to_have_text("open")
+    expect(page.get_by_test_id("breaker-state")).to_have_attribute("data-state", "open")
     page.get_by_test_id("breaker-reset").click()
-    expect(page.get_by_test_id("breaker-state")).to_have_text("closed")
+    # Asked first, like every per-salon action; nothing changed yet.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Reset (close)?")
+    page.goto(f"{base}/admin/system")
+    expect(page.get_by_test_id("breaker-state")).to_have_attribute("data-state", "open")
+    page.get_by_test_id("breaker-reset").click()
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("breaker-state")).to_have_attribute("data-state", "closed")
     expect(page.get_by_test_id("admin-message")).to_contain_text("closed")
     page.goto(f"{base}/admin/audit")
-    expect(page.get_by_test_id("audit-table")).to_contain_text("breaker_reset")
+    expect(page.get_by_test_id("audit-table").locator("[data-action=breaker_reset]")).to_contain_text("breaker reset")
     context.close()
 
 

@@ -22,17 +22,20 @@ def test_qr_appears_then_a_scan_connects(live_portal, browser):
     expect(phone.get_by_test_id("sandbox-result")).to_have_text("Done.")
 
     expect(owner.get_by_test_id("connected")).to_contain_text("+7 ••• •••-••-01", timeout=10_000)
-    expect(owner.locator("#link-phone")).to_be_empty()
+    expect(owner.locator("#link-phone")).to_have_count(0)  # the phone form went with the link
     context.close()
 
 
-def install_with_the_gateway_down(context, base: str, salon: int):
-    """The sandbox makes the gateway fail, then an owner installs: (control page, owner page)."""
+def install_with_the_gateway_down(context, base: str, salon: int, console: list | None = None):
+    """The sandbox makes the gateway fail, then an owner installs: (control page, owner page);
+    the owner page's console errors go to `console`."""
     control = context.new_page()
     control.goto(f"{base}/sandbox/")
     control.get_by_test_id("fault-down").click()
     expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
     owner = context.new_page()
+    if console is not None:
+        owner.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
     owner.goto(f"{base}/sandbox/install/{salon}")
     owner.evaluate("window.__notReloaded = true")
     return control, owner
@@ -75,7 +78,10 @@ def test_pairing_code_on_a_phone(live_portal, browser):
 
     owner.get_by_test_id("phone-input").fill("+7 (916) 555-44-33")
     owner.get_by_test_id("phone-submit").click()
+    expect(owner.get_by_test_id("phone-confirm")).to_contain_text("+7 916 555-44-33")
+    owner.get_by_test_id("phone-submit").click()
     code = owner.get_by_test_id("pairing-code")
+    expect(owner.get_by_test_id("phone-error")).to_have_count(0)  # the earlier error went with it
     expect(code).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$"))
 
     phone = context.new_page()
@@ -91,7 +97,8 @@ def test_pairing_code_on_a_phone(live_portal, browser):
 def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is_back(live_portal, browser):
     base, _, _ = live_portal(WHATSAPP_RETRY_S="1", QR_BREAKER_FAILURE_THRESHOLD="50")
     context = browser.new_context(locale="en-US")
-    control, owner = install_with_the_gateway_down(context, base, 500003)
+    console: list[str] = []
+    control, owner = install_with_the_gateway_down(context, base, 500003, console)
     status = owner.locator("#link-status")
     expect(status).to_have_attribute("data-state", "failed")
     expect(owner.get_by_test_id("auto-retry")).to_be_visible()  # it says it will try again
@@ -101,4 +108,34 @@ def test_a_failed_start_retries_by_itself_and_the_qr_appears_when_the_gateway_is
     expect(control.get_by_test_id("sandbox-result")).to_have_text("Done.")
     expect(owner.get_by_test_id("qr")).to_be_visible(timeout=15_000)  # no click
     assert owner.evaluate("window.__notReloaded") is True
+    assert console == [], console  # no CSP refusal on the way, no missing favicon
+    context.close()
+
+
+def test_asking_for_a_pairing_code_shows_that_it_is_working_while_the_gateway_hangs(live_portal, browser):
+    """The gateway hangs on the code request: from the press until the failure sentence the
+    owner sees a spinner and a sentence, not just a faded button."""
+    base, _, _ = live_portal(WAHA_TIMEOUT_S="3")
+    context = browser.new_context(locale="ru-RU", viewport={"width": 390, "height": 844}, is_mobile=True)
+    owner = context.new_page()
+    owner.goto(f"{base}/sandbox/install/500002")
+    expect(owner.get_by_test_id("qr")).to_be_visible()
+    control = context.new_page()
+    control.goto(f"{base}/sandbox/")
+    control.get_by_test_id("fault-slow").click()
+    expect(control.get_by_test_id("sandbox-result")).to_be_visible()
+
+    owner.bring_to_front()  # a background tab runs no CSS transitions
+    waiting = owner.get_by_test_id("phone-waiting")
+    expect(waiting).to_have_css("opacity", "0")
+    owner.get_by_test_id("phone-input").fill("+7 916 555-44-33")
+    owner.get_by_test_id("phone-submit").click()
+    expect(owner.get_by_test_id("phone-confirm")).to_be_visible()
+    owner.get_by_test_id("phone-submit").click()
+    expect(waiting).to_have_css("opacity", "1", timeout=1_000)
+    expect(waiting).to_contain_text("Запрашиваем код")
+    # Then the gateway's silence ends in a sentence, and the spinner goes.
+    expect(owner.get_by_test_id("phone-error")).to_contain_text("WhatsApp", timeout=10_000)
+    expect(owner.get_by_test_id("qr")).to_be_visible()  # the QR still works meanwhile
+    expect(waiting).to_have_css("opacity", "0")
     context.close()

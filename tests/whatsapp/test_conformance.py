@@ -118,7 +118,9 @@ def test_a_pairing_code_is_the_gateways_own(make_settings, gateway, db):
     with portal(make_settings, gateway) as (client, settings):
         land(client, settings.partner_token, salon_id=9103)
         start(client)
-        shown = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "+7 916 000-00-03"}, headers=HX)
+        # The number as understood is confirmed first, then the gateway is asked for the code.
+        shown = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "+7 916 000-00-03",
+                                                                       "confirmed": "79160000003"}, headers=HX)
         code = gateway.pairing_code("salon-9103")
         assert code and f'data-testid="pairing-code">{code}<' in shown.text
 

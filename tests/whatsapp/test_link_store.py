@@ -54,3 +54,22 @@ async def test_get_or_create_creates_once_and_then_reads(database_url):
         assert await conn.fetchval("SELECT count(*) FROM whatsapp_links") == 1
     finally:
         await conn.close()
+
+
+async def test_concurrent_first_requests_for_one_salon_all_get_its_link(database_url):
+    """Many tabs' first QR requests at once: each must get the one row. The insert's
+    ON CONFLICT used to name only the salon_id key, so two inserts that passed its check
+    together collided on the other unique key (session_name) with a UniqueViolationError
+    (1 of 160 requests answered 500). Rounds of real concurrent inserts on fresh salons."""
+    conns = [await asyncpg.connect(database_url) for _ in range(8)]
+    try:
+        for round_ in range(60):
+            yclients_id = YclientsSalonId(881000 + round_)
+            pk = SalonPk(await conns[0].fetchval(
+                "INSERT INTO salons (yclients_salon_id, landed_at) VALUES ($1, now()) RETURNING id", yclients_id))
+            links = await asyncio.gather(*(store.get_or_create(c, pk, yclients_id) for c in conns))
+            assert {link.session_name for link in links} == {f"salon-{yclients_id}"}
+        assert await conns[0].fetchval("SELECT count(*) FROM whatsapp_links") == 60
+    finally:
+        for conn in conns:
+            await conn.close()
