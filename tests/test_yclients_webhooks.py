@@ -141,6 +141,7 @@ def test_uninstall_reinstall_uninstall_is_processed_twice(make_settings, db):
         with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
             for round_ in (1, 2):
                 # Each round a new marketplace link: the first one dies with the uninstall.
+                market.grant(6001)  # Install (again)
                 token = land_for_token(client, settings.partner_token, salon_id=6001,
                                        user={"id": round_, "salon_id": 6001})
                 connect_whatsapp(db, 6001)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import os
 import re
-import secrets
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,12 +20,13 @@ from urllib.parse import urlsplit
 
 from starlette.config import Config
 
+from portal.platform.demo_secrets import load_demo_secrets
+
 DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 GATEWAYS = ("simulator", "waha")
 DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_KEY_SECRET")
-
 
 _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
 
@@ -53,6 +52,12 @@ class Settings:
     yclients_timeout_s: float = 30.0
     # Hosts the partner's 301 may send the owner to, besides the host of yclients_api_url.
     yclients_redirect_hosts: tuple[str, ...] = ("yclients.com", "www.yclients.com")
+    # Entity webhook receivers sent at activation (never our lifecycle /webhook/yclients).
+    yclients_entity_webhook_urls: tuple[str, ...] = ()
+    # Listed with is_iframe: the pages may be framed by these hosts only, the owner's cookie
+    # is SameSite=None; Secure; Partitioned.
+    embed_in_yclients: bool = False
+    yclients_frame_hosts: tuple[str, ...] = ("yclients.com", "*.yclients.com")
     sandbox: bool = True
     allow_unsigned_landing: bool = False
     health_check_token: str | None = None
@@ -170,6 +175,17 @@ def _flag(config: Config, name: str, default: bool) -> bool:
         raise SettingsError(f"{name} must be true or false, got {config(name)!r}") from None
 
 
+def _list(config: Config, name: str, default: str, *, urls: bool = False) -> tuple[str, ...]:
+    """Comma-separated hosts (lowercased), or with `urls` http(s) URLs (never the lifecycle
+    endpoint: entity webhooks posted there would be refused)."""
+    items = tuple(i.strip() for i in str(config(name, default=default)).split(",") if i.strip())
+    for parts in (urlsplit(i) for i in items if urls):
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.rstrip("/").endswith(
+                "/webhook/yclients"):
+            raise SettingsError(f"{name}: {parts.geturl()!r} is not an http(s) URL of an entity webhook receiver")
+    return items if urls else tuple(i.lower() for i in items)
+
+
 def _text(config: Config, name: str) -> str | None:
     """An optional string setting: unset and empty both mean None."""
     value = config(name, default=None)
@@ -186,28 +202,13 @@ def _url(config: Config, name: str, default: str | None) -> str | None:
     return str(value).rstrip("/")
 
 
-def _demo_secrets(data_dir: Path) -> dict[str, str]:
-    """Secrets for demo mode, generated once and kept in the data dir so sessions and
-    tokens survive a restart of `make run`."""
-    path = data_dir / "demo-secrets.json"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    missing = [n for n in DEMO_SECRETS if n not in values]
-    if not missing:
-        return values
-    values |= {name: secrets.token_urlsafe(32) for name in missing}
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
-    return values
-
-
 def _secrets(config: Config, *, sandbox: bool, data_dir: Path, base_url: str) -> dict[str, Any]:
     """The three secrets, the partner token and the partner URL: generated in demo mode,
     required (long and distinct) in production."""
     found = {name: _text(config, name) for name in DEMO_SECRETS}
     api_url = _url(config, "YCLIENTS_API_URL", None)
     if sandbox:
-        demo = _demo_secrets(data_dir)
+        demo = load_demo_secrets(data_dir, DEMO_SECRETS)
         # The sandbox stands in for YClients, so the partner token is ours to invent too.
         found = {name: value or demo[name] for name, value in found.items()}
         api_url = api_url or f"{base_url}/sandbox/api"
@@ -316,8 +317,10 @@ def _operations(config: Config) -> dict[str, Any]:
         "personal_data_retention_days": _typed(config, "PERSONAL_DATA_RETENTION_DAYS", float, 30.0, minimum=0.0),
         "app_id": _typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
         "yclients_timeout_s": _typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
-        "yclients_redirect_hosts": tuple(h.strip().lower() for h in str(config(
-            "YCLIENTS_REDIRECT_HOSTS", default="yclients.com,www.yclients.com")).split(",") if h.strip()),
+        "yclients_redirect_hosts": _list(config, "YCLIENTS_REDIRECT_HOSTS", "yclients.com,www.yclients.com"),
+        "yclients_entity_webhook_urls": _list(config, "YCLIENTS_ENTITY_WEBHOOK_URLS", "", urls=True),
+        "embed_in_yclients": _flag(config, "EMBED_IN_YCLIENTS", False),
+        "yclients_frame_hosts": _list(config, "YCLIENTS_FRAME_HOSTS", "yclients.com,*.yclients.com"),
         "allow_unsigned_landing": _flag(config, "ALLOW_UNSIGNED_LANDING", False),
         "use_transaction_activation": _flag(config, "USE_TRANSACTION_ACTIVATION", True),
         "activation_concurrency": _typed(config, "ACTIVATION_CONCURRENCY", int, 4, minimum=1),

@@ -1,8 +1,14 @@
 """The mutable state of the sandbox: a local stand-in for the YClients marketplace.
 
-Owns who the sandbox believes is installed where, which fault it is told to inject, and the
-log of partner calls it received. Everything lives on a `SandboxMarketplace` instance so two
-apps (or two tests) in one process never share state.
+Owns who the sandbox believes is installed where, which fault it is told to inject, how it
+answers a finished install, and the log of partner calls it received. Everything lives on a
+`SandboxMarketplace` instance so two apps (or two tests) in one process never share state.
+
+An install follows the platform's state machine (Altegio's integration reference,
+`altegio/altegio-integrations-hub-mcp` `docs/marketplace-internals.md`):
+`uninstalled --owner grant--> pending --partner callback--> active --expiry--> freezed
+--payment--> active`, and any state `--uninstall--> uninstalled` (no record: the status
+endpoint answers 404). A callback is accepted only for a `pending` install.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from typing import Any
 
 # None means "answer as YClients normally does".
 FAULTS = (None, "fail", "hang", "already_installed", "unauthorized")
+# The two successes YClients documents for POST /partner/callback/redirect.
+INSTALL_ANSWERS = ("redirect", "json")
 
 ALREADY_INSTALLED_MESSAGE = "Пользователь уже установил это приложение"
+NOT_PENDING_MESSAGE = "Приложение не ожидает подключения в этом филиале"
 INSTALL_STATUSES = ("active", "pending", "freezed")
 
 
@@ -50,6 +59,13 @@ DEMO_SALONS: tuple[dict[str, Any], ...] = (
 )
 
 
+def _checked_fault(mode: str | None) -> str | None:
+    # A typo in a test or on the sandbox page must not silently mean "no fault".
+    if mode not in FAULTS:
+        raise ValueError(f"unknown sandbox fault {mode!r}; expected one of {FAULTS}")
+    return mode
+
+
 class SandboxMarketplace:
     """What the fake YClients knows: partner credentials, installs, faults, received calls."""
 
@@ -71,17 +87,37 @@ class SandboxMarketplace:
         self.calls: list[tuple[str, str]] = []
         self.demo_salons: list[dict[str, Any]] = [dict(s) for s in DEMO_SALONS]
         self._fault: str | None = None
+        self._status_fault: str | None = None
+        self._install_answer = "redirect"
+
+    @property
+    def install_answer(self) -> str:
+        """"redirect": a finished install answers 301 + Location; "json": 200 {"success": true}."""
+        return self._install_answer
+
+    @install_answer.setter
+    def install_answer(self, answer: str) -> None:
+        if answer not in INSTALL_ANSWERS:
+            raise ValueError(f"unknown install answer {answer!r}; expected one of {INSTALL_ANSWERS}")
+        self._install_answer = answer
 
     @property
     def fault(self) -> str | None:
+        """How every partner call but the install status read is answered (None: normally)."""
         return self._fault
 
     @fault.setter
     def fault(self, mode: str | None) -> None:
-        # A typo in a test or on the sandbox page must not silently mean "no fault".
-        if mode not in FAULTS:
-            raise ValueError(f"unknown sandbox fault {mode!r}; expected one of {FAULTS}")
-        self._fault = mode
+        self._fault = _checked_fault(mode)
+
+    @property
+    def status_fault(self) -> str | None:
+        """How the install status read (`GET /salon/{id}/application/{app}`) is answered."""
+        return self._status_fault
+
+    @status_fault.setter
+    def status_fault(self, mode: str | None) -> None:
+        self._status_fault = _checked_fault(mode)
 
     def record_call(self, method: str, path: str) -> None:
         self.calls.append((method, path))
@@ -89,25 +125,58 @@ class SandboxMarketplace:
     def demo_salon(self, salon_id: int) -> dict[str, Any] | None:
         return next((s for s in self.demo_salons if s["id"] == salon_id), None)
 
-    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+    def grant(self, salon_id: int) -> bool:
+        """The owner pressed Install: the install waits, `pending`, for the partner's callback.
+        False (nothing changes) when the salon already has the app."""
+        if salon_id in self.installed:
+            return False
         now = datetime.now(UTC)
-        install = {
-            "api_key": api_key,
-            "webhook_urls": list(webhook_urls),
-            "installed_at": now.isoformat(timespec="seconds"),
-            "status": "active",
-            "logs": [_log_entry(now, "uninstalled", "active")],
-        }
-        self.installed[salon_id] = install
-        return install
+        self.installed[salon_id] = {
+            "api_key": None, "webhook_urls": [], "installed_at": now.isoformat(timespec="seconds"),
+            "status": "pending", "logs": [_log_entry(now, "uninstalled", "pending")]}
+        return True
+
+    def is_pending(self, salon_id: int) -> bool:
+        install = self.installed.get(salon_id)
+        return install is not None and install["status"] == "pending"
+
+    def activate(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> None:
+        """The partner's callback for a pending install: it is `active` with the partner's key."""
+        install = self.installed[salon_id]
+        install.update(api_key=api_key, webhook_urls=list(webhook_urls))
+        self._move(install, "active")
+
+    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+        """Arrange an `active` install directly (someone's earlier install, for tests)."""
+        self.grant(salon_id)
+        self.activate(salon_id, api_key, webhook_urls)
+        return self.installed[salon_id]
+
+    def freeze(self, salon_id: int) -> bool:
+        """The licence ran out: `active` → `freezed`. False when there is no active install."""
+        install = self.installed.get(salon_id)
+        if install is None or install["status"] != "active":
+            return False
+        self._move(install, "freezed")
+        return True
+
+    def pay(self, salon_id: int) -> bool:
+        """A successful payment: a `freezed` install is `active` again. False when none is frozen."""
+        install = self.installed.get(salon_id)
+        if install is None or install["status"] != "freezed":
+            return False
+        self._move(install, "active")
+        return True
+
+    def _move(self, install: dict[str, Any], status: str) -> None:
+        install["logs"].append(_log_entry(datetime.now(UTC), install["status"], status))
+        install["status"] = status
 
     def set_status(self, salon_id: int, status: str) -> None:
         """The install's connection status as YClients names it: active, pending, freezed."""
         if status not in INSTALL_STATUSES:
             raise ValueError(f"unknown install status {status!r}; expected one of {INSTALL_STATUSES}")
-        install = self.installed[salon_id]
-        install["logs"].append(_log_entry(datetime.now(UTC), install["status"], status))
-        install["status"] = status
+        self._move(self.installed[salon_id], status)
 
     def install_status(self, salon_id: int) -> dict[str, Any]:
         """`data` of YClients' install status, with exactly its documented fields."""
