@@ -84,6 +84,7 @@ class SandboxMarketplace:
         self.application_id = application_id
         self.hang_s = hang_s
         self.installed: dict[int, dict[str, Any]] = {}
+        self.removed: set[int] = set()  # salons whose install was removed at least once
         self.calls: list[tuple[str, str]] = []
         self.demo_salons: list[dict[str, Any]] = [dict(s) for s in DEMO_SALONS]
         self._fault: str | None = None
@@ -189,7 +190,15 @@ class SandboxMarketplace:
         }
 
     def uninstall(self, salon_id: int) -> bool:
-        return self.installed.pop(salon_id, None) is not None
+        """Any state → uninstalled: the status endpoint answers 404 again."""
+        if self.installed.pop(salon_id, None) is None:
+            return False
+        self.removed.add(salon_id)
+        return True
+
+    def status_of(self, salon_id: int) -> str | None:
+        install = self.installed.get(salon_id)
+        return None if install is None else str(install["status"])
 
     def redirect_after_install(self, salon_id: int) -> str:
         """Where YClients sends the owner's browser once the partner finished the install."""
