@@ -386,6 +386,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
     marketplace_url = _url(config, "YCLIENTS_MARKETPLACE_URL",
                            f"{base_url}/sandbox" if sandbox else "https://yclients.com")
     operations = _operations(config)
+    if operations["embed_in_yclients"] and not sandbox and not base_url.startswith("https://"):
+        raise SettingsError("EMBED_IN_YCLIENTS needs an https:// PORTAL_BASE_URL (its cookie must be Secure)")
     return Settings(
         data_dir=data_dir, sandbox=sandbox, base_url=base_url, marketplace_url=marketplace_url or "",
         **_secrets(config, sandbox=sandbox, data_dir=data_dir, base_url=base_url),
