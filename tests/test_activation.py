@@ -151,7 +151,7 @@ def test_an_unreadable_install_status_is_try_again_never_a_pass(make_settings, p
         r = client.post("/marketplace/activate", json={"token": token})
     assert r.status_code == 503 and r.json()["code"] == "PARTNER_STATUS_UNAVAILABLE"
     assert int(r.headers["Retry-After"]) > 0 and r.json()["retry_after"] > 0
-    assert install_calls(market) == 0 and market.is_pending(4001)
+    assert install_calls(market) == 0 and market.pending(4001)
     assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
 
 
@@ -349,4 +349,4 @@ def test_an_application_yclients_does_not_know_is_not_installed(make_settings, p
     assert r.status_code == 410 and r.json()["code"] == "NOT_INSTALLED_AT_YCLIENTS"
     row = db.fetchrow("SELECT integration_status, api_key_hash FROM salons")
     assert (row["integration_status"], row["api_key_hash"]) == ("pending_whatsapp", None)
-    assert install_calls(partner[1]) == 0 and partner[1].is_pending(4001)
+    assert install_calls(partner[1]) == 0 and partner[1].pending(4001)

@@ -153,13 +153,13 @@ async def test_the_fake_follows_the_documented_lifecycle(client, market):
                      ("freezed", "active")]
 
 
-async def test_a_callback_without_a_pending_install_is_refused(client, market):
-    market.uninstall(SALON)  # the owner never pressed Install (or removed the app)
-    error = await _failure(client)
-    assert (error.kind, error.status) == ("invalid", 422)
-    assert SALON not in market.installed
+async def test_install_again_after_an_uninstall_waits_pending_then_activates(client, market):
+    await _finish(client)
+    await client.uninstall(SALON, APP_ID)
     market.grant(SALON)  # "Install again"
+    assert await client.install_status(SALON, APP_ID) == "pending"
     assert await _finish(client) == f"{market.public_base}/installed/{SALON}"
+    assert await client.install_status(SALON, APP_ID) == "active"
 
 
 async def test_relative_location_is_made_absolute_and_its_html_body_ignored(odd_url):
@@ -201,20 +201,20 @@ async def test_validation_422_is_invalid_with_yclients_message(client, market):
     assert (error.kind, error.status) == ("invalid", 422)
     assert error.message == "Переданы некорректные параметры"
     assert error.safe_summary == "partner 422 invalid"
-    assert market.is_pending(SALON)  # the install still waits, untouched
+    assert market.pending(SALON)  # the install still waits, untouched
 
 
 async def test_empty_api_key_is_refused_by_the_sandbox(client, market):
     error = await _failure(client, api_key="")
     assert error.kind == "invalid"
-    assert market.is_pending(SALON)  # the install still waits, untouched
+    assert market.pending(SALON)  # the install still waits, untouched
 
 
 async def test_wrong_partner_token_is_auth(yclients_url, market):
     async with PartnerClient(yclients_url, "not-our-token") as partner:
         error = await _failure(partner)
     assert (error.kind, error.status) == ("auth", 401)
-    assert market.is_pending(SALON)  # the install still waits, untouched
+    assert market.pending(SALON)  # the install still waits, untouched
 
 
 async def test_unauthorized_fault_is_auth(client, market):

@@ -8,7 +8,7 @@ An install follows the platform's state machine (Altegio's integration reference
 `altegio/altegio-integrations-hub-mcp` `docs/marketplace-internals.md`):
 `uninstalled --owner grant--> pending --partner callback--> active --expiry--> freezed
 --payment--> active`, and any state `--uninstall--> uninstalled` (no record: the status
-endpoint answers 404). A callback is accepted only for a `pending` install.
+endpoint answers 404). A callback for an `active` or `freezed` install is "already installed".
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ FAULTS = (None, "fail", "hang", "already_installed", "unauthorized")
 INSTALL_ANSWERS = ("redirect", "json")
 
 ALREADY_INSTALLED_MESSAGE = "Пользователь уже установил это приложение"
-NOT_PENDING_MESSAGE = "Приложение не ожидает подключения в этом филиале"
 INSTALL_STATUSES = ("active", "pending", "freezed")
 
 
@@ -126,32 +125,28 @@ class SandboxMarketplace:
     def demo_salon(self, salon_id: int) -> dict[str, Any] | None:
         return next((s for s in self.demo_salons if s["id"] == salon_id), None)
 
-    def grant(self, salon_id: int) -> bool:
-        """The owner pressed Install: the install waits, `pending`, for the partner's callback.
-        False (nothing changes) when the salon already has the app."""
-        if salon_id in self.installed:
-            return False
+    def grant(self, salon_id: int) -> dict[str, Any]:
+        """The owner pressed Install in the marketplace: the install waits, `pending`, for the
+        partner's callback (the platform holds it for 12 hours). Pressing it again while it
+        waits changes nothing; an installed salon stays as it is."""
+        if (install := self.installed.get(salon_id)) is not None:
+            return install
         now = datetime.now(UTC)
-        self.installed[salon_id] = {
-            "api_key": None, "webhook_urls": [], "installed_at": now.isoformat(timespec="seconds"),
-            "status": "pending", "logs": [_log_entry(now, "uninstalled", "pending")]}
-        return True
+        install = {"api_key": None, "webhook_urls": [], "installed_at": now.isoformat(timespec="seconds"),
+                   "status": "pending", "logs": [_log_entry(now, "uninstalled", "pending")]}
+        self.installed[salon_id] = install
+        return install
 
-    def is_pending(self, salon_id: int) -> bool:
+    def pending(self, salon_id: int) -> bool:
         install = self.installed.get(salon_id)
         return install is not None and install["status"] == "pending"
 
-    def activate(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> None:
-        """The partner's callback for a pending install: it is `active` with the partner's key."""
-        install = self.installed[salon_id]
+    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
+        """The partner's callback for a pending install: `active` from now on."""
+        install = self.installed.get(salon_id) or self.grant(salon_id)
         install.update(api_key=api_key, webhook_urls=list(webhook_urls))
         self._move(install, "active")
-
-    def install(self, salon_id: int, api_key: str, webhook_urls: list[str]) -> dict[str, Any]:
-        """Arrange an `active` install directly (someone's earlier install, for tests)."""
-        self.grant(salon_id)
-        self.activate(salon_id, api_key, webhook_urls)
-        return self.installed[salon_id]
+        return install
 
     def freeze(self, salon_id: int) -> bool:
         """The licence ran out: `active` → `freezed`. False when there is no active install."""

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from portal.sandbox.marketplace_state import ALREADY_INSTALLED_MESSAGE, NOT_PENDING_MESSAGE, SandboxMarketplace
+from portal.sandbox.marketplace_state import ALREADY_INSTALLED_MESSAGE, SandboxMarketplace
 from portal.web.request_input import BadInput, parse_id, parse_json
 
 MAX_PAGE_COUNT = 1000
@@ -136,15 +136,12 @@ async def _read_install(market: SandboxMarketplace, request: Request, *,
 
 
 def _install(market: SandboxMarketplace, body: dict[str, Any]) -> Response | None:
-    """Finish a pending install; a 422 if the salon already has the app (any api_key), or
-    if no install waits (the owner never pressed Install, or it was removed)."""
-    salon_id = body["salon_id"]
-    if salon_id in market.installed and not market.is_pending(salon_id):
+    """Finish the install; a 422 if the salon already has the app (any api_key). (What the
+    platform answers for a salon where nobody pressed Install is not documented: the sandbox
+    installs it, as the partner's own `POST /partner/callback` would.)"""
+    if body["salon_id"] in market.installed and not market.pending(body["salon_id"]):
         return _envelope(422, message=ALREADY_INSTALLED_MESSAGE)
-    if not market.is_pending(salon_id):
-        # The platform refuses a callback without a pending grant; its wording is not documented.
-        return _envelope(422, message=NOT_PENDING_MESSAGE)
-    market.activate(salon_id, body["api_key"], body["webhook_urls"])
+    market.install(body["salon_id"], body["api_key"], body["webhook_urls"])
     return None
 
 
@@ -212,7 +209,7 @@ async def _salons(market: SandboxMarketplace, request: Request) -> Response:
     if errors or page is None or count is None:
         return _envelope(422, message="Переданы некорректные параметры", errors=errors)
     # Installed salons: an install still waiting for our callback is not one yet.
-    salon_ids = sorted(sid for sid in market.installed if not market.is_pending(sid))
+    salon_ids = sorted(sid for sid in market.installed if not market.pending(sid))
     chosen = salon_ids[(page - 1) * count : page * count]
     data = [
         {"salon_id": sid, "installed_at": market.installed[sid]["installed_at"]} for sid in chosen
