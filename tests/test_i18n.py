@@ -49,6 +49,8 @@ def _dynamic_keys():
     keys |= {f"admin.action.{a}" for a in ACTIONS} | {f"admin.action.{a}_explain" for a in ACTIONS}
     keys |= {f"sandbox.fault_{m}" for m in ("down", "slow", "none")}
     keys |= {f"sandbox.partner_{m}" for m in ("none", "fail", "hang", "already_installed")}
+    keys |= {f"sandbox.install_status_{s}" for s in ("none", "pending", "active", "freezed")}
+    keys |= {f"sandbox.answer_{a}" for a in ("redirect", "json")}
     keys |= {f"admin.attention.{why}" for why in ("activation failed", "WhatsApp logged out", "QR code expired",
                                                    "WhatsApp session failed", "stuck activating", "stuck in")}
     return keys
