@@ -7,8 +7,9 @@
 
 Part 1 (throughput): N distinct salons land, their WhatsApp is marked connected with one
 INSERT, then C workers POST /marketplace/activate one after another (an instant partner
-stub answers 301). Beside it, pgbench runs the activation's SQL (SET LOCAL, advisory lock,
-SELECT ... FOR UPDATE, two UPDATEs, COMMIT, then the event INSERT) with the same C clients.
+stub answers the status read `pending`, then 301). Beside it, pgbench runs the activation's
+SQL (SET LOCAL, advisory lock, SELECT ... FOR UPDATE, two UPDATEs, COMMIT, then the event
+INSERT) with the same C clients.
 The ratio portal/pgbench says how much of the database's rate the whole request keeps.
 
 Part 2 (latency): GET /marketplace/health and the QR poll are sent at a fixed rate for a
@@ -388,7 +389,7 @@ SET LOCAL idle_in_transaction_session_timeout = {idle_ms};
 SELECT pg_try_advisory_xact_lock({namespace}, :id) AS locked \\gset
 \\if :locked
 SELECT s.id AS sid, s.yclients_salon_id, s.integration_status, s.install_generation + 1 AS gen,
-       now() - s.landed_at > make_interval(secs => {window}.0) AS window_over, l.status AS link_status
+       l.status AS link_status
 FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 WHERE s.yclients_salon_id = :id FOR UPDATE OF s \\gset
 UPDATE salons SET integration_status = 'activating', api_key_hash = '{hash}',
@@ -432,7 +433,7 @@ def run_pgbench(args, stack: Stack) -> tuple[Rate, str]:
     script = stack.tmp / "activation.sql"
     script.write_text(PGBENCH_SCRIPT.format(
         first=PGBENCH_IDS, rows=args.pgbench_rows, idle_ms=(30 + 15) * 1000, namespace=ACTIVATION_NAMESPACE,
-        window=3600, hash="0" * 64, payload=payload))
+        hash="0" * 64, payload=payload))
     argv = [pgbench_path(args.pgbench), "-n", "-M", args.pgbench_protocol, "-c", str(args.concurrency),
             "-j", str(min(2, args.concurrency)), "-T", str(args.pgbench_seconds), "-f", str(script),
             *stack.pg.pgbench_conn_args()]

@@ -11,7 +11,10 @@ Run it on its own port, in its own process, so it does not share a core's GIL wi
 
     .venv/bin/python bench/partner_stub.py --port 9100 --token SECRET [--app-id 1] [--delay 0]
 
-It keeps no state about installs (the sandbox's partner API does; this one only answers).
+Activation reads the install status first (`GET /salon/{id}/application/{app}`): the stub
+answers `pending` for a salon it was never called back for and `active` after, with the
+documented fields only. It keeps no more state than that set of ids (the sandbox's partner
+API models the whole lifecycle; this one only answers).
 """
 
 from __future__ import annotations
@@ -28,8 +31,18 @@ from starlette.routing import Route
 
 
 def create_stub(token: str, app_id: int = 1, delay_s: float = 0.0) -> Starlette:
-    state = {"delay": delay_s, "calls": 0}
+    state = {"delay": delay_s, "calls": 0, "status_reads": 0}
+    activated: set[int] = set()
     expected = f"Bearer {token}".encode()
+
+    async def install_status(request: Request) -> Response:
+        state["status_reads"] += 1
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+            return JSONResponse({"success": False, "data": None, "meta": {"message": "bad partner token"}}, 401)
+        status = "active" if request.path_params["salon_id"] in activated else "pending"
+        data = {"connection_status": {"status": status, "created_at": "2026-12-04 10:00:00"},
+                "payments": [], "logs": []}
+        return JSONResponse({"success": True, "data": data, "meta": []})
 
     async def callback_redirect(request: Request) -> Response:
         state["calls"] += 1
@@ -43,6 +56,7 @@ def create_stub(token: str, app_id: int = 1, delay_s: float = 0.0) -> Starlette:
             return JSONResponse({"success": False, "data": None, "meta": {"message": "bad body"}}, 422)
         if state["delay"]:
             await asyncio.sleep(state["delay"])
+        activated.add(salon_id)
         return Response(status_code=301, headers={"Location": f"https://yclients.example/salon/{salon_id}/done"})
 
     async def set_delay(request: Request) -> Response:
@@ -54,6 +68,7 @@ def create_stub(token: str, app_id: int = 1, delay_s: float = 0.0) -> Starlette:
 
     return Starlette(routes=[
         Route("/partner/callback/redirect", callback_redirect, methods=["POST"]),
+        Route("/salon/{salon_id:int}/application/{app:int}", install_status),
         Route("/_bench/delay", set_delay, methods=["PUT"]),
         Route("/_bench/stats", stats),
     ])

@@ -40,7 +40,7 @@ from portal.support import admin_api, dashboard, staff
 from portal.web import language, outage
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
-from portal.web.security import BrowserProtection
+from portal.web.security import BrowserProtection, frame_ancestors
 from portal.web.transport import BodyReadTimeout, SecureCookiesOverHttps
 from portal.whatsapp import gateway_webhook, owner_api
 from portal.whatsapp.widget import WidgetPages
@@ -187,10 +187,13 @@ def _middleware(settings: Settings) -> list[Middleware]:
         Middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, refuse=_body_timeout),
         Middleware(SecureCookiesOverHttps),
         Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site,
-                   credential_cookies=(SESSION_COOKIE, staff.COOKIE)),
+                   credential_cookies=(SESSION_COOKIE, staff.COOKIE), frame_ancestors=frame_ancestors(settings)),
+        # In YClients' app card the owner's cookie lives in a cross-site iframe: only
+        # SameSite=None (hence Secure) is sent there, partitioned to the YClients top site.
         Middleware(SessionMiddleware, secret_key=settings.session_secret, session_cookie=SESSION_COOKIE,
-                   max_age=settings.onboarding_token_ttl_s, same_site="lax",
-                   https_only=settings.secure_cookies),
+                   max_age=settings.onboarding_token_ttl_s, same_site="none" if settings.embed_in_yclients else "lax",
+                   https_only=settings.secure_cookies or settings.embed_in_yclients,
+                   partitioned=settings.embed_in_yclients),
     ]
 
 

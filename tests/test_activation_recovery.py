@@ -30,8 +30,8 @@ from portal.app import create_app
 from portal.platform.migrations import apply_migrations
 from portal.platform.settings import load_settings
 from tests.support.database import Db
-from tests.support.landing import install_pending, landing_query
-from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
+from tests.support.landing import landing_query
+from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server, pending_status_route
 from tests.support.servers import free_port
 from tests.support.staff import sign_in, staff_env
 from tests.test_activation import connect_whatsapp, ready_salon
@@ -134,7 +134,7 @@ def test_sigkill_between_the_301_and_our_commit_then_the_next_press_activates(da
         env = portal_env(database_url, purl, tmp_path / "data", port)
         first = PortalProcess(env, port, tmp_path / "portal-1.log")
         try:
-            install_pending(4301)
+            market.grant(4301)
             r = httpx.get(f"{first.url}/auth/yclients/redirect?{landing_query(PARTNER_TOKEN, 4301)}",
                           headers={"Accept": "application/json"})
             token = r.json()["token"]
@@ -179,7 +179,8 @@ def test_sigkill_between_the_301_and_our_commit_then_the_next_press_activates(da
     assert (salon["integration_status"], salon["install_generation"]) == ("active", 1)
     assert market.installed[4301]["api_key"] == key  # one key: the one YClients got the first time
     assert salon["api_key_hash"] == hashlib.sha256(key.encode()).hexdigest()
-    assert install_calls(market) == 2 and len(market.installed) == 1
+    # YClients' status said `active` and our intent was unfinished: completed, no second callback.
+    assert install_calls(market) == 1 and len(market.installed) == 1
     assert db.fetchval("SELECT outcome FROM activation_intents") == "active"
 
 
@@ -195,7 +196,7 @@ def staffed(make_settings):
 
 def test_an_install_we_never_attempted_is_already_installed_and_an_alert(staffed, db):
     client, settings, market = staffed
-    token = ready_salon(client, settings, db, salon_id=4302)
+    token = ready_salon(client, settings, db, salon_id=4302, market=market)
     market.install(4302, "someone-elses-key-0000", ["https://elsewhere.example/hook"])
 
     r = client.post("/marketplace/activate", json={"token": token})
@@ -213,7 +214,7 @@ def test_an_install_we_never_attempted_is_already_installed_and_an_alert(staffed
 
 def _open_intent_after_a_lost_answer(client, settings, db, market, salon_id: int) -> str:
     """A press whose partner call timed out: the outcome at YClients is unknown."""
-    token = ready_salon(client, settings, db, salon_id=salon_id)
+    token = ready_salon(client, settings, db, salon_id=salon_id, market=market)
     market.fault, market.hang_s = "hang", 3
     r = client.post("/marketplace/activate", json={"token": token})
     market.fault = None
@@ -249,7 +250,7 @@ def test_the_worker_releases_an_intent_yclients_never_got(staffed, db):
     wait_for(lambda: db.fetchval("SELECT outcome FROM activation_intents"), what="the reconcile")
     assert db.fetchval("SELECT outcome FROM activation_intents") == "released"
     assert db.fetchval("SELECT integration_status FROM salons") == "activation_failed"  # the owner may press again
-    assert market.installed[4304]["status"] == "pending"  # the owner's Install still waits for us
+    assert market.pending(4304)  # YClients still waits for the callback that never reached it
     assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'activation_released'") == 1
 
 
@@ -271,7 +272,7 @@ def test_a_redirect_off_yclients_hosts_fails_the_activation_with_the_usual_sente
     from tests.support.servers import serve
 
     evil = Starlette(routes=[Route("/partner/callback/redirect", methods=["POST"], endpoint=lambda r: Response(
-        status_code=301, headers={"Location": "https://phish.example/login"}))])
+        status_code=301, headers={"Location": "https://phish.example/login"})), pending_status_route()])
     with serve(evil) as url:
         # This "YClients" answers the callback only: the landing cannot ask for the install status.
         settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=url,
@@ -285,8 +286,8 @@ def test_a_redirect_off_yclients_hosts_fails_the_activation_with_the_usual_sente
 
 
 def test_no_part_of_the_api_key_reaches_staff_or_the_admin_api(staffed, db):
-    client, settings, _ = staffed
-    token = ready_salon(client, settings, db, salon_id=4307)
+    client, settings, market = staffed
+    token = ready_salon(client, settings, db, salon_id=4307, market=market)
     assert client.post("/marketplace/activate", json={"token": token}).status_code == 200
     key = derive_api_key(settings.api_key_secret, 4307, 1)
     sign_in(client)

@@ -25,9 +25,9 @@ def test_the_idle_limit_is_set_for_the_transaction_only(database_url):
     assert inside == "17s" and after == before  # like SET LOCAL: gone with the transaction
 
 
-def test_the_activation_transaction_runs_under_the_idle_limit(portal, db):
+def test_the_activation_transaction_runs_under_the_idle_limit(portal, partner, db):
     client, settings = portal  # YCLIENTS_TIMEOUT_S=2: the limit is the partner timeout + 15 s
-    token = ready_salon(client, settings, db)
+    token = ready_salon(client, settings, db, market=partner[1])
     # Records the setting as the activation's own writes see it, inside its transaction.
     db.execute("""CREATE TABLE seen_idle (value text);
                   CREATE FUNCTION note_idle() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -53,6 +53,8 @@ def _dynamic_keys():
     keys |= {f"admin.breaker_{a}{suffix}" for a in ("reset", "force_open") for suffix in ("", "_explain", "_yes")}
     keys |= {f"sandbox.{kind}_{m}" for kind in ("fault", "gateway") for m in ("down", "slow", "none")}
     keys |= {f"sandbox.partner_{m}" for m in ("none", "fail", "hang", "already_installed")}
+    keys |= {f"sandbox.install_status_{s}" for s in ("none", "pending", "active", "freezed")}
+    keys |= {f"sandbox.answer_{a}" for a in ("redirect", "json")}
     keys |= {f"admin.attention.{why}" for why in ("activation failed", "WhatsApp logged out", "QR code expired",
                                                    "WhatsApp session failed", "stuck activating", "stuck in")}
     return keys

@@ -168,7 +168,7 @@ def test_an_install_we_did_not_start_is_not_opened(portal, partner, db, status, 
 def test_yclients_unreachable_is_a_retry_screen_never_a_pass(portal, partner, db, fault):
     _, market = partner
     market.grant(1001)
-    market.fault = fault
+    market.status_fault = fault  # YClients cannot say the install's status
     market.hang_s = 3
     r = portal.get(f"/auth/yclients/redirect?{landing_query(PARTNER_TOKEN, 1001, user=OWNER)}", follow_redirects=False)
     assert r.status_code == 503 and r.headers["retry-after"] == "30"

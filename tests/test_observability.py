@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from portal.app import create_app
 from tests.support.landing import land_for_token
-from tests.support.partner import partner_server
+from tests.support.partner import owner_installs, partner_server
 from tests.test_activation import connect_whatsapp
 from tests.test_activation_concurrency import portals, token_for
 
@@ -42,8 +42,9 @@ def test_metrics_need_the_health_token_and_show_what_happened(make_settings, db)
 
 
 async def test_health_warns_when_the_pool_has_waiters(make_settings, db):
-    with partner_server(delay_s=1.5) as (purl, _market), \
+    with partner_server(delay_s=1.5) as (purl, market), \
             portals(make_settings, purl, DATABASE_POOL_SIZE="2", ACTIVATION_CONCURRENCY="4") as (urls, _):
+        owner_installs(market, 7001, 7002, 7003)
         async with httpx.AsyncClient(timeout=30) as http:
             assert (await http.get(f"{urls[0]}/marketplace/health", headers=AUTH)).json()["status"] == "ok"
             tokens = [await token_for(http, urls[0], sid) for sid in (7001, 7002, 7003)]

@@ -59,6 +59,7 @@ def connect(client, phone: str) -> str:
 
 
 def active_salon(client, settings, market, phone="79000000001") -> None:
+    market.grant(SALON)  # the owner pressed Install in the marketplace
     land(client, settings.partner_token, salon_id=SALON)
     connect(client, phone)
     r = client.post("/marketplace/activate", follow_redirects=False)

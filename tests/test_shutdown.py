@@ -116,6 +116,7 @@ def test_sigterm_lets_an_activation_waiting_on_a_slow_partner_finish(database_ur
     with partner_server(hook=slow_partner) as (partner_url, market), \
             portal_process(portal_env(database_url, tmp_path, port, YCLIENTS_API_URL=partner_url),
                            port, tmp_path) as portal:
+        market.grant(SALON)
         token = land(portal)
         connect_whatsapp(db, SALON)
         answer: dict = {}

@@ -32,9 +32,11 @@ HOOKS = ["https://portal.example.com/webhooks/yclients"]
 def market() -> SandboxMarketplace:
     port = free_port()
     # public_base is the sandbox itself, so a followed redirect would show up in market.calls.
-    return SandboxMarketplace(
+    market = SandboxMarketplace(
         f"http://127.0.0.1:{port}", partner_token=TOKEN, application_id=APP_ID, hang_s=5
     )
+    market.grant(SALON)  # the owner pressed Install: YClients waits for our callback
+    return market
 
 
 @pytest.fixture
@@ -70,6 +72,14 @@ async def _odd(request: Request) -> Response:
         auth = request.headers.get("authorization", "")
         meta = {"message": f"Ключ {body} отклонён ({auth})"}
         return JSONResponse({"success": False, "data": body, "meta": meta}, 422)
+    if case == "json-false":
+        return JSONResponse({"success": False, "data": None, "meta": {}}, 200)
+    if case == "json-string-true":
+        return JSONResponse({"success": "true"}, 200)
+    if case == "json-201":
+        return JSONResponse({"success": True}, 201)
+    if case == "empty-204":
+        return Response(status_code=204)
     if case == "headers":
         data = {"authorization": request.headers.get("authorization"),
                 "accept": request.headers.get("accept")}
@@ -107,6 +117,49 @@ async def test_301_returns_the_location_without_following_it(client, market):
     assert market.calls == [("POST", "/partner/callback/redirect")]
     assert market.installed[SALON]["api_key"] == API_KEY
     assert market.installed[SALON]["webhook_urls"] == HOOKS
+
+
+async def test_200_success_true_is_the_other_documented_success(client, market):
+    market.install_answer = "json"
+
+    assert await _finish(client) is None  # no Location: the owner's next page is ours to choose
+
+    assert market.installed[SALON]["status"] == "active"
+    assert market.installed[SALON]["api_key"] == API_KEY
+    assert market.calls == [("POST", "/partner/callback/redirect")]
+
+
+@pytest.mark.parametrize("case, status", [("json-false", 200), ("json-string-true", 200), ("json-201", 201),
+                                          ("empty-204", 204), ("html", 200)])
+async def test_any_other_2xx_is_bad_response(odd_url, case, status):
+    async with PartnerClient(f"{odd_url}/{case}", TOKEN) as partner:
+        error = await _failure(partner)
+    assert (error.kind, error.status) == ("bad_response", status)
+
+
+async def test_the_fake_follows_the_documented_lifecycle(client, market):
+    # uninstalled → (grant) pending → (callback) active → freezed → (payment) active → uninstalled
+    assert await client.install_status(SALON, APP_ID) == "pending"
+    await _finish(client)
+    assert await client.install_status(SALON, APP_ID) == "active"
+    assert market.freeze(SALON) and await client.install_status(SALON, APP_ID) == "freezed"
+    assert market.pay(SALON) and await client.install_status(SALON, APP_ID) == "active"
+    assert not market.pay(SALON)  # a payment unfreezes only a frozen install
+    logs = (await client.get_installation(SALON, APP_ID))["logs"]
+    await client.uninstall(SALON, APP_ID)
+    assert await client.install_status(SALON, APP_ID) is None
+    steps = [(e["status_from"], e["status_to"]) for e in logs]
+    assert steps == [("uninstalled", "pending"), ("pending", "active"), ("active", "freezed"),
+                     ("freezed", "active")]
+
+
+async def test_install_again_after_an_uninstall_waits_pending_then_activates(client, market):
+    await _finish(client)
+    await client.uninstall(SALON, APP_ID)
+    market.grant(SALON)  # "Install again"
+    assert await client.install_status(SALON, APP_ID) == "pending"
+    assert await _finish(client) == f"{market.public_base}/installed/{SALON}"
+    assert await client.install_status(SALON, APP_ID) == "active"
 
 
 async def test_relative_location_is_made_absolute_and_its_html_body_ignored(odd_url):
@@ -148,20 +201,20 @@ async def test_validation_422_is_invalid_with_yclients_message(client, market):
     assert (error.kind, error.status) == ("invalid", 422)
     assert error.message == "Переданы некорректные параметры"
     assert error.safe_summary == "partner 422 invalid"
-    assert market.installed == {}
+    assert market.pending(SALON)  # the install still waits, untouched
 
 
 async def test_empty_api_key_is_refused_by_the_sandbox(client, market):
     error = await _failure(client, api_key="")
     assert error.kind == "invalid"
-    assert market.installed == {}
+    assert market.pending(SALON)  # the install still waits, untouched
 
 
 async def test_wrong_partner_token_is_auth(yclients_url, market):
     async with PartnerClient(yclients_url, "not-our-token") as partner:
         error = await _failure(partner)
     assert (error.kind, error.status) == ("auth", 401)
-    assert market.installed == {}
+    assert market.pending(SALON)  # the install still waits, untouched
 
 
 async def test_unauthorized_fault_is_auth(client, market):
@@ -310,7 +363,7 @@ async def test_a_redirect_to_an_allowed_host_or_the_api_host_is_accepted():
 
 
 async def test_get_installation_of_a_salon_without_the_app_is_none(client):
-    assert await client.get_installation(SALON, APP_ID) is None
+    assert await client.get_installation(SALON + 1, APP_ID) is None
 
 
 async def test_html_404_is_a_wrong_url_not_a_missing_install(odd_url):
@@ -412,7 +465,7 @@ async def test_server_to_server_callback_answers_201(yclients_url, market):
     assert created.status_code == 201
     assert created.json()["data"] == {"salon_id": SALON, "application_id": APP_ID}
     assert bad.status_code == 422 and "channels" in bad.json()["meta"]["errors"]
-    assert SALON in market.installed
+    assert market.installed[SALON]["status"] == "active"
 
 
 async def test_salon_list_pages_and_caps_count_at_1000(yclients_url, market):

@@ -19,6 +19,7 @@ from tests.support.database import run
 from tests.support.landing import land, land_for_token, landing_query
 from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
 from tests.support.servers import free_port, serve
+from tests.support.staff import sign_in, staff_env
 from tests.test_activation import connect_whatsapp
 
 FAST = {"WEBHOOK_WORKER_INTERVAL_S": "0.1"}
@@ -87,7 +88,7 @@ def test_malformed_bodies_say_why(app_client, db, raw, reason):
 def test_unknown_event_is_stored_and_ignored(app_client, db):
     client, settings = app_client
     land(client, settings.partner_token, salon_id=500001)
-    r = client.post("/webhook/yclients", json=body(event="payment", settings=settings))
+    r = client.post("/webhook/yclients", json=body(event="renewal_reminder", settings=settings))
     assert r.status_code == 200 and r.json()["ignored"] is True
     assert db.fetchval("SELECT status FROM webhook_deliveries") == "ignored"
     assert db.fetchval("SELECT integration_status FROM salons") == "pending_whatsapp"
@@ -142,6 +143,7 @@ def test_uninstall_reinstall_uninstall_is_processed_twice(make_settings, db):
         with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
             for round_ in (1, 2):
                 # Each round a new marketplace link: the first one dies with the uninstall.
+                market.grant(6001)  # Install (again)
                 token = land_for_token(client, settings.partner_token, salon_id=6001,
                                        user={"id": round_, "salon_id": 6001})
                 connect_whatsapp(db, 6001)
@@ -277,3 +279,102 @@ def test_keys_expire_and_are_purged(make_settings, db):
         assert wait_for(lambda: db.count("webhook_deliveries") == 0, timeout=10)  # purged by the app itself
         again = client.post("/webhook/yclients", json=body(salon_id=500002, event="freeze", settings=settings))
         assert again.json().get("duplicate") is None  # past the TTL it is a new delivery
+
+
+# --- payment: the platform's `freezed → active` -----------------------------------------------
+
+PAYMENT = {"payment_sum": 990, "currency_iso": "RUB", "payment_date": "2026-12-04 10:00:00",
+           "period_from": "2026-12-04 00:00:00", "period_to": "2027-01-04 00:00:00", "sign": "ab12"}
+
+
+@pytest.fixture
+def lifecycle(make_settings):
+    """A portal with one active salon (6101) installed through the fake YClients."""
+    with partner_server() as (purl, market):
+        settings = make_settings(SANDBOX="true", YCLIENTS_PARTNER_TOKEN=PARTNER_TOKEN, YCLIENTS_API_URL=purl,
+                                 YCLIENTS_APP_ID=str(APP_ID), **FAST, **staff_env())
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+            yield client, settings, market
+
+
+def activate_6101(client, settings, market, db) -> None:
+    market.grant(6101)
+    token = land_for_token(client, settings.partner_token, salon_id=6101)
+    connect_whatsapp(db, 6101)
+    assert client.post("/marketplace/activate", json={"token": token}).status_code == 200
+
+
+def test_a_payment_unfreezes_a_frozen_salon_once_and_staff_see_it(lifecycle, db):
+    client, settings, market = lifecycle
+    activate_6101(client, settings, market, db)
+    market.freeze(6101)
+    assert client.post("/webhook/yclients", json=body(6101, "freeze", settings=settings)).json()["processed"]
+    assert db.fetchval("SELECT integration_status FROM salons") == "frozen"
+    market.pay(6101)
+    paid = body(6101, "payment", settings=settings) | PAYMENT
+    first = client.post("/webhook/yclients", json=paid)
+    again = client.post("/webhook/yclients", json=paid)  # YClients retries the same delivery
+    assert first.status_code == 200 and first.json()["processed"] is True
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert db.fetchval("SELECT integration_status FROM salons") == "active"
+    rows = db.fetch("SELECT payload FROM marketplace_events WHERE event_type = 'unfrozen'")
+    assert len(rows) == 1
+    payload = json.loads(rows[0]["payload"])
+    assert payload["payment"]["period_to"] == "2027-01-04 00:00:00" and payload["payment"]["payment_sum"] == 990
+    assert "sign" not in payload["payment"] and settings.partner_token not in rows[0]["payload"]
+    sign_in(client)
+    assert 'data-event="unfrozen"' in client.get("/admin/salons/6101").text
+
+
+def test_a_payment_needs_no_payment_fields_and_a_renewal_leaves_an_active_salon_active(lifecycle, db):
+    client, settings, market = lifecycle
+    activate_6101(client, settings, market, db)
+    bare = client.post("/webhook/yclients", json=body(6101, "payment", settings=settings))
+    assert bare.status_code == 200 and bare.json()["processed"] is True
+    # Next month's payment is a new delivery (its period differs), not a duplicate of the first.
+    later = client.post("/webhook/yclients", json=body(6101, "payment", settings=settings) | PAYMENT)
+    assert later.json()["processed"] is True
+    assert db.fetchval("SELECT integration_status FROM salons") == "active"
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'payment_received'") == 2
+    assert db.fetchval("SELECT count(*) FROM marketplace_events WHERE event_type = 'unfrozen'") == 0
+
+
+def test_a_payment_for_a_salon_we_never_saw_is_done_and_writes_no_salon(app_client, db):
+    client, settings = app_client
+    r = client.post("/webhook/yclients", json=body(6199, "payment", settings=settings) | PAYMENT)
+    assert r.status_code == 200 and r.json()["processed"] is True
+    assert db.count("salons") == 0
+    assert db.fetchval("SELECT last_error FROM webhook_deliveries") == "unknown salon"
+
+
+# --- entity webhooks at the lifecycle endpoint: a quick "ignored", counted --------------------
+
+ENTITY = {"company_id": 6101, "resource": "record", "resource_id": 987654, "status": "create",
+          "data": {"id": 987654, "services": [{"id": 1, "title": "Стрижка"}], "comment": "x" * 6000}}
+
+
+def test_an_entity_webhook_is_ignored_with_a_2xx_counted_for_staff_and_in_metrics(make_settings, db):
+    settings = make_settings(**FAST, **staff_env(), HEALTH_CHECK_TOKEN="health-token-for-tests",
+                             WEBHOOK_RATE_LIMIT="3/minute")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        answers = [client.post("/webhook/yclients", json=ENTITY | {"status": s}) for s in ("create", "update") * 3]
+        # Six entity webhooks did not use up the lifecycle allowance of their sender.
+        lifecycle = client.post("/webhook/yclients", json=body(6101, "freeze", settings=settings))
+        sign_in(client)
+        system = client.get("/admin/system").text
+        metrics = client.get("/metrics", headers={"Authorization": "Bearer health-token-for-tests"}).text
+    assert all(a.status_code == 200 and a.json() == {"success": True, "ignored": True, "reason": "entity webhook"}
+               for a in answers)
+    assert lifecycle.status_code == 200
+    assert db.fetchval("SELECT count FROM entity_webhooks_ignored") == 6
+    assert db.fetchval("SELECT count(*) FROM webhook_deliveries WHERE event <> 'freeze'") == 0  # nothing stored
+    assert 'data-testid="entity-webhooks-ignored"' in system and "record" in system
+    assert 'portal_webhook_deliveries_total{outcome="entity_ignored",source="yclients"} 6.0' in metrics
+
+
+def test_a_hostile_entity_resource_is_cut_to_a_safe_label(app_client, db):
+    client, _ = app_client
+    r = client.post("/webhook/yclients", json={"resource": "<script>ReCord</script>" * 20, "resource_id": 1})
+    assert r.status_code == 200 and r.json()["ignored"] is True
+    label = db.fetchval("SELECT last_resource FROM entity_webhooks_ignored")
+    assert label == ("scriptrecordscript" * 3)[:40] and "<" not in label

@@ -1,13 +1,19 @@
 """Activation: finish the YClients install exactly once per salon, all or nothing.
 
 Under a per-salon advisory lock held by the session for the whole activation (so one
-request at a time per salon on any instance; not acquired → 409), first a short transaction
-commits the activation *intent* (`intent_store`): whatever happens next, we know we asked
-YClients for this install. Then, in one PostgreSQL transaction on the same connection:
+request at a time per salon on any instance; not acquired → 409), YClients' own install
+status is read first (`GET /salon/{id}/application/{app}`, no transaction open): the
+platform's truth decides, not a clock of ours. Only a `pending` install gets a callback
+(the platform refuses one after `active`); `active` goes to recovery (`recovery`), `freezed`
+and "not installed" are refused with a sentence, and an unreadable status is "try again".
+Then a short transaction commits the activation *intent* (`intent_store`): whatever happens
+next, we know we asked YClients for this install. Then, in one PostgreSQL transaction on
+the same connection:
   1. `pg_try_advisory_xact_lock(ACTIVATION_NAMESPACE, salon)` (re-entrant for this session),
-  2. the salon row is re-read `FOR UPDATE` and checked (WhatsApp connected, inside the
-     1-hour window, not already active), the API key hash and `activating` are written,
-  3. `POST /partner/callback/redirect` (301 is success; redirects are not followed),
+  2. the salon row is re-read `FOR UPDATE` and checked (WhatsApp connected, not already
+     active), the API key hash and `activating` are written,
+  3. `POST /partner/callback/redirect` (a 301 or a 200 `{"success": true}` is success;
+     redirects are not followed),
   4. `active` and the intent closed, commit.
 The writes of step 2 only become visible with step 4, so a partner failure or a lost
 connection leaves nothing half-written; the lock dies with the transaction.
@@ -38,6 +44,15 @@ import asyncpg
 
 from portal.activation import intent_store as intents
 from portal.activation import recovery, store
+from portal.activation.install_status import platform_status
+from portal.activation.outcomes import (
+    ALREADY_ACTIVE,
+    BUSY,
+    CONCURRENT,
+    NOT_FOUND,
+    PARTNER_MESSAGES,
+    Outcome,
+)
 from portal.activation.partner import PartnerError
 from portal.activation.store import ActivationCheck
 from portal.platform.database import Connection
@@ -53,33 +68,8 @@ log = logging.getLogger(__name__)
 
 # Serialization failure, deadlock, and the server ending our session (restart, terminate).
 RETRYABLE_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
-CONCURRENT_RETRY_AFTER_S = 5
 # How much longer than the partner call the activation transaction may sit idle.
 IDLE_MARGIN_S = 15
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status_code: int
-    code: str
-    message_key: str | None = None  # what the owner reads (i18n key)
-    redirect_url: str | None = None
-    retry_after: int | None = None
-    already_active: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code == 200
-
-
-ALREADY_ACTIVE = Outcome(200, "ALREADY_ACTIVE", already_active=True)
-CONCURRENT = Outcome(409, "CONCURRENT_ACTIVATION", "activation.in_progress", retry_after=CONCURRENT_RETRY_AFTER_S)
-PARTNER_MESSAGES = {
-    "timeout": "activation.partner_timeout",
-    "unreachable": "activation.partner_unreachable",
-    "auth": "activation.partner_config",
-    "already_installed": "activation.partner_already_installed",
-}
 
 
 def derive_api_key(secret: str, yclients_salon_id: YclientsSalonId, generation: int) -> str:
@@ -126,7 +116,7 @@ async def _prepare(runtime: Runtime, conn: Connection, yclients_salon_id: Yclien
     (a second connection per activation could exhaust a small pool): a refusal, or the install."""
     settings = runtime.settings
     async with conn.transaction():
-        salon = await store.check_salon(conn, yclients_salon_id, settings.registration_window_s, for_update=False)
+        salon = await store.check_salon(conn, yclients_salon_id, for_update=False)
         if salon is None:
             return NOT_FOUND
         if (refusal := _refusal(salon)) is not None:
@@ -140,17 +130,11 @@ async def _activated(runtime: Runtime, install: Install, mode: str, redirect_url
     return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
 
 
-NOT_FOUND = Outcome(404, "SALON_NOT_FOUND", "activation.not_found")
-BUSY = Outcome(503, "ACTIVATION_BUSY", "activation.busy", retry_after=2)
-
-
 def _refusal(salon: ActivationCheck) -> Outcome | None:
     if salon.integration_status == "active":
         return ALREADY_ACTIVE
     if salon.link_status != "connected":
         return Outcome(409, "WHATSAPP_NOT_CONNECTED", "activation.whatsapp_first")
-    if salon.window_over:
-        return Outcome(410, "REGISTRATION_EXPIRED", "activation.expired")
     return None
 
 
@@ -230,12 +214,37 @@ async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> 
 
 async def _intent_then_install(runtime: Runtime, conn: Connection,
                                yclients_salon_id: YclientsSalonId) -> Outcome | tuple[Install, str]:
-    """The intent's short transaction (committed), then the activation's, under the session lock."""
+    """Under the session lock: our own refusals, YClients' install status, the intent's short
+    transaction (committed), then the activation's (or recovery's, for an `active` install)."""
+    salon = await store.check_salon(conn, yclients_salon_id, for_update=False)
+    if salon is None:
+        return NOT_FOUND
+    if (refusal := _refusal(salon)) is not None:
+        return refusal  # no partner call for what our own records answer
+    platform = await platform_status(runtime, yclients_salon_id)
+    if isinstance(platform, Outcome):
+        return platform
     prepared = await _prepare(runtime, conn, yclients_salon_id)
     if isinstance(prepared, Outcome):
         return prepared
     async with conn.transaction():
+        if platform == "active":
+            # Never a second callback: an unfinished intent of ours completes, else it is foreign.
+            return await _recover_active(runtime, conn, yclients_salon_id, prepared)
         return await _locked_install(runtime, conn, yclients_salon_id, prepared)
+
+
+async def _recover_active(runtime: Runtime, conn: Connection, yclients_salon_id: YclientsSalonId,
+                          prepared: Install) -> Outcome | tuple[Install, str]:
+    """YClients holds an `active` install: ours if an earlier attempt's outcome is unknown
+    (complete it, inside the caller's transaction), else someone else's (ForeignInstall)."""
+    if not await store.try_lock(conn, yclients_salon_id):
+        return CONCURRENT
+    if not prepared.attempted_before:
+        raise _PartnerFailed(prepared, recovery.foreign_install(yclients_salon_id, "active"))
+    await recovery.complete_ours(conn, prepared.salon_pk, prepared.generation, key_hash(prepared.api_key))
+    log.info("install confirmed by YClients' status", extra={"salon_id": yclients_salon_id})
+    return prepared, f"{runtime.settings.base_url}/onboarding"
 
 
 class _PartnerFailed(Exception):
@@ -258,7 +267,7 @@ async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id:
     if not await store.try_lock(conn, yclients_salon_id):
         log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
         return CONCURRENT
-    salon = await store.check_salon(conn, yclients_salon_id, settings.registration_window_s, for_update=True)
+    salon = await store.check_salon(conn, yclients_salon_id, for_update=True)
     if salon is None:
         return NOT_FOUND
     if (refusal := _refusal(salon)) is not None:
@@ -277,11 +286,16 @@ async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id:
 
 
 async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, install: Install) -> str:
+    """The callback; where the owner's browser goes next (YClients' Location, or our own page
+    when YClients answered 200 `{"success": true}`)."""
     settings = runtime.settings
     try:
-        return await runtime.partner.finish_install(
+        # Entity webhooks (appointments, clients…) go to the receivers the operator names;
+        # our /webhook/yclients is the app's lifecycle Callback URL, set in YClients' cabinet.
+        location = await runtime.partner.finish_install(
             yclients_salon_id=yclients_salon_id, application_id=settings.app_id, api_key=install.api_key,
-            webhook_urls=[f"{settings.base_url}/webhook/yclients"])
+            webhook_urls=list(settings.yclients_entity_webhook_urls))
+        return location or f"{settings.base_url}/onboarding"
     except PartnerError as exc:
         if exc.kind != "already_installed" or not await recovery.after_already_installed(
                 runtime, yclients_salon_id, install.attempted_before):
@@ -320,14 +334,25 @@ async def _legacy(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outco
     concurrent requests are not serialised here (the reason the new path exists)."""
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        salon = await store.check_salon(conn, yclients_salon_id, settings.registration_window_s, for_update=False)
+        salon = await store.check_salon(conn, yclients_salon_id, for_update=False)
         if salon is None:
             return NOT_FOUND
         if (refusal := _refusal(salon)) is not None:
             return refusal
+    # The status decides here too; an `active` install is left to the reconciler (no lock).
+    platform = await platform_status(runtime, yclients_salon_id)
+    if isinstance(platform, Outcome):
+        return platform
     async with runtime.pool.acquire() as conn:
         async with conn.transaction():
             install = await _open_intent(conn, _next_install(settings, salon))
+        if platform == "active":
+            if not install.attempted_before:
+                return await _failed(runtime, install, yclients_salon_id,
+                                     recovery.foreign_install(yclients_salon_id, platform), mode="legacy")
+            async with conn.transaction():
+                await recovery.complete_ours(conn, install.salon_pk, install.generation, key_hash(install.api_key))
+            return await _activated(runtime, install, "legacy", f"{settings.base_url}/onboarding")
         await _mark_activating(conn, install)
     try:
         redirect_url = await _finish_install(runtime, yclients_salon_id, install)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from portal.activation import activate as activation
-from portal.activation.activate import Outcome
+from portal.activation.outcomes import Outcome
 from portal.salons import store as salons
 from portal.salons.ids import YclientsSalonId
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.activation import branches
-from portal.activation.activate import Outcome
+from portal.activation.outcomes import Outcome
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.owner import current_owner, opens
 from portal.onboarding.token import InvalidToken, OnboardingClaims
@@ -72,7 +72,7 @@ def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId
         body["error"] = "Activation already in progress"
     if outcome.retry_after:
         body["retry_after"] = outcome.retry_after
-    if outcome.code == "REGISTRATION_EXPIRED":
+    if outcome.code == "NOT_INSTALLED_AT_YCLIENTS":
         body["marketplace_url"] = request.state.runtime.settings.marketplace_url
     return JSONResponse(body, status_code=outcome.status_code, headers=headers)
 

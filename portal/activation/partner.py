@@ -1,12 +1,13 @@
 """The YClients marketplace partner API client.
 
 Owns every HTTP call the portal makes to YClients as a partner: finishing an install (whose
-success is a 301 redirect, never followed), reading and removing an installation, and turning
+success is a 301 redirect, never followed, or a 200 `{"success": true}`: the docs list both),
+reading and removing an installation, and turning
 every way such a call can go wrong into one `PartnerError` whose text is safe to log and to
 show: it never carries the salon's api_key or our partner token.
 
 Only fields YClients documents are read: the 301's `Location` (accepted only on YClients'
-own hosts), `meta.message` of an error, and `data.connection_status.status` of the install
+own hosts), the 200's `success`, `meta.message` of an error, and `data.connection_status.status` of the install
 status (`active`, `pending`, `freezed`); the install status carries no API key.
 """
 
@@ -80,6 +81,11 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
+def _success_true(payload: Any) -> bool:
+    # Exactly `true`: a "true" string or a 1 is not what YClients documents.
+    return isinstance(payload, dict) and payload.get("success") is True
+
+
 def _meta_message(payload: Any) -> str | None:
     meta = payload.get("meta") if isinstance(payload, dict) else None
     message = meta.get("message") if isinstance(meta, dict) else None
@@ -147,8 +153,10 @@ class PartnerClient:
 
     async def finish_install(
         self, *, yclients_salon_id: YclientsSalonId, application_id: int, api_key: str, webhook_urls: list[str]
-    ) -> str:
-        """Tell YClients the salon is connected; returns where to send the owner's browser."""
+    ) -> str | None:
+        """Tell YClients the salon is connected; returns where YClients sends the owner's
+        browser (its 301's Location), or None when it answered 200 `{"success": true}`
+        and leaves the owner's next page to us."""
         body = {
             "salon_id": _id(yclients_salon_id),
             "application_id": _id(application_id),
@@ -157,8 +165,10 @@ class PartnerClient:
         }
         secrets = (api_key,)
         response = await self._send("POST", "/partner/callback/redirect", body, secrets)
+        if response.status_code == 200 and _success_true(_json(response)):
+            return None
         if response.status_code not in REDIRECT_STATUSES:
-            # A 2xx here is not success: it is what a followed redirect or a proxy looks like.
+            # Any other 2xx is not success: it is what a followed redirect or a proxy looks like.
             raise self._failure(response, secrets)
         location = response.headers.get("location", "").strip()
         # Resolved against the request URL, as a browser would resolve it.

@@ -1,6 +1,8 @@
 """Recovering an install YClients holds while our records lost it, from documented facts only.
 
-YClients answers a second install of one salon with "already installed" (422), and its install
+Activation reads YClients' install status before its callback; an `active` one comes here
+(`complete_ours` or `foreign_install`), never to a second callback. YClients answers a
+second install of one salon with "already installed" (422), and its install
 status (`GET /salon/{id}/application/{app}`) says only `data.connection_status.status`
 (`active`, `pending`, `freezed`), its log and payments: no API key, nothing that says *who*
 installed. So whether an install is ours comes from our own record, the activation intent
@@ -25,7 +27,7 @@ from portal.activation.partner import PartnerError
 from portal.platform.database import Connection
 from portal.platform.error_reporting import report_message
 from portal.salons import event_store as events
-from portal.salons.ids import YclientsSalonId
+from portal.salons.ids import SalonPk, YclientsSalonId
 
 if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
     from portal.runtime import Runtime
@@ -60,11 +62,23 @@ async def after_already_installed(runtime: Runtime, yclients_salon_id: YclientsS
     if status is None:
         return False  # "already installed" yet no install: nothing to decide on
     if not attempted_before:
-        log.warning("install reported that this portal never attempted", extra={
-            "salon_id": yclients_salon_id, "install_status": status})
-        report_message("foreign install reported by YClients", salon_id=str(yclients_salon_id))
-        raise ForeignInstall(status)
+        raise foreign_install(yclients_salon_id, status)
     return status == "active"
+
+
+def foreign_install(yclients_salon_id: YclientsSalonId, status: str) -> ForeignInstall:
+    """YClients reports an install we never attempted: logged, reported to staff, returned."""
+    log.warning("install reported that this portal never attempted", extra={
+        "salon_id": yclients_salon_id, "install_status": status})
+    report_message("foreign install reported by YClients", salon_id=str(yclients_salon_id))
+    return ForeignInstall(status)
+
+
+async def complete_ours(db: Connection, salon_pk: SalonPk, generation: int, key_hash: str) -> None:
+    """YClients reports `active` and our intent for it is unfinished: the install is ours.
+    Written in the caller's transaction (under the salon's activation lock)."""
+    await intents.complete(db, salon_pk, generation, key_hash)
+    await intents.finish(db, salon_pk, generation, "active")
 
 
 def failure_outcome(exc: PartnerError, attempted_before: bool) -> str | None:
@@ -117,12 +131,13 @@ async def _reconcile_one(runtime: Runtime, intent: Intent) -> bool:
 
 async def _settle(db: Connection, intent: Intent, status: str | None, salon_status: str) -> bool:
     """What YClients' install status means for an unfinished intent, written in the caller's
-    transaction. `pending` means YClients never got our callback (the owner's Install still
-    waits for it): released, the owner may press again. A `freezed` install stays open
-    (listed for staff): not ours to decide."""
+    transaction. A `freezed` install stays open (listed for staff): not ours to decide."""
     pk, generation = intent.salon_pk, intent.install_generation
     if status is None or status == "pending":
-        await intents.finish(db, pk, generation, "released", f"YClients reports {status or 'no install'}")
+        # No install, or one still waiting for a callback: ours never got through. The owner
+        # may press again (a pending install gets the callback then).
+        reason = "YClients reports no install" if status is None else "YClients still waits for the callback"
+        await intents.finish(db, pk, generation, "released", reason)
         await intents.release_salon(db, pk)
         await events.record(db, pk, "activation_released", {"install_generation": generation})
         log.info("unfinished activation released", extra={"salon_id": intent.yclients_salon_id})

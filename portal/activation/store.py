@@ -13,11 +13,10 @@ from portal.platform.locks import activation_lock
 from portal.salons.ids import SalonPk, YclientsSalonId
 
 # The salon and its WhatsApp link as activation checks them (a chain's branch: its lead's link,
-# which serves the whole install). `window_over`: the landing is
-# older than the registration window (the owner must start again from the marketplace).
+# which serves the whole install). How long the install waits for
+# us is YClients' to say (its install status), not a clock of ours.
 _SALON_CHECK = """
-SELECT s.id, s.yclients_salon_id, s.integration_status, s.install_generation,
-       now() - s.landed_at > make_interval(secs => $2) AS window_over, l.status AS link_status
+SELECT s.id, s.yclients_salon_id, s.integration_status, s.install_generation, l.status AS link_status
 FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = COALESCE(s.install_lead_id, s.id)
 WHERE s.yclients_salon_id = $1
 """
@@ -31,7 +30,6 @@ class ActivationCheck:
     yclients_salon_id: YclientsSalonId
     integration_status: str
     install_generation: int
-    window_over: bool
     link_status: str | None
 
 
@@ -62,16 +60,15 @@ async def session_unlock(conn: Connection, yclients_salon_id: YclientsSalonId) -
     await conn.execute("SELECT pg_advisory_unlock($1, $2)", *activation_lock(yclients_salon_id))
 
 
-async def check_salon(conn: Connection, yclients_salon_id: YclientsSalonId, window_s: float, *,
+async def check_salon(conn: Connection, yclients_salon_id: YclientsSalonId, *,
                       for_update: bool) -> ActivationCheck | None:
-    row = await conn.fetchrow(_SALON_CHECK_FOR_UPDATE if for_update else _SALON_CHECK,
-                              yclients_salon_id, float(window_s))
+    row = await conn.fetchrow(_SALON_CHECK_FOR_UPDATE if for_update else _SALON_CHECK, yclients_salon_id)
     if row is None:
         return None
     return ActivationCheck(
         salon_pk=SalonPk(row["id"]), yclients_salon_id=YclientsSalonId(row["yclients_salon_id"]),
         integration_status=row["integration_status"], install_generation=row["install_generation"],
-        window_over=bool(row["window_over"]), link_status=row["link_status"])
+        link_status=row["link_status"])
 
 
 async def mark_activating(conn: Connection, salon_pk: SalonPk, key_hash: str) -> None:

@@ -43,6 +43,17 @@ def _flag(config: Config, name: str, default: bool) -> bool:
         raise SettingsError(f"{name} must be true or false, got {config(name)!r}") from None
 
 
+def _list(config: Config, name: str, default: str, *, urls: bool = False) -> tuple[str, ...]:
+    """Comma-separated hosts (lowercased), or with `urls` http(s) URLs (never the lifecycle
+    endpoint: entity webhooks posted there would be refused)."""
+    items = tuple(i.strip() for i in str(config(name, default=default)).split(",") if i.strip())
+    for parts in (urlsplit(i) for i in items if urls):
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.rstrip("/").endswith(
+                "/webhook/yclients"):
+            raise SettingsError(f"{name}: {parts.geturl()!r} is not an http(s) URL of an entity webhook receiver")
+    return items if urls else tuple(i.lower() for i in items)
+
+
 def _text(config: Config, name: str) -> str | None:
     """An optional string setting: unset and empty both mean None."""
     value = config(name, default=None)

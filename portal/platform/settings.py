@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import os
 import re
-import secrets
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,15 +21,15 @@ from urllib.parse import urlsplit
 import phonenumbers
 from starlette.config import Config
 
+from portal.platform.demo_secrets import load_demo_secrets
 from portal.platform.setting_values import SettingsError as SettingsError  # raised by load_settings
-from portal.platform.setting_values import _choice, _flag, _text, _typed, _url
+from portal.platform.setting_values import _choice, _flag, _list, _text, _typed, _url
 
 DEFAULT_YCLIENTS_API_URL = "https://api.yclients.com/marketplace"
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 GATEWAYS = ("simulator", "waha", "evolution")
 DEMO_SECRETS = ("JWT_SECRET", "SESSION_SECRET", "YCLIENTS_PARTNER_TOKEN", "API_KEY_SECRET")
-
 
 _RATE = re.compile(r"\d{1,7}\s*/\s*(\d+\s*)?(second|minute|hour|day)s?")
 
@@ -53,6 +51,12 @@ class Settings:
     yclients_timeout_s: float = 30.0
     # Hosts the partner's 301 may send the owner to, besides the host of yclients_api_url.
     yclients_redirect_hosts: tuple[str, ...] = ("yclients.com", "www.yclients.com")
+    # Entity webhook receivers sent at activation (never our lifecycle /webhook/yclients).
+    yclients_entity_webhook_urls: tuple[str, ...] = ()
+    # Listed with is_iframe: the pages may be framed by these hosts only, the owner's cookie
+    # is SameSite=None; Secure; Partitioned.
+    embed_in_yclients: bool = False
+    yclients_frame_hosts: tuple[str, ...] = ("yclients.com", "*.yclients.com")
     sandbox: bool = True
     allow_unsigned_landing: bool = False
     # Bind a salon's owner user only while YClients reports the install `pending`.
@@ -152,19 +156,6 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _demo_secrets(data_dir: Path) -> dict[str, str]:
-    """Secrets for demo mode, generated once and kept in the data dir so sessions and
-    tokens survive a restart of `make run`."""
-    path = data_dir / "demo-secrets.json"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    missing = [n for n in DEMO_SECRETS if n not in values]
-    if not missing:
-        return values
-    values |= {name: secrets.token_urlsafe(32) for name in missing}
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
-    return values
 
 
 def _secrets(config: Config, *, sandbox: bool, data_dir: Path, base_url: str) -> dict[str, Any]:
@@ -173,7 +164,7 @@ def _secrets(config: Config, *, sandbox: bool, data_dir: Path, base_url: str) ->
     found = {name: _text(config, name) for name in DEMO_SECRETS}
     api_url = _url(config, "YCLIENTS_API_URL", None)
     if sandbox:
-        demo = _demo_secrets(data_dir)
+        demo = load_demo_secrets(data_dir, DEMO_SECRETS)
         # The sandbox stands in for YClients, so the partner token is ours to invent too.
         found = {name: value or demo[name] for name, value in found.items()}
         api_url = api_url or f"{base_url}/sandbox/api"
@@ -291,8 +282,10 @@ def _operations(config: Config) -> dict[str, Any]:
         "personal_data_retention_days": _typed(config, "PERSONAL_DATA_RETENTION_DAYS", float, 30.0, minimum=0.0),
         "app_id": _typed(config, "YCLIENTS_APP_ID", int, 1, minimum=1),
         "yclients_timeout_s": _typed(config, "YCLIENTS_TIMEOUT_S", float, 30.0, minimum=0.1),
-        "yclients_redirect_hosts": tuple(h.strip().lower() for h in str(config(
-            "YCLIENTS_REDIRECT_HOSTS", default="yclients.com,www.yclients.com")).split(",") if h.strip()),
+        "yclients_redirect_hosts": _list(config, "YCLIENTS_REDIRECT_HOSTS", "yclients.com,www.yclients.com"),
+        "yclients_entity_webhook_urls": _list(config, "YCLIENTS_ENTITY_WEBHOOK_URLS", "", urls=True),
+        "embed_in_yclients": _flag(config, "EMBED_IN_YCLIENTS", False),
+        "yclients_frame_hosts": _list(config, "YCLIENTS_FRAME_HOSTS", "yclients.com,*.yclients.com"),
         "allow_unsigned_landing": _flag(config, "ALLOW_UNSIGNED_LANDING", False),
         "landing_require_pending": _flag(config, "LANDING_REQUIRE_PENDING", True),
         "use_transaction_activation": _flag(config, "USE_TRANSACTION_ACTIVATION", True),
@@ -360,6 +353,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
     marketplace_url = _url(config, "YCLIENTS_MARKETPLACE_URL",
                            f"{base_url}/sandbox" if sandbox else "https://yclients.com")
     operations = _operations(config)
+    if operations["embed_in_yclients"] and not sandbox and not base_url.startswith("https://"):
+        raise SettingsError("EMBED_IN_YCLIENTS needs an https:// PORTAL_BASE_URL (its cookie must be Secure)")
     return Settings(
         data_dir=data_dir, sandbox=sandbox, base_url=base_url, marketplace_url=marketplace_url or "",
         **_secrets(config, sandbox=sandbox, data_dir=data_dir, base_url=base_url),

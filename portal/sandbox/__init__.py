@@ -21,6 +21,7 @@ def sandbox_routes(market: SandboxMarketplace) -> list:
         Route("/sandbox/whatsapp/{salon_id}/logout", pages.simulator_logout, methods=["POST"]),
         Route("/sandbox/whatsapp/fault", pages.simulator_fault, methods=["POST"]),
         Route("/sandbox/partner/fault", pages.partner_fault, methods=["POST"]),
+        Route("/sandbox/partner/answer", pages.install_answer, methods=["POST"]),
         Route("/sandbox/webhooks/{salon_id}", pages.send_webhook, methods=["POST"]),
         Mount("/sandbox/api", app=create_partner_api(market)),
     ]

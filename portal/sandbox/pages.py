@@ -8,6 +8,7 @@ token. Every page carries the sandbox banner (base.html shows it whenever the sa
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -63,13 +64,14 @@ def _any_salon(request: Request) -> dict[str, Any] | None:
 
 async def marketplace(request: Request) -> Response:
     market = request.state.runtime.market
-    salons = [{"id": s["id"], "name": s["name"], "owner": s["owner_name"], "phone": s["phone"]}
+    salons = [{"id": s["id"], "name": s["name"], "owner": s["owner_name"], "phone": s["phone"],
+               "status": market.status_of(s["id"]), "removed": s["id"] in market.removed}
               for s in market.demo_salons]
     simulator = _simulator(request)
     return render(request, "sandbox/index.html", {
         "salons": salons, "simulator": simulator is not None, "inbox": _phone_inbox(simulator, salons),
         "fault": (simulator.fault or "none") if simulator else None,
-        "partner_fault": market.fault or "none",
+        "partner_fault": market.fault or "none", "install_answer": market.install_answer,
         "result": result if (result := request.query_params.get("result")) in ("done", "refused") else None,
     })
 
@@ -186,22 +188,48 @@ async def partner_fault(request: Request) -> Response:
     return _back("done")
 
 
+async def install_answer(request: Request) -> Response:
+    """Which of the two documented successes the partner API gives a finished install."""
+    form = await request.form()
+    answer = form.get("answer")
+    if answer not in ("redirect", "json"):
+        return _back("refused")
+    request.state.runtime.market.install_answer = answer
+    return _back("done")
+
+
+def _lifecycle_body(market: SandboxMarketplace, salon_id: int, event: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"salon_id": salon_id, "application_id": market.application_id, "event": event,
+                            "partner_token": market.partner_token}
+    if event == "payment":
+        # Payment and period data; the names are those of YClients' POST /partner/payment
+        # (the callback's own names are not in the public docs, and the portal requires none).
+        now = datetime.now(UTC)
+        body |= {"payment_sum": 990, "currency_iso": "RUB", "payment_date": now.strftime("%Y-%m-%d %H:%M:%S"),
+                 "period_from": now.strftime("%Y-%m-%d 00:00:00"),
+                 "period_to": (now + timedelta(days=30)).strftime("%Y-%m-%d 00:00:00")}
+    return body
+
+
 async def send_webhook(request: Request) -> Response:
-    """Send a real, correctly authenticated YClients webhook to the portal, as YClients
-    would after the owner removed or froze the app; `copies=2` sends it twice (a retry)."""
+    """The platform's lifecycle as YClients runs it: the install's state moves in the fake
+    (uninstall: gone; freeze: active → freezed; payment: freezed → active), then a real,
+    correctly authenticated lifecycle callback goes to the portal; `copies=2` sends it twice
+    (a retry)."""
     import httpx
 
     salon = _salon_or_404(request)
     form = await request.form()
     event, copies = form.get("event"), form.get("copies", "1")
-    if salon is None or event not in ("uninstall", "freeze") or copies not in ("1", "2"):
+    if salon is None or not isinstance(event, str) or event not in ("uninstall", "freeze", "payment") \
+            or copies not in ("1", "2"):
         return _back("refused")
     runtime = request.state.runtime
     market = runtime.market
-    body = {"salon_id": salon["id"], "application_id": market.application_id, "event": event,
-            "partner_token": market.partner_token}
-    if event == "uninstall":
-        market.uninstall(salon["id"])
+    moved = {"uninstall": market.uninstall, "freeze": market.freeze, "payment": market.pay}[event](salon["id"])
+    if not moved and event != "uninstall":  # a freeze needs an active install, a payment a frozen one
+        return _back("refused")
+    body = _lifecycle_body(market, salon["id"], event)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             for _ in range(int(copies)):

@@ -1,7 +1,8 @@
 """The sandbox's partner API: the YClients marketplace endpoints a partner calls, faked.
 
 Owns the HTTP side of the stand-in — status codes, the `{"success", "data", "meta"}`
-envelope, the 301 that finishes an install, fault injection — on top of the state in
+envelope, the 301 (or 200 `{"success": true}`, as `install_answer` says) that finishes a
+pending install, fault injection — on top of the state in
 `SandboxMarketplace`. The portal mounts it at `/sandbox/api` in demo mode; tests serve it
 standalone as "YClients".
 
@@ -75,12 +76,15 @@ def _bearer_matches(request: Request, token: str) -> bool:
     return hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
-def _partner_endpoint(market: SandboxMarketplace, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Record the call, inject the configured fault, check the partner token, then handle."""
+def _partner_endpoint(market: SandboxMarketplace, handler: Handler, *,
+                      status_read: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Record the call, inject the configured fault, check the partner token, then handle.
+    The install status read has a fault of its own (`status_fault`): "YClients fails the
+    callback" and "YClients cannot say the install's status" are different cases."""
 
     async def endpoint(request: Request) -> Response:
         market.record_call(request.method, _route_path(request))
-        fault = market.fault
+        fault = market.status_fault if status_read else market.fault
         if fault == "fail":
             return _envelope(500, message="Внутренняя ошибка сервера")
         if fault == "unauthorized":
@@ -151,6 +155,9 @@ async def _callback_redirect(market: SandboxMarketplace, request: Request) -> Re
         return body
     if (refusal := _install(market, body)) is not None:
         return refusal
+    if market.install_answer == "json":
+        # The other documented success: 200 {"success": true}, the owner's next page is ours.
+        return JSONResponse({"success": True})
     # Real YClients: 301 with a Location for the owner's browser and no JSON body.
     location = market.redirect_after_install(body["salon_id"])
     return Response(status_code=301, headers={"Location": location})
@@ -205,7 +212,8 @@ async def _salons(market: SandboxMarketplace, request: Request) -> Response:
         errors["count"] = [f"Должно быть от 1 до {MAX_PAGE_COUNT}"]
     if errors or page is None or count is None:
         return _envelope(422, message="Переданы некорректные параметры", errors=errors)
-    salon_ids = sorted(market.installed)
+    # Installed salons: an install still waiting for our callback is not one yet.
+    salon_ids = sorted(sid for sid in market.installed if not market.pending(sid))
     chosen = salon_ids[(page - 1) * count : page * count]
     data = [
         {"salon_id": sid, "installed_at": market.installed[sid]["installed_at"]} for sid in chosen
@@ -220,14 +228,14 @@ async def _unknown(market: SandboxMarketplace, request: Request) -> Response:
 def create_partner_api(market: SandboxMarketplace) -> Starlette:
     """The partner endpoints of YClients, answering from `market`."""
 
-    def route(path: str, handler: Handler, methods: list[str]) -> Route:
-        return Route(path, _partner_endpoint(market, handler), methods=methods)
+    def route(path: str, handler: Handler, methods: list[str], *, status_read: bool = False) -> Route:
+        return Route(path, _partner_endpoint(market, handler, status_read=status_read), methods=methods)
 
     return Starlette(
         routes=[
             route("/partner/callback/redirect", _callback_redirect, ["POST"]),
             route("/partner/callback", _callback, ["POST"]),
-            route("/salon/{salon_id:int}/application/{application_id:int}", _installation, ["GET"]),
+            route("/salon/{salon_id:int}/application/{application_id:int}", _installation, ["GET"], status_read=True),
             route(
                 "/salon/{salon_id:int}/application/{application_id:int}/uninstall",
                 _uninstall,

@@ -283,6 +283,7 @@ async def system(request: Request) -> Response:
     pool_stats = runtime.pool_sample()
     backlog = await support.webhook_backlog(runtime.pool, failing_after=webhook_store.ATTENTION_AFTER_ATTEMPTS)
     backlog["failed"] = await webhook_store.count_failed(runtime.pool)
+    backlog["entity_ignored"] = await webhook_store.entity_webhooks_ignored(runtime.pool)
     breaker_seen, instances_running = await runtime.breaker.seen(runtime.breaker.version)
     return _page(request, "admin/system.html", {
         "backlog": backlog,

@@ -20,6 +20,11 @@ async def switch_language(request: Request) -> RedirectResponse:
     lang = form.get("lang")
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
     if isinstance(lang, str) and lang in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax",
-                            secure=request.state.runtime.settings.secure_cookies)
+        settings = request.state.runtime.settings
+        embedded = settings.embed_in_yclients  # the choice must hold inside YClients' app card too
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="none" if embedded else "lax",
+                            secure=settings.secure_cookies or embedded)
+        if embedded:  # Python's http.cookies knows Partitioned only from 3.14
+            name, value = response.raw_headers[-1]
+            response.raw_headers[-1] = (name, value + b"; Partitioned")
     return response

@@ -9,6 +9,12 @@ headers. With a cookie it is checked like any other: a junk header must not carr
 owner's cookie past the check.
 
 HSTS is sent when the portal's base URL is https (the portal then lives behind TLS only).
+
+Inside YClients' app card (EMBED_IN_YCLIENTS) our page is a cross-origin iframe: its own
+requests to us are still `Sec-Fetch-Site: same-origin` (the initiator is our document, not
+the framing page), so the check above lets them through unchanged, while a form or fetch
+from the framing page (or any other site) is `cross-site` and refused, though the owner's
+`SameSite=None` cookie would ride along with it.
 """
 
 from __future__ import annotations
@@ -19,18 +25,31 @@ from http.cookies import CookieError, SimpleCookie
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.platform.settings import Settings
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXEMPT_PREFIXES = ("/webhook/", "/sandbox/api/")
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'self'; base-uri 'self'; object-src 'none'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+def frame_ancestors(settings: Settings) -> str:
+    """CSP `frame-ancestors`: YClients' hosts only when the app is listed with is_iframe."""
+    if settings.embed_in_yclients and settings.yclients_frame_hosts:
+        return " ".join(settings.yclients_frame_hosts)
+    return "'self'"
+
+
+def content_security_policy(frame_ancestors: str = "'self'") -> str:
+    """Our pages load only our own files; `frame_ancestors` says who may show them in a frame
+    (YClients' hosts when the app lives in its app card, else only ourselves)."""
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; frame-ancestors {frame_ancestors}; base-uri 'self'; object-src 'none'")
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+OTHER_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 ]
+SECURITY_HEADERS = [(b"content-security-policy", CONTENT_SECURITY_POLICY.encode()), *OTHER_HEADERS]
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
@@ -68,12 +87,13 @@ class BrowserProtection:
     """ASGI middleware: refuse cross-site unsafe requests; add security headers."""
 
     def __init__(self, app: ASGIApp, *, base_origin: str, refuse: ASGIApp,
-                 credential_cookies: Collection[str] = ()) -> None:
+                 credential_cookies: Collection[str] = (), frame_ancestors: str = "'self'") -> None:
         self.app = app
         self.base_origin = base_origin
         self.refuse = refuse  # an ASGI app rendering the friendly 403
         self.credential_cookies = tuple(credential_cookies)  # the session cookies that authenticate
-        self.headers = SECURITY_HEADERS + ([HSTS] if base_origin.startswith("https://") else [])
+        csp = (b"content-security-policy", content_security_policy(frame_ancestors).encode())
+        self.headers = [csp, *OTHER_HEADERS] + ([HSTS] if base_origin.startswith("https://") else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,4 +1,5 @@
-"""POST /webhook/yclients: check, store (committed), answer; then process.
+"""POST /webhook/yclients: check, store (committed), answer; then process. An entity
+webhook (it belongs elsewhere) is answered "ignored" at once and counted.
 
 The 2xx goes out only after the delivery is committed, so a crash after the answer loses
 nothing: the worker finishes whatever is still pending. Processing right here is only the
@@ -8,23 +9,32 @@ fast path.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.web.throttle import over_limit
 from portal.yclients_webhooks import deliveries as yclients_webhooks
+from portal.yclients_webhooks import store as delivery_store
 from portal.yclients_webhooks import worker as webhook_worker
-from portal.yclients_webhooks.deliveries import WebhookRefused
+from portal.yclients_webhooks.deliveries import EntityWebhook, WebhookRefused
+
+if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
+    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 async def yclients_webhook(request: Request) -> Response:
     runtime = request.state.runtime
+    body = await request.body()
+    if (entity := yclients_webhooks.entity_webhook(body)) is not None:
+        # Before the rate limit: YClients' entity traffic must not use up the allowance its
+        # lifecycle callbacks (from the same sender) need.
+        return await _entity_webhook(runtime, entity)
     if (limited := await over_limit(request, "webhook_yclients", as_json=True)) is not None:
         return limited
-    body = await request.body()
     try:
         delivery = yclients_webhooks.parse(body, partner_token=runtime.settings.partner_token or "",
                                            application_id=runtime.settings.app_id)
@@ -45,3 +55,14 @@ async def yclients_webhook(request: Request) -> Response:
     done = await webhook_worker.process(runtime, delivery_id)
     runtime.metrics.webhook_delivery("yclients", "processed" if done else "deferred")
     return JSONResponse({"success": True, "processed": done})
+
+
+async def _entity_webhook(runtime: Runtime, entity: EntityWebhook) -> Response:
+    """An entity webhook is for the receivers given at activation: a quick 2xx (a 4xx would
+    only make YClients retry), counted for staff; the count must never fail the answer."""
+    runtime.metrics.webhook_delivery("yclients", "entity_ignored")
+    try:
+        await delivery_store.count_entity_webhook(runtime.pool, entity.resource)
+    except Exception as exc:
+        log.warning("entity webhook count failed", extra={"error": type(exc).__name__})
+    return JSONResponse({"success": True, "ignored": True, "reason": "entity webhook"})

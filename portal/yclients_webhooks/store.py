@@ -1,5 +1,6 @@
 """The SQL of YClients' webhook deliveries: storing, claiming, finishing, retrying, purging,
-and the salon writes an uninstall or a freeze makes.
+the salon writes an uninstall, a freeze or a payment makes, and the count of entity webhooks
+that reached the lifecycle endpoint.
 
 Delivery statuses: `pending` (due at `next_attempt_at`), `processing` (claimed, with a lease
 in `locked_until`), `done`, `ignored` (an event we do not handle) and `failed` (given up
@@ -8,7 +9,9 @@ after MAX_DELIVERY_ATTEMPTS: never claimed again, counted on the dashboard).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 from portal.platform.database import Connection, Pool
 from portal.salons.ids import SalonPk, YclientsSalonId
@@ -27,6 +30,7 @@ class Claim:
     event: str
     install_generation: int
     attempts: int  # including this one
+    data: dict[str, Any] = field(default_factory=dict)  # a payment's payment and period data
 
 
 async def install_generation(conn: Connection, yclients_salon_id: YclientsSalonId) -> int:
@@ -37,7 +41,8 @@ async def install_generation(conn: Connection, yclients_salon_id: YclientsSalonI
 
 
 async def insert_delivery(conn: Connection, key: str, yclients_salon_id: YclientsSalonId, event: str,
-                          generation: int, status: str, ttl_s: float) -> int | None:
+                          generation: int, status: str, ttl_s: float,
+                          data: dict[str, Any] | None = None) -> int | None:
     """Store a delivery; its id, or None when the key is known and not yet expired.
 
     A key past its TTL is taken over as a new delivery (attempts and errors reset).
@@ -45,17 +50,17 @@ async def insert_delivery(conn: Connection, key: str, yclients_salon_id: Yclient
     delivery_id: int | None = await conn.fetchval(
         """
         INSERT INTO webhook_deliveries (idempotency_key, yclients_salon_id, event, install_generation,
-                                        status, expires_at, processed_at)
+                                        status, expires_at, processed_at, data)
         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6),
-                CASE WHEN $5 = 'ignored' THEN now() END)
+                CASE WHEN $5 = 'ignored' THEN now() END, $7::jsonb)
         ON CONFLICT (idempotency_key) DO UPDATE SET
-            status = EXCLUDED.status, attempts = 0, next_attempt_at = now(), locked_until = NULL,
+            status = EXCLUDED.status, attempts = 0, next_attempt_at = now(), locked_until = NULL, data = EXCLUDED.data,
             last_error = NULL, received_at = now(), processed_at = EXCLUDED.processed_at,
             expires_at = EXCLUDED.expires_at
         WHERE webhook_deliveries.expires_at < now()
         RETURNING id
         """,
-        key, yclients_salon_id, event, generation, status, ttl_s)
+        key, yclients_salon_id, event, generation, status, ttl_s, json.dumps(data) if data else None)
     return delivery_id
 
 
@@ -68,11 +73,12 @@ async def claim(pool: Pool, delivery_id: int, lease_s: float) -> Claim | None:
                    locked_until = now() + make_interval(secs => $2)
                WHERE id = $1 AND next_attempt_at <= now()
                  AND (status = 'pending' OR (status = 'processing' AND locked_until < now()))
-               RETURNING yclients_salon_id, event, install_generation, attempts""", delivery_id, float(lease_s))
+               RETURNING yclients_salon_id, event, install_generation, attempts, data""",
+            delivery_id, float(lease_s))
     if row is None:
         return None
     return Claim(delivery_id, YclientsSalonId(row["yclients_salon_id"]), row["event"],
-                 row["install_generation"], row["attempts"])
+                 row["install_generation"], row["attempts"], json.loads(row["data"]) if row["data"] else {})
 
 
 # A chain's branches share their lead's WhatsApp session: it is cleaned up only once the lead
@@ -105,6 +111,37 @@ async def mark_frozen(conn: Connection, yclients_salon_id: YclientsSalonId) -> S
         "UPDATE salons SET integration_status = 'frozen', updated_at = now()"
         " WHERE yclients_salon_id = $1 RETURNING id", yclients_salon_id)
     return salon_pk
+
+
+async def mark_paid(conn: Connection, yclients_salon_id: YclientsSalonId) -> tuple[SalonPk, bool] | None:
+    """A successful payment: a frozen salon is active again (the platform's `freezed → active`);
+    any other stays as it is. (salon, whether it was unfrozen); None for a salon we never saw."""
+    row = await conn.fetchrow(
+        """UPDATE salons s SET integration_status = CASE WHEN s.integration_status = 'frozen' THEN 'active'
+                                                         ELSE s.integration_status END, updated_at = now()
+           FROM (SELECT id, integration_status AS before FROM salons WHERE yclients_salon_id = $1 FOR UPDATE) b
+           WHERE s.id = b.id RETURNING s.id, b.before = 'frozen' AS unfrozen""", yclients_salon_id)
+    return None if row is None else (SalonPk(row["id"]), bool(row["unfrozen"]))
+
+
+async def count_entity_webhook(pool: Pool, resource: str) -> None:
+    """One more entity webhook ignored today (the System page shows the count)."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO entity_webhooks_ignored (day, count, last_resource) VALUES (current_date, 1, $1)
+               ON CONFLICT (day) DO UPDATE SET count = entity_webhooks_ignored.count + 1,
+                   last_resource = EXCLUDED.last_resource, last_at = now()""", resource)
+
+
+async def entity_webhooks_ignored(pool: Pool, days: int = 7) -> dict[str, Any]:
+    """Entity webhooks ignored today and over `days` days, and the last one's resource and time."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT coalesce(sum(count) FILTER (WHERE day = current_date), 0) AS today,
+                      coalesce(sum(count), 0) AS recent,
+                      (array_agg(last_resource ORDER BY last_at DESC))[1] AS last_resource, max(last_at) AS last_at
+               FROM entity_webhooks_ignored WHERE day > current_date - $1::int""", days)
+    return dict(row) if row is not None else {"today": 0, "recent": 0, "last_resource": None, "last_at": None}
 
 
 async def mark_done(conn: Connection, delivery_id: int, note: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Processing stored YClients deliveries, and the worker that finishes what is left.
+"""Processing stored YClients deliveries (uninstall, freeze, payment), and the worker that
+finishes what is left.
 
 A delivery is processed right after it is stored (in the request), and by the worker for
 anything still pending: failures (retried with backoff), deliveries whose processing died
@@ -41,10 +42,33 @@ LEASE_S = 60
 # How long a shutdown waits for the delivery in hand: its writes and one gateway call.
 STOP_WAIT_S = 15.0
 
+Applied = tuple[SalonPk, str] | None  # the salon written, and the audit event it records
+
+# The trail's event for each change, in one table (staff read each in words: tests/test_i18n.py
+# finds them here).
+_TRAIL = {"uninstall": "uninstalled", "freeze": "frozen", "unfreeze": "unfrozen", "renewal": "payment_received"}
+
+
+async def _uninstall(conn: Connection, yclients_salon_id: YclientsSalonId) -> Applied:
+    salon_pk = await store.mark_uninstalled(conn, yclients_salon_id)
+    return None if salon_pk is None else (salon_pk, _TRAIL["uninstall"])
+
+
+async def _freeze(conn: Connection, yclients_salon_id: YclientsSalonId) -> Applied:
+    salon_pk = await store.mark_frozen(conn, yclients_salon_id)
+    return None if salon_pk is None else (salon_pk, _TRAIL["freeze"])
+
+
+async def _payment(conn: Connection, yclients_salon_id: YclientsSalonId) -> Applied:
+    # The platform's `freezed → active` on a successful payment; a renewal of an active
+    # install changes nothing but is on the timeline too.
+    paid = await store.mark_paid(conn, yclients_salon_id)
+    return None if paid is None else (paid[0], _TRAIL["unfreeze"] if paid[1] else _TRAIL["renewal"])
+
+
 # What each event does to the salon: its status write, and the audit event it records.
-_EVENTS: dict[str, tuple[Callable[[Connection, YclientsSalonId], Awaitable[SalonPk | None]], str]] = {
-    "uninstall": (store.mark_uninstalled, "uninstalled"),
-    "freeze": (store.mark_frozen, "frozen"),
+_EVENTS: dict[str, Callable[[Connection, YclientsSalonId], Awaitable[Applied]]] = {
+    "uninstall": _uninstall, "freeze": _freeze, "payment": _payment,
 }
 
 
@@ -77,13 +101,15 @@ async def process(runtime: Runtime, delivery_id: int) -> bool:
 
 async def _apply(runtime: Runtime, claim: Claim) -> SalonPk | None:
     """The event's salon write, its audit event and `done`, in one transaction."""
-    write, event_type = _EVENTS[claim.event]
     async with runtime.pool.acquire() as conn, conn.transaction():
-        salon_pk = await write(conn, claim.yclients_salon_id)
-        if salon_pk is not None:
-            await events.record(conn, salon_pk, event_type, {"install_generation": claim.install_generation})
-        await store.mark_done(conn, claim.delivery_id, None if salon_pk is not None else "unknown salon")
-    return salon_pk
+        applied = await _EVENTS[claim.event](conn, claim.yclients_salon_id)
+        if applied is not None:
+            payload: dict[str, object] = {"install_generation": claim.install_generation}
+            if claim.data:
+                payload["payment"] = claim.data  # the payment and period data YClients sent
+            await events.record(conn, applied[0], applied[1], payload)
+        await store.mark_done(conn, claim.delivery_id, None if applied is not None else "unknown salon")
+    return None if applied is None else applied[0]
 
 
 async def _failed_attempt(runtime: Runtime, claim: Claim, exc: Exception) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal.sandbox.marketplace_state import SandboxMarketplace
@@ -63,5 +65,27 @@ def partner_server(hook=None, delay_s: float = 0.0):
         SERVED.remove(market)
 
 
+def owner_installs(market, *salon_ids: int) -> None:
+    """The owner pressed Install in the marketplace: YClients holds each install `pending`
+    (what precedes every landing on the platform)."""
+    for salon_id in salon_ids:
+        market.grant(salon_id)
+
+
 def install_calls(market) -> int:
     return sum(1 for method, path in market.calls if method == "POST" and path.endswith("/partner/callback/redirect"))
+
+
+def pending_status(salon_id: int, application_id: int) -> dict:
+    """YClients' documented install status of an install waiting for our callback."""
+    return {"success": True, "meta": [], "data": {
+        "connection_status": {"status": "pending", "created_at": "2026-12-04 10:00:00"}, "payments": [],
+        "logs": [{"changed_at": "2026-12-04 10:00:00", "status_from": "uninstalled", "status_to": "pending",
+                  "source": "marketplace"}]}}
+
+
+def pending_status_route() -> Route:
+    """For a stand-in YClients that misbehaves on the callback only: its status says pending."""
+    async def status(request):
+        return JSONResponse(pending_status(request.path_params["salon_id"], request.path_params["app"]))
+    return Route("/salon/{salon_id:int}/application/{app:int}", status)
