@@ -40,6 +40,7 @@ def test_the_whole_owner_walk_without_javascript(live_portal, browser, db):
         context = browser.new_context(locale="en-US", java_script_enabled=False)
         owner, phone = context.new_page(), context.new_page()
 
+        market.grant(SALON)  # Install at the fake YClients this portal talks to (not the sandbox's own)
         owner.goto(f"{base}/sandbox/")
         market.grant(SALON)  # the sandbox page stands in for the marketplace; "YClients" is `market`
         owner.get_by_test_id(f"install-{SALON}").click()

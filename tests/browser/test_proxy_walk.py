@@ -73,6 +73,10 @@ def test_the_owner_walk_through_nginx_lands_on_both_instances(database_url, tmp_
         context.on("response", lambda r: answered_by.update([r.headers.get("x-portal-instance", "none")]))
         owner = context.new_page()
 
+        # Each instance's sandbox keeps its own "YClients" in memory: Install is pressed in both,
+        # so the install is pending whichever instance the activation's status read reaches.
+        for instance in (a, b):
+            assert httpx.get(f"{instance.url}/sandbox/install/{SALON}", timeout=10).status_code == 303
         owner.goto(f"{proxy}/sandbox/install/{SALON}")  # the landing, signed as YClients does
         qr = owner.get_by_test_id("qr")
         expect(qr).to_be_visible(timeout=15_000)

@@ -26,6 +26,7 @@ def test_return_lose_relink_and_disconnect_without_a_second_activation(live_port
         owner, phone = context.new_page(), context.new_page()
 
         # Onboarding: install, scan, activate (YClients' 301 takes the owner away).
+        market.grant(SALON)  # Install at the fake YClients this portal talks to (not the sandbox's own)
         owner.goto(f"{base}/sandbox/")
         market.grant(SALON)  # the sandbox page stands in for the marketplace; "YClients" is `market`
         owner.get_by_test_id(f"install-{SALON}").click()
