@@ -17,12 +17,14 @@ from tests.support.servers import free_port, serve
 
 
 def connect_whatsapp(db, yclients_salon_id: int) -> None:
-    """Arrange: the salon's WhatsApp is linked (the linking flow has its own tests)."""
+    """Arrange: the salon's WhatsApp is linked and was just confirmed with the gateway
+    (`checked_at`: the page's watch of a connected link looks again only after its interval;
+    the linking flow, the gateway's side included, has its own tests)."""
     db.execute(
-        """INSERT INTO whatsapp_links (salon_id, session_name, status, phone, connected_at)
-           SELECT id, 'salon-' || yclients_salon_id, 'connected', '79160000000', now()
+        """INSERT INTO whatsapp_links (salon_id, session_name, status, phone, connected_at, checked_at)
+           SELECT id, 'salon-' || yclients_salon_id, 'connected', '79160000000', now(), now()
            FROM salons WHERE yclients_salon_id = $1
-           ON CONFLICT (salon_id) DO UPDATE SET status = 'connected'""", yclients_salon_id)
+           ON CONFLICT (salon_id) DO UPDATE SET status = 'connected', checked_at = now()""", yclients_salon_id)
 
 
 @pytest.fixture
