@@ -106,6 +106,13 @@ def test_no_code_is_asked_for_before_the_owner_saw_the_number(client, settings, 
                     headers=HX)
     assert 'data-testid="phone-confirm"' in r.text and "+7 916 123-45-68" in html.unescape(r.text)
     assert db.fetchval("SELECT count(*) FROM whatsapp_links WHERE pairing_code IS NOT NULL") == 0
+    # Without JavaScript: the whole page, with the number to confirm in its form.
+    no_js = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "8 916 123-45-67"})
+    assert no_js.status_code == 200 and 'data-testid="phone-confirm"' in no_js.text
+    assert 'name="confirmed" value="79161234567"' in no_js.text and 'data-testid="salon-heading"' in no_js.text
+    confirmed = client.post("/onboarding/whatsapp/pairing-code", data={"phone": "+79161234567", "confirmed": "79161234567"},
+                            follow_redirects=False)
+    assert confirmed.status_code == 303 and db.fetchval("SELECT pairing_code IS NOT NULL FROM whatsapp_links")
 
 
 @pytest.mark.parametrize(("owner_phone", "default_region", "typed", "understood", "country"), [

@@ -1,5 +1,9 @@
-"""The WhatsApp step's handlers: the widget's fragment, its start, and the phone form.
+"""The WhatsApp step's handlers: the widget's fragment, its start, the phone form (the
+number read in the owner's country and confirmed as understood before a code is asked
+for), and the way back from a pairing code to the QR.
 
+Each poll says which page it comes from; a salon that belongs on another page now (its app
+uninstalled, its onboarding over elsewhere) gets the page reloaded instead of a fragment.
 htmx gets fragments (200 with the right content, even for a busy gateway, since htmx does
 not swap errors); a browser without JavaScript gets a 303 back to the page.
 
