@@ -39,20 +39,20 @@ def gateway(request) -> Iterator[Driver]:
 @contextlib.contextmanager
 def portal(make_settings, driver: Driver, **env: str) -> Iterator[tuple[TestClient, Any]]:
     # Every poll may ask the gateway (no refresh pacing); one failed start opens the breaker.
-    settings = make_settings(**driver.env(), WHATSAPP_REFRESH_S="0", WHATSAPP_SAFETY_POLL_S="0.1",
-                             QR_BREAKER_FAILURE_THRESHOLD="1", QR_BREAKER_RESET_TIMEOUT_S="0.3",
-                             **staff_env(), **env)
+    settings = make_settings(**driver.env(), **staff_env(), **({
+        "WHATSAPP_REFRESH_S": "0", "WHATSAPP_SAFETY_POLL_S": "0.1",
+        "QR_BREAKER_FAILURE_THRESHOLD": "1", "QR_BREAKER_RESET_TIMEOUT_S": "2"} | env))
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
         driver.attach(client)
         yield client, settings
 
 
-def until(condition: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+def until(condition: Callable[[], Any], timeout_s: float = 10.0, every_s: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if found := condition():
             return found
-        time.sleep(0.02)
+        time.sleep(every_s)
     raise AssertionError("condition not met in time")
 
 
@@ -170,7 +170,10 @@ def test_a_gateway_that_is_down_opens_the_breaker_and_the_owner_sees_the_retry_s
         busy = start(client)  # the breaker is open: no gateway call, a countdown that retries
         assert widget_state(busy) == "busy" and "data-countdown" in busy
         gateway.set_down(False)
-        recovered = until(lambda: (html := start(client)) and widget_state(html) == "awaiting_scan" and html)
+        # After the breaker's reset timeout (2 s here) a trial start gets through; the owner's
+        # presses are paced as the busy screen's countdown paces them (starts are rate-limited).
+        recovered = until(lambda: (html := start(client)) and widget_state(html) == "awaiting_scan" and html,
+                          timeout_s=20, every_s=0.5)
         assert shown_qr(recovered) == gateway.shown_qr("salon-9106")
 
 
