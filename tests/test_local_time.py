@@ -45,7 +45,7 @@ def _exp(token: str) -> int:
 def _expiry_line(client: TestClient, token: str) -> str:
     page = client.get("/onboarding", headers={"Authorization": f"Bearer {token}", "Accept-Language": "ru"})
     assert page.status_code == 200, page.text
-    found = re.search(r"Ссылка действует до ([^<]+)\.", page.text)
+    found = re.search(r"Эта страница открыта до ([^;<]+);", page.text)
     assert found, page.text
     return found.group(1)
 

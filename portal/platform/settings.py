@@ -68,7 +68,6 @@ class Settings:
     health_db_timeout_s: float = 2.0
     max_body_bytes: int = 64 * 1024
     onboarding_token_ttl_s: int = 3600
-    registration_window_s: int = 3600
     # WhatsApp gateway and the breaker around session creation.
     whatsapp_gateway: str = "simulator"
     waha_url: str | None = None
