@@ -151,13 +151,9 @@ class WidgetPages:
         return self.render_widget(request, poll.view, poll.integration_status)
 
     async def start_link(self, request: Request) -> Response:
-        salon = await owner_salon(request)
-        if salon is None:
-            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
-        if salon.integration_status == "uninstalled":
-            return _page_moved(request)
-        if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
-            return limited
+        salon = await _acting_salon(request)
+        if isinstance(salon, Response):
+            return salon
         view = await linking.start(request.state.runtime, salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
@@ -165,24 +161,18 @@ class WidgetPages:
 
     async def back_to_qr(self, request: Request) -> Response:
         """From a pairing code back to the QR (the owner found a second phone to scan with)."""
-        salon = await owner_salon(request)
-        if salon is None:
-            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
-        if salon.integration_status == "uninstalled":
-            return _page_moved(request)
-        if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
-            return limited
+        salon = await _acting_salon(request)
+        if isinstance(salon, Response):
+            return salon
         view = await linking.back_to_qr(request.state.runtime, salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status)
 
     async def pairing_code(self, request: Request) -> Response:
-        salon = await owner_salon(request)
-        if salon is None:
-            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
-        if salon.integration_status == "uninstalled":
-            return _page_moved(request)
+        salon = await _acting_salon(request, limited=False)
+        if isinstance(salon, Response):
+            return salon
         form = await request.form()
         raw = form.get("phone")
         typed = raw if isinstance(raw, str) else ""
@@ -209,13 +199,9 @@ class WidgetPages:
 
     async def passkey_confirm(self, request: Request) -> Response:
         """The owner's "the codes match" in the passkey step."""
-        salon = await owner_salon(request)
-        if salon is None:
-            return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
-        if salon.integration_status == "uninstalled":
-            return _page_moved(request)
-        if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
-            return limited
+        salon = await _acting_salon(request)
+        if isinstance(salon, Response):
+            return salon
         view = await linking.confirm_passkey(request.state.runtime, salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
@@ -230,6 +216,19 @@ class WidgetPages:
                           status_code=422 if status_code == 422 else 200,
                           headers={"HX-Retarget": "#link-phone", "HX-Reswap": "outerHTML"})
         return await self.whole_page(request, context, status_code)
+
+
+async def _acting_salon(request: Request, *, limited: bool = True) -> Salon | Response:
+    """The salon an owner's widget action is for, or the answer instead: no credential (the
+    session is over), an uninstalled salon (the page moved), or over the owner's limit."""
+    salon = await owner_salon(request)
+    if salon is None:
+        return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
+    if salon.integration_status == "uninstalled":
+        return _page_moved(request)
+    if limited and (over := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
+        return over
+    return salon
 
 
 async def _owner_region(request: Request, salon: Salon) -> str:
