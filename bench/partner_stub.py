@@ -11,7 +11,10 @@ Run it on its own port, in its own process, so it does not share a core's GIL wi
 
     .venv/bin/python bench/partner_stub.py --port 9100 --token SECRET [--app-id 1] [--delay 0]
 
-It keeps no state about installs (the sandbox's partner API does; this one only answers).
+It also answers `GET /salon/{salon_id}/application/{application_id}` (the install state the
+landing reads) with `connection_status.status` "pending" for every salon: the owner has
+pressed Install. It keeps no state about installs (the sandbox's partner API does; this one
+only answers).
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ def create_stub(token: str, app_id: int = 1, delay_s: float = 0.0) -> Starlette:
             await asyncio.sleep(state["delay"])
         return Response(status_code=301, headers={"Location": f"https://yclients.example/salon/{salon_id}/done"})
 
+    async def installation(request: Request) -> Response:
+        # YClients' documented envelope and `data.connection_status` (docs: DESIGN.md, "Other
+        # partner endpoints"); always pending: every owner the bench lands has pressed Install.
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+            return JSONResponse({"success": False, "data": None, "meta": {"message": "bad partner token"}}, 401)
+        status = {"status": "pending", "created_at": "2026-01-01T00:00:00+03:00"}
+        return JSONResponse({"success": True, "data": {"connection_status": status, "logs": [], "payments": []},
+                             "meta": []})
+
     async def set_delay(request: Request) -> Response:
         state["delay"] = float(request.query_params.get("s", "0"))
         return Response(status_code=204)
@@ -54,6 +66,7 @@ def create_stub(token: str, app_id: int = 1, delay_s: float = 0.0) -> Starlette:
 
     return Starlette(routes=[
         Route("/partner/callback/redirect", callback_redirect, methods=["POST"]),
+        Route("/salon/{salon_id:int}/application/{application_id:int}", installation),
         Route("/_bench/delay", set_delay, methods=["PUT"]),
         Route("/_bench/stats", stats),
     ])
