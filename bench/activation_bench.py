@@ -797,11 +797,13 @@ def report_overhead(args, res: dict) -> bool:
     added = 1000 * (quantile(portal, .5) - quantile(alone, .5))
     print(f"\n== Part 4: what activation adds to the partner's latency ({len(portal)} in a row, partner "
           f"{1000 * args.overhead_partner_delay:g} ms)")
-    print(f"{'':<24}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}")
+    print(f"{'':<24}{'min ms':>9}{'p50 ms':>9}{'p90 ms':>9}{'max ms':>9}")
     for name, values in (("through the portal", portal), ("the partner alone", alone)):
-        print(f"{name:<24}{1000 * quantile(values, .5):>9.2f}{1000 * quantile(values, .9):>9.2f}"
-              f"{1000 * max(values):>9.2f}")
-    print(f"activation adds (p50): {added:.2f} ms   target <= 5 ms: {'met' if added <= 5 else 'MISSED'}")
+        print(f"{name:<24}{1000 * min(values):>9.2f}{1000 * quantile(values, .5):>9.2f}"
+              f"{1000 * quantile(values, .9):>9.2f}{1000 * max(values):>9.2f}")
+    # On shared cores the minimum is the least disturbed sample: reported beside the target's p50.
+    print(f"activation adds (p50): {added:.2f} ms (min: {1000 * (min(portal) - min(alone)):.2f} ms)"
+          f"   target <= 5 ms: {'met' if added <= 5 else 'MISSED'}")
     bad = {k: v for k, v in res["outcomes"].items() if k != "200 ACTIVATED"}
     if bad:
         print(f"  answers other than 200 ACTIVATED: {bad}")
