@@ -132,6 +132,7 @@ def build_breaker(settings: Settings, metrics: PortalMetrics, pool: Pool) -> Sha
 async def _shared_breaker(breaker: SharedBreaker, notifications: Notifications) -> AsyncIterator[SharedBreaker]:
     """The breaker's mirror follows announcements, and reloads after the listener was away."""
     notifications.subscribe("breaker", breaker.announced)
+    notifications.subscribe("breaker_seen", breaker.acknowledged)
     notifications.on_reconnect(breaker.reload)
     await breaker.start()
     try:
