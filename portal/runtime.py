@@ -112,11 +112,12 @@ def build_gateway(settings: Settings) -> WhatsAppGateway:
     )
 
 
-def build_rate_limits(settings: Settings) -> RateLimits:
+def build_rate_limits(settings: Settings, pool: Pool) -> RateLimits:
     # One scope per endpoint family, so that no family's traffic can use up another's: forged
     # gateway webhooks cannot 429 YClients' deliveries, wrong API keys cannot lock the staff
-    # sign-in. Families that share a setting still count apart.
-    return RateLimits(redis_url=settings.redis_url, limits={
+    # sign-in. Families that share a setting still count apart. Counts are shared by every
+    # worker and instance: in Redis when configured, else in PostgreSQL.
+    return RateLimits(redis_url=settings.redis_url, pool=pool, limits={
         "admin": settings.admin_rate_limit, "login_client": settings.login_rate_limit,
         "api_key_client": settings.login_rate_limit,
         "login_user": settings.login_user_rate_limit, "owner": settings.owner_rate_limit,
@@ -139,6 +140,7 @@ def build_breaker(settings: Settings, metrics: PortalMetrics, pool: Pool) -> Sha
 async def _shared_breaker(breaker: SharedBreaker, notifications: Notifications) -> AsyncIterator[SharedBreaker]:
     """The breaker's mirror follows announcements, and reloads after the listener was away."""
     notifications.subscribe("breaker", breaker.announced)
+    notifications.subscribe("breaker_seen", breaker.acknowledged)
     notifications.on_reconnect(breaker.reload)
     await breaker.start()
     try:
@@ -178,7 +180,7 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
         metrics = PortalMetrics(pool_source=lambda: pool, pool_health=pool_health)
         partner = build_partner(settings, market)
         gateway = build_gateway(settings)
-        rate_limits = build_rate_limits(settings)
+        rate_limits = build_rate_limits(settings, pool)
         try:
             async with _shared_breaker(build_breaker(settings, metrics, pool), notifications) as breaker:
                 yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,

@@ -4,6 +4,7 @@ killed database session, the legacy path, the per-instance bound."""
 import asyncio
 import contextlib
 import json
+import re
 
 import httpx
 
@@ -170,3 +171,44 @@ async def test_activations_over_the_bound_get_503_while_health_stays_fast(make_s
             assert health.status_code == 200 and not slow.done()
             assert (await slow).status_code == 200
     assert db.fetchval("SELECT integration_status FROM salons WHERE yclients_salon_id = 5007") == "pending_whatsapp"
+
+
+async def owner_session(base: str, salon_id: int) -> httpx.AsyncClient:
+    """An owner's browser after the landing: it holds the session cookie."""
+    owner = httpx.AsyncClient(base_url=base, timeout=30, headers={"Origin": base})
+    install_pending(salon_id)
+    r = await owner.get(f"/auth/yclients/redirect?{landing_query(PARTNER_TOKEN, salon_id)}")
+    assert r.status_code in (200, 303), r.text
+    return owner
+
+
+async def test_a_busy_answer_counts_down_and_posts_again_by_itself_with_jitter(make_settings, db):
+    with partner_server(delay_s=2.0) as (purl, market), \
+            portals(make_settings, purl, ACTIVATION_CONCURRENCY="1", ACTIVATION_QUEUE_WAIT_S="0.1") as (urls, _):
+        async with httpx.AsyncClient(timeout=30) as http:
+            token = await token_for(http, urls[0], 5010)
+            owner = await owner_session(urls[0], 5011)
+            for sid in (5010, 5011):
+                connect_whatsapp(db, sid)
+            slow = asyncio.create_task(http.post(f"{urls[0]}/marketplace/activate", json={"token": token}))
+            while install_calls(market) == 0:  # the one slot is taken once the partner is called
+                await asyncio.sleep(0.01)
+            panels = [await owner.post("/marketplace/activate", headers={"HX-Request": "true"}) for _ in range(4)]
+            no_js = await owner.post("/marketplace/activate")
+            assert (await slow).status_code == 200
+            await owner.aclose()
+    delays = []
+    for r in panels:
+        assert r.status_code == 200 and 'data-state="busy"' in r.text, r.text
+        trigger = re.search(r'hx-post="/marketplace/activate" hx-trigger="load delay:(\d+)ms"', r.text)
+        assert trigger, r.text
+        delays.append(int(trigger.group(1)))
+        countdown = re.search(r'data-countdown="(\d+)"', r.text)
+        assert countdown and int(countdown.group(1)) == -(-delays[-1] // 1000)
+        assert 'data-testid="activate"' in r.text  # the owner may still press it
+    # Retry-After (2 s) stretched by 1..2, differently for each answer: the burst spreads out.
+    assert all(2000 <= d <= 4000 for d in delays) and len(set(delays)) > 1
+    # Without JS nothing would count down: the sentence and a plain form button.
+    assert no_js.status_code == 503 and 'data-testid="activation-error"' in no_js.text
+    assert 'data-state="busy"' not in no_js.text and 'action="/marketplace/activate"' in no_js.text
+    assert db.fetchval("SELECT integration_status FROM salons WHERE yclients_salon_id = 5011") == "pending_whatsapp"

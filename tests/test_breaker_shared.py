@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from portal.app import create_app
 from portal.platform.database import open_database
+from portal.platform.notifications import Notifications
 from portal.whatsapp.breaker import BreakerState, CircuitOpen, Rules
 from portal.whatsapp.breaker_store import BreakerStore
 from portal.whatsapp.shared_breaker import SharedBreaker
@@ -192,4 +193,75 @@ async def test_a_trial_claim_of_a_vanished_instance_expires(database_url):
         assert 0.6 <= waited < 2.0, waited
         assert calls == [1]
     finally:
+        await close(stack)
+
+
+async def test_totals_are_the_deployments(database_url):
+    rules = Rules(failure_threshold=5, reset_timeout_s=30.0, call_timeout_s=5.0, success_threshold=1)
+    stack = await two_breakers(database_url, rules)
+    a, b = stack[1], stack[3]
+
+    async def ok() -> str:
+        return "qr"
+
+    async def fail() -> str:
+        raise RuntimeError("gateway down")
+
+    try:
+        for _ in range(3):
+            await a.call(ok)
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                await b.call(fail)
+        # Before a heartbeat each sees its own counts; after, everyone's.
+        assert (a.stats()["total_calls"], b.stats()["total_calls"]) == (3, 2)
+        await a.share_totals()
+        await b.share_totals()
+        await a.share_totals()
+        for breaker in (a, b):
+            stats = breaker.stats()
+            assert (stats["total_calls"], stats["total_failures"], stats["total_rejections"]) == (5, 2, 0)
+        await a.call(ok)  # counted at once locally, shared at the next heartbeat
+        assert a.stats()["total_calls"] == 6 and b.stats()["total_calls"] == 5
+    finally:
+        await close(stack)  # a stopping instance shares what it counted last
+    fresh = await two_breakers(database_url, rules)
+    try:
+        assert fresh[1].stats()["total_calls"] == 6 and fresh[1].stats()["total_failures"] == 2
+    finally:
+        await close(fresh)
+
+
+async def test_waiting_for_every_instance_listens_instead_of_polling(database_url):
+    rules = Rules(failure_threshold=1, reset_timeout_s=30.0, call_timeout_s=5.0, success_threshold=1)
+    stack = await two_breakers(database_url, rules)
+    a, b = stack[1], stack[3]
+    listener = Notifications(database_url)
+    listener.subscribe("breaker_seen", a.acknowledged)
+    await listener.start()
+    reads = []
+    real_seen = a._store.seen
+
+    async def counted_seen(version: int, recent_s: float):
+        reads.append(version)
+        return await real_seen(version, recent_s)
+
+    a._store.seen = counted_seen
+    try:
+        version = await a.force_open()  # b is not told here: it has no listener
+        waiting = asyncio.create_task(a.wait_seen(version, within_s=30.0))
+        while not reads:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.3)  # nothing happens meanwhile: a poll would have read ~6 times
+        assert len(reads) == 1 and not waiting.done()
+        started = time.monotonic()
+        await b.reload()  # b applies the version and says so
+        assert await waiting == (2, 2)
+        assert time.monotonic() - started < 2.0 and len(reads) == 2
+        # With nobody announcing anything, the wait ends at its bound after one more read.
+        reads.clear()
+        version = await a.reset()
+        assert await a.wait_seen(version, within_s=0.3) == (1, 2) and len(reads) == 2
+    finally:
+        await listener.stop()
         await close(stack)

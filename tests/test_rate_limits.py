@@ -1,7 +1,9 @@
-"""Rate limits: counting, headers, shared counts in Redis, fall-back to memory and recovery."""
+"""Rate limits: counting, headers, shared counts in Redis or PostgreSQL, fall-back to memory and recovery."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -9,6 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from portal.platform.database import open_database
+from portal.platform.settings import load_settings
 from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
 from tests.support.clock import FakeClock
 from tests.support.redis_server import redis_url, running_redis  # noqa: F401  (fixture)
@@ -30,6 +34,18 @@ async def make_limits():
     yield build
     for rate_limits in built:
         await rate_limits.aclose()
+
+
+@pytest.fixture
+async def pools(database_url):
+    """Pools on this test's database, one per simulated instance (each its own connections)."""
+    async with contextlib.AsyncExitStack() as stack:
+        settings = load_settings({"DATABASE_URL": database_url, "HEALTH_CHECK_TOKEN": "x"}, env_file=None)
+
+        async def open_pool():
+            return (await stack.enter_async_context(open_database(settings))).pool
+
+        yield open_pool
 
 
 def closed_port() -> int:
@@ -197,7 +213,7 @@ async def test_redis_is_tried_again_after_the_retry_period(make_limits):
     port = closed_port()
     clock = FakeClock()
     rl = make_limits({"owner": "5/minute"}, redis_url=f"redis://127.0.0.1:{port}/0",
-                     clock=clock, retry_redis_after_s=30.0, redis_timeout_s=0.5)
+                     clock=clock, retry_shared_after_s=30.0, redis_timeout_s=0.5)
     await rl.hit("owner", "salon-1")
     await rl.hit("owner", "salon-1")
     assert rl.degraded
@@ -215,3 +231,72 @@ async def test_redis_is_tried_again_after_the_retry_period(make_limits):
         # Counted in Redis (a fresh count, 1 of 5), where another instance sees it.
         assert back.remaining == 4
         assert (await peer.hit("owner", "salon-1")).remaining == 3
+
+
+# --- postgresql ---------------------------------------------------------------------------
+
+
+async def test_two_instances_share_counts_through_postgresql(make_limits, pools):
+    one = make_limits({"admin": "5/minute"}, pool=await pools())
+    two = make_limits({"admin": "5/minute"}, pool=await pools())
+    assert one.backend == "postgresql" and one.shared and not one.degraded
+
+    assert [(await one.hit("admin", "10.0.0.1")).remaining for _ in range(3)] == [4, 3, 2]
+    assert [(await two.hit("admin", "10.0.0.1")).remaining for _ in range(2)] == [1, 0]
+    refused = await one.hit("admin", "10.0.0.1")
+    assert not refused.allowed and refused.remaining == 0 and 1 <= refused.reset_after <= 60
+    assert refused.headers()["Retry-After"] == str(refused.reset_after)
+    assert not (await two.peek("admin", "10.0.0.1")).allowed
+    assert (await two.hit("admin", "10.0.0.2")).remaining == 4  # another key counts apart
+
+
+async def test_postgresql_counts_are_exact_under_concurrent_hits(make_limits, pools):
+    # 60 hits at once from three instances, each with its own connections: exactly 20 pass.
+    instances = [make_limits({"landing": "20/minute"}, pool=await pools()) for _ in range(3)]
+    decisions = await asyncio.gather(*(rl.hit("landing", "10.0.0.9") for _ in range(20) for rl in instances))
+    assert sum(d.allowed for d in decisions) == 20
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(20))
+
+
+async def test_peek_counts_nothing_and_refused_hits_are_not_stored(make_limits, pools, db):
+    rl = make_limits({"api_key_client": "2/minute"}, pool=await pools())
+    assert (await rl.peek("api_key_client", "10.0.0.1")).allowed
+    assert db.count("rate_limit_counts") == 0
+    for _ in range(4):
+        await rl.hit("api_key_client", "10.0.0.1")
+    peeked = await rl.peek("api_key_client", "10.0.0.1")
+    assert not peeked.allowed and peeked.reset_after >= 1
+    # The window keeps at most the limit's amount of hits: refusals do not grow it.
+    assert db.fetchval("SELECT cardinality(hits) FROM rate_limit_counts") == 2
+
+
+async def test_hits_leave_the_postgresql_window_when_it_ends(make_limits, pools, db):
+    rl = make_limits({"owner": "2/minute"}, pool=await pools())
+    await rl.hit("owner", "salon-1")
+    await rl.hit("owner", "salon-1")
+    assert not (await rl.hit("owner", "salon-1")).allowed
+    # Age the stored hits by a minute (the database's clock is the window's clock).
+    db.execute("UPDATE rate_limit_counts SET hits = ARRAY(SELECT h - interval '61 seconds' FROM unnest(hits) h),"
+               " last_hit_at = last_hit_at - interval '61 seconds'")
+    again = await rl.hit("owner", "salon-1")
+    assert again.allowed and again.remaining == 1
+
+
+async def test_idle_postgresql_rows_are_forgotten(make_limits, pools, db):
+    clock = FakeClock()
+    rl = make_limits({"owner": "2/minute"}, pool=await pools(), clock=clock)
+    await rl.hit("owner", "salon-1")
+    db.execute("UPDATE rate_limit_counts SET last_hit_at = now() - interval '2 minutes'")
+    clock.now += 301
+    await rl.hit("owner", "salon-2")
+    assert [r["key"] for r in db.fetch("SELECT key FROM rate_limit_counts")] == ["salon-2"]
+
+
+async def test_an_unreachable_database_counts_in_memory_and_says_so(make_limits, pools):
+    pool = await pools()
+    rl = make_limits({"login_client": "2/minute"}, pool=pool)
+    await pool.close()  # the database is gone for this instance
+    answers = [await rl.hit("login_client", "10.0.0.1") for _ in range(3)]
+    assert [d.allowed for d in answers] == [True, True, False]
+    assert rl.degraded and not rl.shared
+    assert rl.backend == "memory (postgresql unreachable)"

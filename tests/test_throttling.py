@@ -80,7 +80,7 @@ def test_unreachable_redis_falls_back_and_health_says_degraded(make_settings):
         codes = [c.post("/admin/login", data={"username": "x", "password": "y"}).status_code for _ in range(3)]
         assert codes == [401, 401, 429]  # still limited: never fails open
         health = c.get("/marketplace/health", headers={"Authorization": "Bearer health-token-for-tests"}).json()
-        assert health["status"] == "degraded" and any("Redis" in w for w in health["warnings"])
+        assert health["status"] == "degraded" and any("redis unreachable" in w for w in health["warnings"])
 
 
 def from_peer(app):

@@ -208,8 +208,8 @@ async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> 
         return await _failed(runtime, failed.install, yclients_salon_id, failed.error, mode="transaction")
     if isinstance(result, Outcome):
         return result
-    install, redirect_url = result
-    return await _activated(runtime, install, "transaction", redirect_url)
+    _install, redirect_url = result
+    return Outcome(200, "ACTIVATED", redirect_url=redirect_url)  # the event is in the transaction
 
 
 async def _intent_then_install(runtime: Runtime, conn: Connection,
@@ -267,6 +267,11 @@ async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id:
     if not await store.try_lock(conn, yclients_salon_id):
         log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
         return CONCURRENT
+    # The owner need not wait for this commit's WAL flush (~1 ms here, more on network
+    # disks): the intent, flushed before the partner call, is the durable record; if a crash
+    # loses this commit, the intent is open, YClients says active, and `recovery.reconcile`
+    # completes the install.
+    await store.commit_without_waiting_for_flush(conn)
     salon = await store.check_salon(conn, yclients_salon_id, for_update=True)
     if salon is None:
         return NOT_FOUND
@@ -282,7 +287,20 @@ async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id:
         raise _PartnerFailed(install, exc) from exc
     await store.mark_active(conn, install.salon_pk, install.generation)
     await intents.finish(conn, install.salon_pk, install.generation, "active")
+    await _record_activated(conn, install, "transaction")
     return install, redirect_url
+
+
+async def _record_activated(conn: Connection, install: Install, mode: str) -> None:
+    """The event, in the activation's own transaction (one commit and one pool round trip
+    fewer than a transaction of its own), under a savepoint: a failing event log is logged
+    and never fails the activation."""
+    try:
+        async with conn.transaction():
+            await events.record(conn, install.salon_pk, "integration_activated", {
+                "activation_mode": mode, "install_generation": install.generation})
+    except asyncpg.PostgresError as exc:
+        log.warning("event not recorded", extra={"event_type": "integration_activated", "error": type(exc).__name__})
 
 
 async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, install: Install) -> str:

@@ -7,6 +7,8 @@ to YClients on success); a no-JS form gets a 303 to YClients or the page with th
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -77,9 +79,13 @@ def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId
     return JSONResponse(body, status_code=outcome.status_code, headers=headers)
 
 
-def panel_for(outcome: Outcome) -> str:
+def panel_for(outcome: Outcome, *, htmx: bool = True) -> str:
     if outcome.ok:
         return "done"
+    if outcome.code == "ACTIVATION_BUSY" and htmx:
+        # Re-posts by itself after a countdown. Without JS nothing counts down: the plain
+        # error sentence and its button stay the answer there.
+        return "busy"
     if outcome.code == "CONCURRENT_ACTIVATION":
         return "in_progress"
     if outcome.code == "PARTIAL_ACTIVATION":
@@ -87,6 +93,15 @@ def panel_for(outcome: Outcome) -> str:
     if outcome.code == "WHATSAPP_NOT_CONNECTED":
         return "waiting_whatsapp"
     return "error"
+
+
+def _retry_in(outcome: Outcome) -> dict[str, int]:
+    """When the busy panel re-posts: Retry-After stretched by a random factor between 1 and 2
+    (jitter), so the owners of one burst come back spread out rather than as another burst."""
+    if not outcome.retry_after:
+        return {}
+    retry_ms = round(outcome.retry_after * 1000 * random.uniform(1.0, 2.0))
+    return {"retry_in_ms": retry_ms, "retry_in_s": math.ceil(retry_ms / 1000)}
 
 
 def activate_endpoint(whole_page: WholePage) -> Callable[[Request], Awaitable[Response]]:
@@ -122,10 +137,12 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
         return _json(outcome, request, yclients_salon_id, install)
     if outcome.ok and outcome.redirect_url and not outcome.already_active:
         return redirect(request, outcome.redirect_url)  # the whole page goes to YClients
-    context = {"panel": panel_for(outcome), "message_key": outcome.message_key,
-               "retry_after": outcome.retry_after, "back_url": request.state.runtime.settings.marketplace_url,
+    htmx = is_htmx(request)
+    context = {"panel": panel_for(outcome, htmx=htmx), "message_key": outcome.message_key,
+               "retry_after": outcome.retry_after, **_retry_in(outcome),
+               "back_url": request.state.runtime.settings.marketplace_url,
                "branches_done": install.done, "branches_total": install.total}
-    if is_htmx(request):
+    if htmx:
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
         return render(request, "partials/activation.html", context)
     return await whole_page(request, context, outcome.status_code)

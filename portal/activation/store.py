@@ -42,6 +42,13 @@ async def limit_idle_in_transaction(conn: Connection, idle_ms: int) -> None:
     await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", str(idle_ms))
 
 
+async def commit_without_waiting_for_flush(conn: Connection) -> None:
+    """`SET LOCAL synchronous_commit = off`: this transaction's COMMIT returns before its WAL
+    is on disk (PostgreSQL flushes it within wal_writer_delay). A crash in between loses the
+    transaction, never corrupts: only for writes whose loss something else repairs."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
+
+
 async def try_lock(conn: Connection, yclients_salon_id: YclientsSalonId) -> bool:
     """The per-salon activation lock for this transaction; False when another holds it."""
     acquired: bool = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)",

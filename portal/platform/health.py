@@ -34,6 +34,8 @@ class _RateLimits(Protocol):
     def degraded(self) -> bool: ...
     @property
     def backend(self) -> str: ...
+    @property
+    def shared(self) -> bool: ...
 
 
 class Runtime(Protocol):
@@ -91,7 +93,7 @@ async def health(request: Request) -> JSONResponse:
         warnings.append(f"QR circuit breaker is {breaker['state']}")
     warnings += runtime.pool_health.warnings()
     if runtime.rate_limits.degraded:
-        warnings.append("rate limits counted per instance: Redis unreachable")
+        warnings.append(f"rate limits counted per process: {runtime.rate_limits.backend}")
     status = "error" if not db_ok else ("degraded" if warnings else "ok")
     body: dict[str, object] = {"status": status, "timestamp": datetime.now(UTC).isoformat()}
     if _authorized(request, runtime.settings.health_check_token):
@@ -101,7 +103,8 @@ async def health(request: Request) -> JSONResponse:
                          "database_error": db.error, "database_pool": pool},
             "featureFlags": {"useTransactionActivation": runtime.settings.use_transaction_activation},
             "circuitBreakers": {"qrGeneration": breaker},
-            "rateLimits": {"backend": runtime.rate_limits.backend},
+            # Where counts live, and whether every worker and instance counts together.
+            "rateLimits": {"backend": runtime.rate_limits.backend, "shared": runtime.rate_limits.shared},
             "warnings": warnings,
         }
     return JSONResponse(body, status_code=503 if status == "error" else 200,

@@ -29,6 +29,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            # Which worker wrote it: with several workers per instance, their lines interleave.
+            "pid": record.process,
             **fields_of(record),
         }
         if record.exc_info:

@@ -2,11 +2,15 @@
 
 Owns: parsing the configured limit strings (one per scope: "admin", "login_client",
 "api_key_client", "login_user", "login_user_client", "owner", "webhook_whatsapp", "webhook_yclients",
-"landing"), counting hits with the `limits` library's
-moving-window strategy, the choice of storage -- Redis when ``REDIS_URL`` is set so that every
-instance shares the counts, in-memory (per instance) otherwise -- the fall-back to in-memory
-counting while Redis is unreachable and the periodic retry of Redis, and the HTTP headers of a
-decision (``Retry-After`` and the IETF draft ``RateLimit`` / ``RateLimit-Policy`` headers).
+"landing"), counting hits in a moving window, the choice of where counts live, the fall-back to
+in-memory counting while that place is unreachable and the periodic retry of it, and the HTTP
+headers of a decision (``Retry-After`` and the IETF draft ``RateLimit`` / ``RateLimit-Policy``
+headers).
+
+Where counts live: a configured limit must hold across every worker and every instance, so the
+counts are shared -- in Redis when ``REDIS_URL`` is set (the `limits` library's moving window),
+otherwise in PostgreSQL (``rate_limit_store``), which every portal has. Memory alone (per
+process) is only for a ``RateLimits`` built without either, as unit tests do.
 
 It does not own the routes, the 429 page, the health endpoint (which reads
 ``RateLimits.degraded`` and ``RateLimits.backend``) or the settings (the lead maps
@@ -14,10 +18,11 @@ It does not own the routes, the 429 page, the health endpoint (which reads
 
 Keys: callers pass a client address (``client_key``), a salon id, a webhook source, or a hash of
 a user name (``name_key``). Never a secret (password, token, API key) and never personal data in
-clear: keys end up in Redis, where anyone with access to it can read them.
+clear: keys end up in Redis or PostgreSQL, where anyone with access can read them.
 
-Time: the ``limits`` storages stamp hits with wall-clock time (``time.time()``), so windows and
-``Decision.reset_after`` are wall-clock. The injected ``clock`` only schedules the Redis retry.
+Time: Redis and memory stamp hits with wall-clock time (``time.time()``), PostgreSQL with its own
+clock, so windows and ``Decision.reset_after`` are wall-clock. The injected ``clock`` only
+schedules the retry of an unreachable shared store.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import coredis
 import limits
@@ -37,11 +43,19 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
 from starlette.requests import Request
 
+from portal.platform.database import Pool
+from portal.web.rate_limit_store import RateLimitStore
+
 log = logging.getLogger(__name__)
 
 BACKEND_MEMORY = "memory"
 BACKEND_REDIS = "redis"
-BACKEND_FALLBACK = "memory (redis unreachable)"
+BACKEND_POSTGRESQL = "postgresql"
+
+
+def fallback_backend(shared: str) -> str:
+    """The backend's name while the shared store ``shared`` is unreachable."""
+    return f"memory ({shared} unreachable)"
 
 
 @dataclass(frozen=True)
@@ -95,15 +109,74 @@ def _limits_uri(redis_url: str) -> str:
     raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
 
 
+class _SharedCounts(Protocol):
+    """Where counts shared by every worker and instance live."""
+
+    name: str
+
+    async def count(self, item: limits.RateLimitItem, scope: str, key: str, *, count: bool) -> Decision: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _RedisCounts:
+    name = BACKEND_REDIS
+
+    def __init__(self, redis_url: str, *, timeout_s: float, key_prefix: str) -> None:
+        uri = _limits_uri(redis_url)
+        # Our own pool: bounded connect/read timeouts (a black-holed Redis must not hang
+        # requests) and something we can close in aclose().
+        self._pool = coredis.ConnectionPool.from_url(redis_url, connect_timeout=timeout_s, stream_timeout=timeout_s)
+        storage = RedisStorage(uri, key_prefix=key_prefix,
+                               connection_pool=self._pool)  # type: ignore[arg-type]  # limits types its options as scalars
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def count(self, item: limits.RateLimitItem, scope: str, key: str, *, count: bool) -> Decision:
+        return await _count(self._limiter, item, scope, key, count=count)
+
+    async def aclose(self) -> None:
+        self._pool.disconnect()
+
+
+class _PostgresCounts:
+    name = BACKEND_POSTGRESQL
+
+    def __init__(self, pool: Pool, *, clock: Callable[[], float], forget_every_s: float,
+                 longest_window_s: float) -> None:
+        self._store = RateLimitStore(pool)
+        self._clock = clock
+        self._forget_every_s = forget_every_s
+        self._longest_window_s = longest_window_s
+        self._forget_at = clock() + forget_every_s
+
+    async def count(self, item: limits.RateLimitItem, scope: str, key: str, *, count: bool) -> Decision:
+        amount, window_s = item.amount, int(item.get_expiry())
+        store_call = self._store.hit if count else self._store.peek
+        window = await store_call(scope, key, amount=amount, window_s=window_s)
+        if count and self._clock() >= self._forget_at:
+            # Rows of keys nobody has hit for a whole window hold nothing: one instance-wide
+            # delete now and then keeps the table as small as the set of active clients.
+            self._forget_at = self._clock() + self._forget_every_s
+            await self._store.forget_idle(self._longest_window_s)
+        reset_after = max(0, math.ceil(window.frees_in_s))
+        if window.allowed:
+            return Decision(allowed=True, limit=amount, remaining=max(0, amount - window.used),
+                            reset_after=reset_after, window_s=window_s)
+        return Decision(allowed=False, limit=amount, remaining=0, reset_after=max(1, reset_after), window_s=window_s)
+
+    async def aclose(self) -> None:
+        return None
+
+
 class RateLimits:
     """Counts hits per (scope, key) and answers with a ``Decision``.
 
-    With ``redis_url`` the counts live in Redis and are shared by every instance. When Redis
-    fails (refused, timed out, any error), the hit is counted in this instance's memory instead:
-    requests are still limited -- per instance, so looser -- and never fail because of Redis.
-    ``degraded`` stays True until Redis answers again; it is retried at most once every
-    ``retry_redis_after_s`` seconds of ``clock`` so a dead Redis costs one timeout per period,
-    not one per request.
+    With ``redis_url`` the counts live in Redis, else with ``pool`` in PostgreSQL: either way
+    shared by every worker and instance. When the shared store fails (refused, timed out, any
+    error), the hit is counted in this process's memory instead: requests are still limited --
+    per process, so looser -- and never fail because of the store. ``degraded`` stays True
+    until the store answers again; it is retried at most once every ``retry_shared_after_s``
+    seconds of ``clock`` so a dead store costs one timeout per period, not one per request.
     """
 
     def __init__(
@@ -111,44 +184,49 @@ class RateLimits:
         *,
         redis_url: str | None,
         limits: Mapping[str, str],
+        pool: Pool | None = None,
         clock: Callable[[], float] = time.monotonic,
-        retry_redis_after_s: float = 30.0,
+        retry_shared_after_s: float = 30.0,
         redis_timeout_s: float = 1.0,
+        database_timeout_s: float = 5.0,
         key_prefix: str = "portal-rate-limits",
     ) -> None:
         # (`limits` here is the mapping, shadowing the library's module name in this method.)
         self._items = {scope: _parse_limit(scope, text) for scope, text in limits.items()}
         self._clock = clock
-        self._retry_redis_after_s = retry_redis_after_s
-        self._redis_timeout_s = redis_timeout_s
+        self._retry_shared_after_s = retry_shared_after_s
         self._memory = MemoryStorage()
         self._memory_limiter = MovingWindowRateLimiter(self._memory)
-        self._redis_pool: coredis.ConnectionPool | None = None
-        self._redis_limiter: RateLimiter | None = None
+        self._shared: _SharedCounts | None = None
         if redis_url:
-            uri = _limits_uri(redis_url)
-            # Our own pool: bounded connect/read timeouts (a black-holed Redis must not hang
-            # requests) and something we can close in aclose().
-            self._redis_pool = coredis.ConnectionPool.from_url(
-                redis_url, connect_timeout=redis_timeout_s, stream_timeout=redis_timeout_s
-            )
-            storage = RedisStorage(uri, key_prefix=key_prefix,
-                                   connection_pool=self._redis_pool)  # type: ignore[arg-type]  # limits types its options as scalars
-            self._redis_limiter = MovingWindowRateLimiter(storage)
-        self._redis_down = False
-        self._retry_redis_at = 0.0
+            self._shared = _RedisCounts(redis_url, timeout_s=redis_timeout_s, key_prefix=key_prefix)
+            # Belt and braces over the pool's own timeouts (e.g. waiting on the pool).
+            self._shared_timeout_s = 2 * redis_timeout_s
+        elif pool is not None:
+            longest = max((item.get_expiry() for item in self._items.values()), default=60)
+            self._shared = _PostgresCounts(pool, clock=clock, forget_every_s=300.0, longest_window_s=longest)
+            # Generous: under load a request waits for a pool connection anyway, and falling
+            # back to per-process counts should mean the database is gone, not merely busy.
+            self._shared_timeout_s = database_timeout_s
+        self._shared_down = False
+        self._retry_shared_at = 0.0
 
     @property
     def backend(self) -> str:
-        """"memory", "redis" or "memory (redis unreachable)"."""
-        if self._redis_limiter is None:
+        """Where counts live now: "redis", "postgresql", "memory", or "memory (<store> unreachable)"."""
+        if self._shared is None:
             return BACKEND_MEMORY
-        return BACKEND_FALLBACK if self._redis_down else BACKEND_REDIS
+        return fallback_backend(self._shared.name) if self._shared_down else self._shared.name
+
+    @property
+    def shared(self) -> bool:
+        """True while counts are shared by every worker and instance."""
+        return self._shared is not None and not self._shared_down
 
     @property
     def degraded(self) -> bool:
-        """True while a configured Redis is unreachable (counts are per instance meanwhile)."""
-        return self._redis_limiter is not None and self._redis_down
+        """True while a configured shared store is unreachable (counts are per process meanwhile)."""
+        return self._shared is not None and self._shared_down
 
     async def hit(self, scope: str, key: str) -> Decision:
         """Count one request for (scope, key). Raises ValueError only for an unknown scope."""
@@ -164,49 +242,48 @@ class RateLimits:
             item = self._items[scope]
         except KeyError:
             raise ValueError(f"no rate limit configured for scope {scope!r}") from None
-        if self._redis_limiter is not None and self._should_try_redis():
+        if self._shared is not None and self._should_try_shared():
             try:
-                # Belt and braces over the pool's own timeouts (e.g. waiting on the pool).
-                async with asyncio.timeout(2 * self._redis_timeout_s):
-                    decision = await _count(self._redis_limiter, item, scope, key, count=count)
-            except Exception as exc:  # any Redis trouble: count in memory, never fail the request
-                self._redis_failed(exc)
+                async with asyncio.timeout(self._shared_timeout_s):
+                    decision = await self._shared.count(item, scope, key, count=count)
+            except Exception as exc:  # any store trouble: count in memory, never fail the request
+                self._shared_failed(self._shared.name, exc)
             else:
-                self._redis_answered()
+                self._shared_answered(self._shared.name)
                 return decision
         return await _count(self._memory_limiter, item, scope, key, count=count)
 
-    def _should_try_redis(self) -> bool:
-        if not self._redis_down:
+    def _should_try_shared(self) -> bool:
+        if not self._shared_down:
             return True
         now = self._clock()
-        if now < self._retry_redis_at:
+        if now < self._retry_shared_at:
             return False
         # Push the next retry out before awaiting, so concurrent requests keep using memory
-        # while this one probes Redis instead of all waiting on the same timeout.
-        self._retry_redis_at = now + self._retry_redis_after_s
+        # while this one probes the store instead of all waiting on the same timeout.
+        self._retry_shared_at = now + self._retry_shared_after_s
         return True
 
-    def _redis_failed(self, exc: Exception) -> None:
-        if not self._redis_down:
+    def _shared_failed(self, name: str, exc: Exception) -> None:
+        if not self._shared_down:
             # Once per outage, not per request. The URL is not logged: it may hold a password.
             log.warning(
-                "Redis for rate limits unreachable (%s: %s); counting in memory per instance, "
-                "retrying every %ss", type(exc).__name__, exc, self._retry_redis_after_s,
+                "%s for rate limits unreachable (%s: %s); counting in memory per process, "
+                "retrying every %ss", name, type(exc).__name__, exc, self._retry_shared_after_s,
             )
         else:
-            log.info("Redis for rate limits still unreachable (%s: %s)", type(exc).__name__, exc)
-        self._redis_down = True
-        self._retry_redis_at = self._clock() + self._retry_redis_after_s
+            log.info("%s for rate limits still unreachable (%s: %s)", name, type(exc).__name__, exc)
+        self._shared_down = True
+        self._retry_shared_at = self._clock() + self._retry_shared_after_s
 
-    def _redis_answered(self) -> None:
-        if self._redis_down:
-            log.warning("Redis for rate limits reachable again; counts are shared again")
-        self._redis_down = False
+    def _shared_answered(self, name: str) -> None:
+        if self._shared_down:
+            log.warning("%s for rate limits reachable again; counts are shared again", name)
+        self._shared_down = False
 
     async def aclose(self) -> None:
-        if self._redis_pool is not None:
-            self._redis_pool.disconnect()
+        if self._shared is not None:
+            await self._shared.aclose()
         # MemoryStorage schedules an expiry task; don't leave it pending past the event loop.
         timer = getattr(self._memory, "timer", None)
         if timer is not None and not timer.done():

@@ -165,6 +165,24 @@ class Rules:
 Change = Callable[[Shared, float, float], Shared]  # (state, now, wall) -> new state
 
 
+@dataclass(frozen=True)
+class Totals:
+    """Calls made, failed, and refused by an open breaker."""
+
+    calls: int = 0
+    failures: int = 0
+    rejections: int = 0
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.calls + other.calls, self.failures + other.failures, self.rejections + other.rejections)
+
+    def __sub__(self, other: Totals) -> Totals:
+        return Totals(self.calls - other.calls, self.failures - other.failures, self.rejections - other.rejections)
+
+    def as_stats(self) -> dict[str, int]:
+        return {"total_calls": self.calls, "total_failures": self.failures, "total_rejections": self.rejections}
+
+
 class BreakerCalls:
     """The call flow over some place that keeps `Shared`: subclasses say how to admit a call
     and how to apply a change atomically; the rules and the timeout are the same everywhere."""
@@ -180,7 +198,8 @@ class BreakerCalls:
         self.reset_timeout_s = rules.reset_timeout_s
         self.call_timeout_s = rules.call_timeout_s
         self.success_threshold = rules.success_threshold
-        # This instance's own counts (not shared: a counter per call would be a write per call).
+        # This instance's own counts since it started (a subclass may share them: a counter
+        # per call would be a write per call).
         self._total_calls = self._total_failures = self._total_rejections = 0
 
     async def _admit(self, claim: str) -> tuple[Shared, bool]:
@@ -248,9 +267,7 @@ class BreakerCalls:
             "forced": s.forced,
             "consecutive_failures": s.consecutive_failures,
             "half_open_successes": s.half_open_successes,
-            "total_calls": self._total_calls,
-            "total_failures": self._total_failures,
-            "total_rejections": self._total_rejections,
+            **self._totals().as_stats(),
             "last_error": s.last_error,
             "opened_at": s.opened_wall,
             "seconds_until_retry": self.retry_after() if s.state is BreakerState.OPEN else 0.0,
@@ -259,6 +276,14 @@ class BreakerCalls:
             "call_timeout_s": self.call_timeout_s,
             "success_threshold": self.success_threshold,
         }
+
+    def _counted(self) -> Totals:
+        """This instance's own counts since it started."""
+        return Totals(self._total_calls, self._total_failures, self._total_rejections)
+
+    def _totals(self) -> Totals:
+        """The totals `stats` reports: this instance's, unless a subclass shares them."""
+        return self._counted()
 
     def stats(self) -> dict[str, Any]:
         return self._stats_of(*self._view())

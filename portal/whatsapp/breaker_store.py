@@ -16,7 +16,7 @@ from typing import Any
 
 from portal.platform.database import Connection, Pool
 from portal.platform.notifications import publish
-from portal.whatsapp.breaker import BreakerState, Shared
+from portal.whatsapp.breaker import BreakerState, Shared, Totals
 
 _COLUMNS = ("version, state, forced, episode, extract(epoch FROM opened_at)::float8 AS opened_at,"
             " consecutive_failures, half_open_successes, trials::text AS trials, last_error,"
@@ -92,9 +92,29 @@ class BreakerStore:
             " WHERE instance_id = $1", self.instance_id, version)
 
     async def applied(self, version: int) -> None:
-        """Record that this instance now decides with `version` of the breaker."""
-        async with self._pool.acquire() as conn:
+        """Record that this instance now decides with `version` of the breaker, and say so on
+        portal_events (`breaker_seen:<name>:<version>`): a staff action waiting for every
+        instance to apply its change is woken by it instead of reading the table in a loop."""
+        async with self._pool.acquire() as conn, conn.transaction():
             await self._applied(conn, version)
+            await publish(conn, "breaker_seen", f"{self.name}:{version}")
+
+    async def add_totals(self, counted: Totals) -> Totals:
+        """Add what this instance counted since it last did; the deployment's totals after it."""
+        async with self._pool.acquire() as conn:
+            if counted == Totals():
+                row = await conn.fetchrow(
+                    "SELECT total_calls, total_failures, total_rejections FROM circuit_breakers WHERE name = $1",
+                    self.name)
+            else:
+                row = await conn.fetchrow(
+                    "UPDATE circuit_breakers SET total_calls = total_calls + $2,"
+                    " total_failures = total_failures + $3, total_rejections = total_rejections + $4"
+                    " WHERE name = $1 RETURNING total_calls, total_failures, total_rejections",
+                    self.name, counted.calls, counted.failures, counted.rejections)
+        if row is None:
+            raise LookupError(f"no circuit breaker row {self.name!r}")
+        return Totals(row["total_calls"], row["total_failures"], row["total_rejections"])
 
     async def heartbeat(self) -> int:
         """Say this instance is alive (re-listing it if it was pruned); returns the breaker's

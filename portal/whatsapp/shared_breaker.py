@@ -5,6 +5,11 @@ database round trip), keeping that mirror current (announcements on portal_event
 after the listener reconnects, a heartbeat that also compares versions), and the record of
 which breaker version this instance has applied (the System page's "seen by k of n").
 
+Totals (calls, failures, rejections) are the deployment's: each instance adds what it counted
+to the row at every heartbeat and reads everyone's back (`stats` adds what it counted since).
+A staff action waiting for every instance to apply its change (`wait_seen`) is woken by the
+instances' `breaker_seen` announcements, not by reading the table in a loop.
+
 Every decision that changes the state goes through the store atomically: a failure, a
 success that matters, a half-open trial claim (so half-open admits at most
 success_threshold trials in total, not per instance), reset and force open. Admission reads
@@ -21,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from portal.whatsapp.breaker import BreakerCalls, BreakerState, Change, Rules, Shared, notify_transition
+from portal.whatsapp.breaker import BreakerCalls, BreakerState, Change, Rules, Shared, Totals, notify_transition
 from portal.whatsapp.breaker_store import BreakerStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,12 @@ class SharedBreaker(BreakerCalls):
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
         self._heartbeat_task: asyncio.Task[None] | None = None
+        # The deployment's totals as last read, and how much of ours they already hold.
+        self._shared_totals = Totals()
+        self._added = Totals()
+        # Set (and replaced) whenever an instance announces it applied a version: every
+        # waiter holds the event current when it last read, so no announcement is missed.
+        self._seen_news = asyncio.Event()
 
     # --- the mirror -------------------------------------------------------------------
 
@@ -70,8 +81,19 @@ class SharedBreaker(BreakerCalls):
     def announced(self, rest: str) -> None:
         """A `breaker:` notification's payload after the kind: `<name>:<version>`."""
         name, _, version = rest.rpartition(":")
+        if name == self.name:
+            self._news_of_seen()  # the instance that made the change applied it
         if name == self.name and version.isdigit() and int(version) > self._mirror.version:
             self._schedule_reload()
+
+    def acknowledged(self, rest: str) -> None:
+        """A `breaker_seen:` notification: `<name>:<version>` applied by some instance."""
+        if rest.rpartition(":")[0] == self.name:
+            self._news_of_seen()
+
+    def _news_of_seen(self) -> None:
+        news, self._seen_news = self._seen_news, asyncio.Event()
+        news.set()
 
     def _schedule_reload(self) -> None:
         if self._reload_task is not None and not self._reload_task.done():
@@ -102,12 +124,23 @@ class SharedBreaker(BreakerCalls):
             try:
                 if await self._store.heartbeat() > self._mirror.version:
                     await self.reload()
+                await self.share_totals()
             except Exception:
                 log.warning("breaker %s: heartbeat failed", self.name, exc_info=True)
+
+    async def share_totals(self) -> None:
+        """Add this instance's counts since the last time to the deployment's; read theirs."""
+        counted = self._counted()
+        self._shared_totals = await self._store.add_totals(counted - self._added)
+        self._added = counted
+
+    def _totals(self) -> Totals:
+        return self._shared_totals + (self._counted() - self._added)
 
     async def start(self) -> None:
         await self._store.register()
         await self.reload()
+        await self.share_totals()
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="breaker-heartbeat")
 
     async def stop(self) -> None:
@@ -116,6 +149,8 @@ class SharedBreaker(BreakerCalls):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        with contextlib.suppress(Exception):  # what was counted since the last heartbeat
+            await self.share_totals()
         with contextlib.suppress(Exception):  # the row ages out by itself if this fails
             await self._store.leave()
 
@@ -162,14 +197,19 @@ class SharedBreaker(BreakerCalls):
         return await self._store.seen(version, recent_s=3 * self.heartbeat_s)
 
     async def wait_seen(self, version: int, within_s: float = 1.0) -> tuple[int, int]:
-        """Wait (bounded) until every running instance applied `version`; what was seen then."""
-        deadline = self._clock() + within_s
+        """Wait (bounded) until every running instance applied `version`; what was seen then.
+        Reads again only when an instance announces it applied a version (or at the end)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
         while True:
+            news = self._seen_news  # taken before the read: an announcement during it counts
             seen, running = await self.seen(version)
-            if seen >= running or self._clock() >= deadline:
+            left = deadline - loop.time()
+            if seen >= running or left <= 0:
                 return seen, running
-            await asyncio.sleep(0.05)  # acknowledgements are rows; a staff click can afford a few reads
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), left)
 
     def stats(self) -> dict[str, Any]:
-        # Totals (calls, failures, rejections) are this instance's; the rest is shared.
+        # Everything is the deployment's; totals as of the last heartbeat plus ours since.
         return self._stats_of(*self._view()) | {"version": self._mirror.version, "instance_id": self.instance_id}
