@@ -81,3 +81,28 @@ class LinkVersions:
         self._polls.move_to_end(yclients_salon_id)
         if len(self._polls) > self._capacity:
             self._polls.popitem(last=False)
+
+
+class QrRenewals:
+    """When this instance last asked the gateway for a salon's new QR, so owners looking at a
+    QR about to expire get it fetched at most once per `every_s` here (kept in memory per
+    instance, not claimed in the row: another instance may fetch it too, which costs a read)."""
+
+    def __init__(self, *, every_s: float = 1.0, capacity: int = 20_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._capacity = capacity
+        self._clock = clock
+        self._last: OrderedDict[SalonPk, float] = OrderedDict()
+
+    def due(self, salon_pk: SalonPk) -> bool:
+        """Whether to fetch now; a True answer counts as the fetch."""
+        now = self._clock()
+        last = self._last.get(salon_pk)
+        if last is not None and now - last < self._every_s:
+            return False
+        self._last[salon_pk] = now
+        self._last.move_to_end(salon_pk)
+        if len(self._last) > self._capacity:
+            self._last.popitem(last=False)
+        return True
