@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/poll_bench.py        # 200 owners polling every 2 s (make bench)
     .venv/bin/python bench/poll_bench.py --pollers 50 --duration 10 --interval 0 --client raw
+    .venv/bin/python bench/poll_bench.py --mode portal --gateway waha --pollers 1000 --duration 60   # issue 20
+
+With `--gateway waha` (the adapter, webhooks on, against bench/fake_waha_server.py) it also
+reports the gateway calls made while the owners poll, by kind, per waiting salon per second,
+and each worker's resident memory at the end of the polls.
 
 Both servers run as subprocesses under the same uvicorn settings (one process, uvloop and
 httptools when installed, no access log), one after the other, against the same pollers.
@@ -32,11 +37,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process  # noqa: E402
+from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process, worker_rss_mb  # noqa: E402
 from tests.support.landing import landing_query  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
-VERSION = re.compile(r'hx-get="/onboarding/whatsapp/status\?v=([0-9a-f]+)"')
+VERSION = re.compile(r'hx-get="/onboarding/whatsapp/status\?v=([0-9a-f]+)[&"]')
 STATUS_PATH = "/onboarding/whatsapp/status"
 FIRST_SALON_ID = 600_000
 
@@ -101,6 +106,8 @@ class Result:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     other_cpu: float = 0.0  # anything else busy on the machine meanwhile: noise in the numbers
+    gateway_calls: Counter = field(default_factory=Counter)  # by kind, during the polls (WAHA only)
+    rss_mb: list[float] = field(default_factory=list)  # each worker's, at the end of the polls
 
     def pct(self, q: float) -> float:
         lat = sorted(self.latencies)
@@ -113,6 +120,9 @@ class Result:
 
 async def land_and_start(client: httpx.AsyncClient, token: str, salon_id: int) -> str:
     """Be a salon owner arriving from the marketplace and asking for a QR; the poll version."""
+    # Install pressed in the sandbox's YClients first (the landing admits pending installs);
+    # the same keep-alive connection, so the same worker, as its sandbox is in memory.
+    await client.get(f"/sandbox/install/{salon_id}", follow_redirects=False)
     r = await client.get(f"/auth/yclients/redirect?{landing_query(token, salon_id)}", follow_redirects=False)
     if r.status_code != 303 or "portal_session" not in client.cookies:
         raise RuntimeError(f"landing for salon {salon_id}: {r.status_code} {r.text[:200]}")
@@ -197,7 +207,7 @@ async def poller(conn, version: str, interval: float, start: float, end: float, 
         tick = max(tick + interval, loop.time())
 
 
-async def run_side(server: Server, args, token: str | None) -> Result:
+async def run_side(server: Server, args, token: str | None, gateway_url: str | None = None) -> Result:
     # One client per poller, as each owner has a browser (and a cookie) of their own; one
     # TLS context shared, since building 200 of them is slow and none is ever used.
     tls = ssl.create_default_context()
@@ -223,11 +233,17 @@ async def run_side(server: Server, args, token: str | None) -> Result:
         res = Result(server.name, args.duration)
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.2
+        if gateway_url:  # count the gateway calls made while the owners poll, not the set-up's
+            httpx.post(f"{gateway_url}/_control/reset", timeout=10)
         cpu0, own0, all0 = server.cpu(), time.process_time(), machine_busy()
         await asyncio.gather(*(poller(c, v, args.interval, start, start + args.duration, res)
                                for c, v in zip(conns, versions, strict=False)))
         res.server_cpu, res.client_cpu = server.cpu() - cpu0, time.process_time() - own0
         res.other_cpu = machine_busy() - all0 - res.server_cpu - res.client_cpu
+        if gateway_url:
+            res.gateway_calls = Counter(httpx.get(f"{gateway_url}/_control/kinds", timeout=10).json())
+        if token is not None:
+            res.rss_mb = worker_rss_mb(server.proc.pid)
         return res
     finally:
         await asyncio.gather(*(c.aclose() for c in conns), *(c.aclose() for c in clients))
@@ -260,7 +276,7 @@ def portal_side(args, tmp: Path) -> Result:
         "PORTAL_BASE_URL": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING",
         "WHATSAPP_GATEWAY": "simulator", "SIMULATOR_STARTING_S": "0", "QR_WAIT_INITIAL_S": "0.05",
     }
-    waha = None
+    waha = waha_url = None
     if args.gateway == "waha":  # the real adapter over HTTP, webhooks on (a fake that never sends one)
         waha, waha_url = fake_waha(tmp)
         env |= {"WHATSAPP_GATEWAY": "waha", "WAHA_URL": waha_url, "WAHA_API_KEY": "bench-waha-key",
@@ -274,7 +290,7 @@ def portal_side(args, tmp: Path) -> Result:
                     cwd=tmp, pg_dir=tmp / "pg")
     try:
         server.wait_ready("/livez")
-        return run_async(run_side(server, args, token))
+        return run_async(run_side(server, args, token, waha_url if waha is not None else None))
     finally:
         server.stop()
         if waha is not None:
@@ -318,6 +334,16 @@ def report(args, results: list[Result]) -> bool:
             print(f"  {r.name} errors: {dict(r.errors)}")
         if r.other_cpu / r.duration > 0.2:  # e.g. someone's test suite: rerun on a quiet machine
             print(f"  {r.name}: other processes used {100 * r.other_cpu / r.duration:.0f}% CPU meanwhile: noisy")
+    for r in results:
+        if r.rss_mb:
+            print(f"resident memory per worker: {', '.join(f'{mb:.0f} MB' for mb in r.rss_mb)}; "
+                  f"target < 100 MB: {'met' if max(r.rss_mb) < 100 else 'MISSED'}")
+        if r.gateway_calls or (r.name == "portal" and args.gateway == "waha"):
+            total = sum(r.gateway_calls.values())
+            rate = total / args.pollers / r.duration
+            kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(r.gateway_calls.items())) or "none"
+            print(f"gateway calls: {total} in {r.duration:g} s ({kinds}) = {rate:.4f} per waiting salon per second"
+                  f" (a list sweep counts as one); target <= 0.02: {'met' if rate <= 0.02 else 'MISSED'}")
     valid = not any(r.errors for r in results)
     sides = {r.name: r for r in results}
     if "portal" in sides and "bare" in sides:
@@ -344,12 +370,16 @@ def main() -> int:
     parser.add_argument("--mode", choices=("both", "portal", "bare"), default="both")
     parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
                         help="httpx (default), or raw sockets for closed-loop runs (see RawPoll)")
-    parser.add_argument("--workers", type=int, default=1, help="the portal's worker processes (serve --workers)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="the portal's worker processes (serve --workers); default: production's, one per"
+                             " CPU, with the WAHA adapter, and 1 with the simulator (it needs one)")
     parser.add_argument("--gateway", choices=("simulator", "waha"), default="simulator",
                         help="the portal's gateway: the in-process simulator, or the WAHA adapter against a fake WAHA")
     parser.add_argument("--qr-ttl", type=float, default=None,
                         help="rotate simulated QRs every this many seconds (default: the portal's, 60 s)")
     args = parser.parse_args()
+    if args.workers is None:
+        args.workers = (os.cpu_count() or 1) if args.gateway == "waha" else 1
     random.seed(1)  # the same arrival pattern on both sides and across runs
     # Ctrl-C and SIGTERM both unwind through the `finally`s that stop the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
