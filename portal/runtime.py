@@ -209,8 +209,11 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
                     admission_rules=AdmissionRules(application_id=settings.app_id,
                                                    require_pending=settings.landing_require_pending),
                     qr_renewals=QrRenewals())
-                async with _sweeping(runtime, database.dsn):
-                    yield runtime
+                try:
+                    async with _sweeping(runtime, database.dsn):
+                        yield runtime
+                finally:
+                    await runtime.qr_renewals.aclose()
         finally:
             await partner.aclose()
             await gateway.aclose()

@@ -3,8 +3,8 @@ connected. The one place that combines the gateway, the breaker and the link row
 
 - `start` goes through the circuit breaker ("start the session and wait for its first QR")
   unless a live QR is already known (the fast path: no gateway call at all).
-- `current` answers polls from the database; with the gateway's events on it asks the gateway
-  only for a QR about to expire (the events and the safety sweep, `sweep.py`, do the rest).
+- `current` answers polls from the database; with the gateway's events on it never waits for
+  the gateway (the events and the safety sweep, `sweep.py`, do that; QRs renew in the background).
 - `confirm_passkey` is the owner's "the codes match" in the passkey step.
 - `disconnect` is the owner's own "unlink this number" (the relink starts with it).
 
@@ -171,9 +171,8 @@ SETTLED_RECHECK_S = 60.0
 
 async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll | None:
     """The poll: from this instance's memory while unchanged and not due, else the stored state.
-    With events on it asks the gateway only for a QR about to expire (the events and the sweep
-    keep the row current); without, it refreshes when due (once per `link_recheck_s` per salon
-    across all tabs and instances). None: no salon."""
+    With events on it never waits for the gateway (events and the sweep keep the row current; a
+    QR about to expire is renewed in the background); without, it refreshes when due. None: no salon."""
     cached = runtime.link_versions.fresh(yclients_salon_id)
     if cached is not None:
         return cached
@@ -185,20 +184,21 @@ async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll 
     if read is None:
         return None
     link = read.link
-    if link is not None and runtime.breaker.state == "closed" and (
-            read.claimed or (settings.gateway_events and _qr_renewal_due(runtime, link))):
-        link = await _refresh(runtime, read.salon_pk, link)
+    if link is not None and runtime.breaker.state == "closed":
+        if read.claimed:
+            link = await _refresh(runtime, read.salon_pk, link)
+        elif settings.gateway_events and _qr_expiring(link):  # fetched in the background
+            runtime.qr_renewals.renew(read.salon_pk, lambda: _refresh(runtime, read.salon_pk, link))
     poll = Poll(LinkView.of(link), read.integration_status, read.owner_user_id)
     runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
                                    _recheck_in(settings.link_recheck_s, poll.view, connected_recheck_s(settings)))
     return poll
 
 
-def _qr_renewal_due(runtime: Runtime, link: Link) -> bool:
-    """A shown QR about to expire is fetched anew (at most once a second per instance)."""
+def _qr_expiring(link: Link) -> bool:
+    """A shown QR close to its end: the owner looking at it needs the next one soon."""
     left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
-    return (link.status is LinkStatus.AWAITING_SCAN and left is not None and left <= links.QR_REFRESH_MARGIN_S
-            and runtime.qr_renewals.due(link.salon_pk))
+    return link.status is LinkStatus.AWAITING_SCAN and left is not None and left <= links.QR_REFRESH_MARGIN_S
 
 
 def connected_recheck_s(settings: Settings) -> float:

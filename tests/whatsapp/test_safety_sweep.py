@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 
 from starlette.testclient import TestClient
 
@@ -115,3 +116,20 @@ def test_with_a_thousand_links_waiting_polls_never_call_the_gateway(make_setting
         until(lambda: runtime.sweep.sweeps >= start + 2)
         assert state.requests and {p for p in state.paths()} == {LIST}
         assert re.search(r"awaiting_scan", c.get("/onboarding/whatsapp/status", headers=HX).text)
+
+
+def test_a_qr_about_to_expire_is_renewed_behind_the_poll_which_never_waits_for_the_gateway(make_settings, waha, db):
+    url, state = waha
+    settings = make_settings(**waha_env(url, WHATSAPP_SAFETY_POLL_S="3600"))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
+        land(c, settings.partner_token, salon_id=707)
+        c.post("/onboarding/whatsapp/start", headers=HX)
+        state.sessions["salon-707"].qr = "2@rotated,by,the,gateway"
+        state.hang_s = 2.0  # the gateway is slow to answer
+        db.execute("UPDATE whatsapp_links SET qr_expires_at = now() + interval '3 seconds', last_error = 'x'")
+        until(lambda: [p for p in state.paths() if "auth/qr" in p] or state_of(c) != "awaiting_scan")
+        started = time.monotonic()
+        assert state_of(c) == "awaiting_scan"  # the QR it has, at once: it is live for 3 s more
+        assert time.monotonic() - started < 1.0
+        state.hang_s = 0
+        until(lambda: "2@rotated,by,the,gateway" in c.get("/onboarding/whatsapp/status", headers=HX).text)
