@@ -88,6 +88,9 @@ class SafetySweep:
                 # The lock's connection (or the database) is gone: let go, try again next time.
                 log.warning("safety sweep lost its database connection", extra={"error": type(exc).__name__})
                 await self._let_go()
+            except Exception:  # the loop must outlive any one failure: a dead one sweeps no more
+                log.exception("safety sweep failed")
+                await self._let_go()
             await asyncio.sleep(self._interval_s)
 
     async def _hold(self) -> bool:
