@@ -62,7 +62,8 @@ def build(api_key: str) -> Starlette:
             path, query = scope["path"], scope.get("query_string", b"").decode()
             if path != "/instance/create":
                 named = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("instanceName")
-                seen[named or path.rsplit("/", 1)[-1]] += 1
+                # fetchInstances without a name: the safety sweep's list of every instance
+                seen[named or ("(list)" if path == "/instance/fetchInstances" else path.rsplit("/", 1)[-1])] += 1
         await app(scope, receive, send)
 
     return Starlette(routes=[

@@ -8,7 +8,9 @@ plus, under /_control (no API key; bound to 127.0.0.1):
          the session is WORKING with that number, and its session.status webhook is
          delivered (signed, as configured at creation) to `deliver_to` instead of the
          configured URL (a load balancer's choice of instance); answers the delivery's status
-    GET  /_control/calls   gateway calls per session so far (session creation left out)
+    GET  /_control/calls   gateway calls per session so far (session creation left out; the
+         list of every session, `GET /api/sessions`, as "(list)")
+    GET  /_control/kinds   the same calls by kind: list, qr, session (a session's read), other
     POST /_control/reset   forget the recorded calls
 """
 
@@ -51,7 +53,19 @@ def build(api_key: str):
         for method, path, _ in state.requests:
             if path.startswith("/_control") or (method == "POST" and path == "/api/sessions"):
                 continue
-            counted[path.split("/")[3] if path.startswith("/api/sessions/") else path.split("/")[2]] += 1
+            if path == "/api/sessions":  # the safety sweep's list: one call for every session
+                counted["(list)"] += 1
+            else:
+                counted[path.split("/")[3] if path.startswith("/api/sessions/") else path.split("/")[2]] += 1
+        return JSONResponse(counted)
+
+    async def kinds(request: Request) -> JSONResponse:
+        counted: Counter[str] = Counter()
+        for method, path, _ in state.requests:
+            if path.startswith("/_control") or (method == "POST" and path == "/api/sessions"):
+                continue
+            counted["list" if path == "/api/sessions" else "qr" if path.endswith("/auth/qr")
+                    else "session" if method == "GET" and path.startswith("/api/sessions/") else "other"] += 1
         return JSONResponse(counted)
 
     async def reset(request: Request) -> JSONResponse:
@@ -66,6 +80,7 @@ def build(api_key: str):
     outer = Starlette(routes=[
         Route("/_control/scan/{name}", scan, methods=["POST"]),
         Route("/_control/calls", calls),
+        Route("/_control/kinds", kinds),
         Route("/_control/reset", reset, methods=["POST"]),
         Mount("/", app=app),
     ])

@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/poll_bench.py        # 200 owners polling every 2 s (make bench)
     .venv/bin/python bench/poll_bench.py --pollers 50 --duration 10 --interval 0 --client raw
+    .venv/bin/python bench/poll_bench.py --mode portal --gateway waha --pollers 1000 --duration 60   # issue 20
+
+With `--gateway waha` (the adapter, webhooks on, against bench/fake_waha_server.py) it also
+reports the gateway calls made while the owners poll, by kind, per waiting salon per second,
+and each worker's resident memory at the end of the polls.
 
 Both servers run as subprocesses under the same uvicorn settings (one process, uvloop and
 httptools when installed, no access log), one after the other, against the same pollers.
@@ -32,11 +37,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process  # noqa: E402
+from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process, worker_rss_mb  # noqa: E402
+from tests.support.database import embedded_server  # noqa: E402
 from tests.support.landing import landing_query  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
-VERSION = re.compile(r'hx-get="/onboarding/whatsapp/status\?v=([0-9a-f]+)"')
+VERSION = re.compile(r'hx-get="/onboarding/whatsapp/status\?v=([0-9a-f]+)[&"]')
 STATUS_PATH = "/onboarding/whatsapp/status"
 FIRST_SALON_ID = 600_000
 
@@ -101,6 +107,8 @@ class Result:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     other_cpu: float = 0.0  # anything else busy on the machine meanwhile: noise in the numbers
+    gateway_calls: Counter = field(default_factory=Counter)  # by kind, during the polls (WAHA only)
+    rss_mb: list[float] = field(default_factory=list)  # each worker's, at the end of the polls
 
     def pct(self, q: float) -> float:
         lat = sorted(self.latencies)
@@ -113,6 +121,9 @@ class Result:
 
 async def land_and_start(client: httpx.AsyncClient, token: str, salon_id: int) -> str:
     """Be a salon owner arriving from the marketplace and asking for a QR; the poll version."""
+    # Install pressed in the sandbox's YClients first (the landing admits pending installs);
+    # the same keep-alive connection, so the same worker, as its sandbox is in memory.
+    await client.get(f"/sandbox/install/{salon_id}", follow_redirects=False)
     r = await client.get(f"/auth/yclients/redirect?{landing_query(token, salon_id)}", follow_redirects=False)
     if r.status_code != 303 or "portal_session" not in client.cookies:
         raise RuntimeError(f"landing for salon {salon_id}: {r.status_code} {r.text[:200]}")
@@ -197,13 +208,14 @@ async def poller(conn, version: str, interval: float, start: float, end: float, 
         tick = max(tick + interval, loop.time())
 
 
-async def run_side(server: Server, args, token: str | None) -> Result:
+async def run_side(servers: list[Server], args, token: str | None, gateway_url: str | None = None) -> Result:
     # One client per poller, as each owner has a browser (and a cookie) of their own; one
-    # TLS context shared, since building 200 of them is slow and none is ever used.
+    # TLS context shared, since building 200 of them is slow and none is ever used. With
+    # several instances the owners are spread over them, each staying with its own.
     tls = ssl.create_default_context()
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    clients = [httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=10, verify=tls)
-               for _ in range(args.pollers)]
+    clients = [httpx.AsyncClient(base_url=servers[i % len(servers)].base_url, limits=limits, timeout=10, verify=tls)
+               for i in range(args.pollers)]
     conns = [HttpxPoll(c) for c in clients]
     try:
         gate = asyncio.Semaphore(16)  # set-up at a pace the portal takes without errors
@@ -216,18 +228,24 @@ async def run_side(server: Server, args, token: str | None) -> Result:
 
         versions = await asyncio.gather(*(set_up(i, c) for i, c in enumerate(clients)))
         if args.client == "raw":
-            conns = [RawPoll(server.base_url, c.cookies.get("portal_session")) for c in clients]
+            conns = [RawPoll(str(c.base_url).rstrip("/"), c.cookies.get("portal_session")) for c in clients]
             await asyncio.gather(*(c.aclose() for c in clients))
         # Open every connection before the clock starts, so neither side times a handshake.
         await asyncio.gather(*(c.get(v) for c, v in zip(conns, versions, strict=False)))
-        res = Result(server.name, args.duration)
+        res = Result(servers[0].name, args.duration)
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.2
-        cpu0, own0, all0 = server.cpu(), time.process_time(), machine_busy()
+        if gateway_url:  # count the gateway calls made while the owners poll, not the set-up's
+            httpx.post(f"{gateway_url}/_control/reset", timeout=10)
+        cpu0, own0, all0 = sum(s.cpu() for s in servers), time.process_time(), machine_busy()
         await asyncio.gather(*(poller(c, v, args.interval, start, start + args.duration, res)
                                for c, v in zip(conns, versions, strict=False)))
-        res.server_cpu, res.client_cpu = server.cpu() - cpu0, time.process_time() - own0
+        res.server_cpu, res.client_cpu = sum(s.cpu() for s in servers) - cpu0, time.process_time() - own0
         res.other_cpu = machine_busy() - all0 - res.server_cpu - res.client_cpu
+        if gateway_url:
+            res.gateway_calls = Counter(httpx.get(f"{gateway_url}/_control/kinds", timeout=10).json())
+        if token is not None:
+            res.rss_mb = [mb for s in servers for mb in worker_rss_mb(s.proc.pid)]
         return res
     finally:
         await asyncio.gather(*(c.aclose() for c in conns), *(c.aclose() for c in clients))
@@ -252,33 +270,42 @@ def fake_waha(tmp: Path) -> tuple[subprocess.Popen, str]:
 
 
 def portal_side(args, tmp: Path) -> Result:
-    port, token = free_port(), secrets.token_urlsafe(32)
+    token = secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "YCLIENTS_", "WAHA_"))}
     env |= {  # run in the temp dir, so a developer's .env plays no part
         "DATABASE_URL": "",  # no database: the portal starts its own PostgreSQL in PORTAL_DATA_DIR
         "PORTAL_DATA_DIR": str(tmp), "SANDBOX": "true", "YCLIENTS_PARTNER_TOKEN": token,
-        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING",
         "WHATSAPP_GATEWAY": "simulator", "SIMULATOR_STARTING_S": "0", "QR_WAIT_INITIAL_S": "0.05",
     }
-    waha = None
-    if args.gateway == "waha":  # the real adapter over HTTP, webhooks on (a fake that never sends one)
-        waha, waha_url = fake_waha(tmp)
-        env |= {"WHATSAPP_GATEWAY": "waha", "WAHA_URL": waha_url, "WAHA_API_KEY": "bench-waha-key",
-                "WAHA_WEBHOOK_HMAC_KEY": "bench-hook-key", "OWNER_RATE_LIMIT": "100000/minute",
-                "LANDING_RATE_LIMIT": "100000/minute", "MAX_WAITING_SESSIONS": "100000"}
-    if args.qr_ttl:  # rotate QRs during the run, so some polls answer 200 with a new QR
-        env |= {"SIMULATOR_QR_FIRST_TTL_S": str(args.qr_ttl), "SIMULATOR_QR_NEXT_TTL_S": str(args.qr_ttl),
-                "SIMULATOR_QR_COUNT": "1000"}
-    server = Server("portal", [sys.executable, "-m", "portal", "serve", "--port", str(port),
-                               "--workers", str(args.workers)], port, env,
-                    cwd=tmp, pg_dir=tmp / "pg")
-    try:
-        server.wait_ready("/livez")
-        return run_async(run_side(server, args, token))
-    finally:
-        server.stop()
-        if waha is not None:
-            stop_process(waha, 5)
+    waha = waha_url = None
+    with contextlib.ExitStack() as stack:
+        if args.gateway == "waha":  # the real adapter over HTTP, webhooks on (a fake that never sends one)
+            waha, waha_url = fake_waha(tmp)
+            stack.callback(stop_process, waha, 5)
+            env |= {"WHATSAPP_GATEWAY": "waha", "WAHA_URL": waha_url, "WAHA_API_KEY": "bench-waha-key",
+                    "WAHA_WEBHOOK_HMAC_KEY": "bench-hook-key", "OWNER_RATE_LIMIT": "100000/minute",
+                    "LANDING_RATE_LIMIT": "100000/minute", "MAX_WAITING_SESSIONS": "100000"}
+        if args.qr_ttl:  # rotate QRs during the run, so some polls answer 200 with a new QR
+            env |= {"SIMULATOR_QR_FIRST_TTL_S": str(args.qr_ttl), "SIMULATOR_QR_NEXT_TTL_S": str(args.qr_ttl),
+                    "SIMULATOR_QR_COUNT": "1000"}
+        pg_dir: Path | None = tmp / "pg"
+        if args.instances > 1:  # one PostgreSQL for all of them, as in production
+            env["DATABASE_URL"], pg_dir = stack.enter_context(embedded_server()), None
+        servers = []
+        for n in range(args.instances):
+            port = free_port()
+            data = tmp / f"instance-{n}"
+            data.mkdir(exist_ok=True)
+            server = Server("portal", [sys.executable, "-m", "portal", "serve", "--port", str(port),
+                                       "--workers", str(args.workers)], port,
+                            env | {"PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+                                   "PORTAL_DATA_DIR": str(tmp if pg_dir else data)},
+                            cwd=tmp, pg_dir=pg_dir)
+            stack.callback(server.stop)
+            server.wait_ready("/livez")
+            servers.append(server)
+        return run_async(run_side(servers, args, token, waha_url))
 
 
 def bare_side(args) -> Result:
@@ -288,7 +315,7 @@ def bare_side(args) -> Result:
     server = Server("bare", argv, port, dict(os.environ), cwd=ROOT)
     try:
         server.wait_ready(STATUS_PATH)
-        return run_async(run_side(server, args, None))
+        return run_async(run_side([server], args, None))
     finally:
         server.stop()
 
@@ -305,7 +332,8 @@ def tree() -> str:
 def report(args, results: list[Result]) -> bool:
     offered = f"{args.pollers / args.interval:.0f} req/s offered" if args.interval else "closed loop"
     print(f"\n{args.pollers} pollers, interval {args.interval:g} s ({offered}), {args.duration:g} s, "
-          f"{args.client} client, {args.gateway} gateway, {args.workers} worker(s), {os.cpu_count()} cores, {tree()}")
+          f"{args.client} client, {args.gateway} gateway, {args.instances} instance(s) of {args.workers} worker(s), "
+          f"{os.cpu_count()} cores, {tree()}")
     print(f"{'side':<7}{'polls':>8}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'204':>8}{'200':>8}{'errors':>8}{'srv CPU%':>10}{'CPU ms/req':>12}{'gen CPU%':>10}{'other%':>8}")
     for r in results:
@@ -318,6 +346,16 @@ def report(args, results: list[Result]) -> bool:
             print(f"  {r.name} errors: {dict(r.errors)}")
         if r.other_cpu / r.duration > 0.2:  # e.g. someone's test suite: rerun on a quiet machine
             print(f"  {r.name}: other processes used {100 * r.other_cpu / r.duration:.0f}% CPU meanwhile: noisy")
+    for r in results:
+        if r.rss_mb:
+            print(f"resident memory per worker: {', '.join(f'{mb:.0f} MB' for mb in r.rss_mb)}; "
+                  f"target < 100 MB: {'met' if max(r.rss_mb) < 100 else 'MISSED'}")
+        if r.gateway_calls or (r.name == "portal" and args.gateway == "waha"):
+            total = sum(r.gateway_calls.values())
+            rate = total / args.pollers / r.duration
+            kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(r.gateway_calls.items())) or "none"
+            print(f"gateway calls: {total} in {r.duration:g} s ({kinds}) = {rate:.4f} per waiting salon per second"
+                  f" (a list sweep counts as one); target <= 0.02: {'met' if rate <= 0.02 else 'MISSED'}")
     valid = not any(r.errors for r in results)
     sides = {r.name: r for r in results}
     if "portal" in sides and "bare" in sides:
@@ -344,12 +382,18 @@ def main() -> int:
     parser.add_argument("--mode", choices=("both", "portal", "bare"), default="both")
     parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
                         help="httpx (default), or raw sockets for closed-loop runs (see RawPoll)")
-    parser.add_argument("--workers", type=int, default=1, help="the portal's worker processes (serve --workers)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="the portal's worker processes (serve --workers); default: production's, one per"
+                             " CPU, with the WAHA adapter, and 1 with the simulator (it needs one)")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="portal instances on one PostgreSQL, the owners spread over them (WAHA adapter)")
     parser.add_argument("--gateway", choices=("simulator", "waha"), default="simulator",
                         help="the portal's gateway: the in-process simulator, or the WAHA adapter against a fake WAHA")
     parser.add_argument("--qr-ttl", type=float, default=None,
                         help="rotate simulated QRs every this many seconds (default: the portal's, 60 s)")
     args = parser.parse_args()
+    if args.workers is None:
+        args.workers = (os.cpu_count() or 1) if args.gateway == "waha" else 1
     random.seed(1)  # the same arrival pattern on both sides and across runs
     # Ctrl-C and SIGTERM both unwind through the `finally`s that stop the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

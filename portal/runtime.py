@@ -30,9 +30,10 @@ from portal.web.rate_limits import RateLimits
 from portal.whatsapp import EvolutionGateway, SimulatedGateway, WahaGateway, WhatsAppGateway
 from portal.whatsapp.breaker import Rules
 from portal.whatsapp.breaker_store import BreakerStore
-from portal.whatsapp.link_versions import LinkVersions
+from portal.whatsapp.link_versions import LinkVersions, QrRenewals
 from portal.whatsapp.qr_image import QrImages
 from portal.whatsapp.shared_breaker import SharedBreaker
+from portal.whatsapp.sweep import SafetySweep
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Runtime:
     verified_tokens: VerifiedTokens
     install_statuses: PartnerInstallStatuses
     admission_rules: AdmissionRules
+    qr_renewals: QrRenewals
+    sweep: SafetySweep | None = None  # with the gateway's events on: the safety net's sweep
 
     def pool_sample(self) -> PoolSample:
         return PoolGauge.sample(self.pool)
@@ -168,6 +171,20 @@ async def _listening(dsn: str) -> AsyncIterator[tuple[Notifications, LinkVersion
 
 
 @contextlib.asynccontextmanager
+async def _sweeping(runtime: Runtime, dsn: str) -> AsyncIterator[None]:
+    """With the gateway's events on, this instance takes its turn at the safety sweep."""
+    if not runtime.settings.gateway_events:
+        yield
+        return
+    runtime.sweep = SafetySweep(runtime, dsn, interval_s=runtime.settings.link_recheck_s)
+    await runtime.sweep.start()
+    try:
+        yield
+    finally:
+        await runtime.sweep.stop()
+
+
+@contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, templates: Jinja2Templates,
                        market: SandboxMarketplace | None) -> AsyncIterator[Runtime]:
     from portal import __version__
@@ -183,15 +200,22 @@ async def open_runtime(settings: Settings, templates: Jinja2Templates,
         rate_limits = build_rate_limits(settings, pool)
         try:
             async with _shared_breaker(build_breaker(settings, metrics, pool), notifications) as breaker:
-                yield Runtime(settings=settings, pool=pool, templates=templates, partner=partner,
-                              gateway=gateway, breaker=breaker, market=market,
-                              activation_slots=asyncio.Semaphore(settings.activation_concurrency),
-                              rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
-                              qr_images=QrImages(), notifications=notifications, link_versions=versions,
-                              verified_tokens=VerifiedTokens(settings.jwt_secret),
-                              install_statuses=PartnerInstallStatuses(partner),
-                              admission_rules=AdmissionRules(application_id=settings.app_id,
-                                                             require_pending=settings.landing_require_pending))
+                runtime = Runtime(
+                    settings=settings, pool=pool, templates=templates, partner=partner, gateway=gateway,
+                    breaker=breaker, market=market,
+                    activation_slots=asyncio.Semaphore(settings.activation_concurrency),
+                    rate_limits=rate_limits, metrics=metrics, pool_health=pool_health,
+                    qr_images=QrImages(), notifications=notifications, link_versions=versions,
+                    verified_tokens=VerifiedTokens(settings.jwt_secret),
+                    install_statuses=PartnerInstallStatuses(partner),
+                    admission_rules=AdmissionRules(application_id=settings.app_id,
+                                                   require_pending=settings.landing_require_pending),
+                    qr_renewals=QrRenewals())
+                try:
+                    async with _sweeping(runtime, database.dsn):
+                        yield runtime
+                finally:
+                    await runtime.qr_renewals.aclose()
         finally:
             await partner.aclose()
             await gateway.aclose()

@@ -11,6 +11,8 @@ from __future__ import annotations
 # 0x53414C = "SAL": this portal's prefix; the low digit names the purpose.
 MIGRATIONS_LOCK = (0x53414C0, 0)
 ACTIVATION_NAMESPACE = 0x53414C1
+# The gateway safety sweep: one holder per deployment (whatsapp/sweep.py).
+SWEEP_LOCK = (0x53414C2, 0)
 
 
 def activation_lock(yclients_salon_id: int) -> tuple[int, int]:

@@ -150,6 +150,12 @@ class WhatsAppGateway(Protocol):
         """
         ...
 
+    async def list_states(self) -> dict[str, LinkState]:
+        """Every session the gateway has, by name, in ONE call: its status, and the phone where
+        the list says it (never a QR). The safety sweep reads it for all salons at once and
+        confirms only the sessions whose status differs from the stored one, each by `refresh`."""
+        ...
+
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         """A code like "ABCD-EFGH" to type on the phone; only while awaiting a scan."""
         ...

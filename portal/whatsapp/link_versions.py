@@ -13,9 +13,11 @@ the database again).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,8 @@ from portal.salons.ids import SalonPk, YclientsSalonId
 
 if TYPE_CHECKING:
     from portal.whatsapp.linking import Poll
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,48 @@ class LinkVersions:
         self._polls.move_to_end(yclients_salon_id)
         if len(self._polls) > self._capacity:
             self._polls.popitem(last=False)
+
+
+class QrRenewals:
+    """New QRs for owners looking at one about to expire, fetched off the poll's path: the poll
+    answers at once with the QR it has (still live for the margin) and this instance fetches
+    the next in the background, at most once per `every_s` per salon, one at a time per salon,
+    `parallel` at a time in all. Kept in memory per instance, not claimed in the row: another
+    instance whose owners look at the same QR may fetch it too, which costs one read."""
+
+    def __init__(self, *, every_s: float = 1.0, parallel: int = 8, capacity: int = 20_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._capacity = capacity
+        self._clock = clock
+        self._last: OrderedDict[SalonPk, float] = OrderedDict()
+        self._running: dict[SalonPk, asyncio.Task[None]] = {}
+        self._gate = asyncio.Semaphore(parallel)
+
+    def renew(self, salon_pk: SalonPk, fetch: Callable[[], Awaitable[object]]) -> bool:
+        """Start `fetch` in the background unless one runs or ran within `every_s` for this salon."""
+        now = self._clock()
+        last = self._last.get(salon_pk)
+        if salon_pk in self._running or (last is not None and now - last < self._every_s):
+            return False
+        self._last[salon_pk] = now
+        self._last.move_to_end(salon_pk)
+        if len(self._last) > self._capacity:
+            self._last.popitem(last=False)
+        task = asyncio.create_task(self._fetch(fetch), name="qr-renewal")
+        self._running[salon_pk] = task
+        task.add_done_callback(lambda _: self._running.pop(salon_pk, None))
+        return True
+
+    async def _fetch(self, fetch: Callable[[], Awaitable[object]]) -> None:
+        async with self._gate:
+            try:
+                await fetch()
+            except Exception:  # a background task has nobody to raise to: say so, keep serving
+                log.exception("QR renewal failed")
+
+    async def aclose(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,8 +3,8 @@ connected. The one place that combines the gateway, the breaker and the link row
 
 - `start` goes through the circuit breaker ("start the session and wait for its first QR")
   unless a live QR is already known (the fast path: no gateway call at all).
-- `current` answers polls from the database and asks the gateway at most once per refresh
-  interval per salon, however many tabs and instances poll.
+- `current` answers polls from the database; with the gateway's events on it never waits for
+  the gateway (the events and the safety sweep, `sweep.py`, do that; QRs renew in the background).
 - `confirm_passkey` is the owner's "the codes match" in the passkey step.
 - `disconnect` is the owner's own "unlink this number" (the relink starts with it).
 
@@ -170,31 +170,40 @@ SETTLED_RECHECK_S = 60.0
 
 
 async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll | None:
-    """The poll. Unchanged and not due: from this instance's memory, no database round trip.
-    Else the stored state, refreshed from the gateway when due (once per `link_recheck_s`
-    per salon across all tabs and instances). None: no salon."""
+    """The poll: from this instance's memory while unchanged and not due, else the stored state.
+    With events on it never waits for the gateway (events and the sweep keep the row current; a
+    QR about to expire is renewed in the background); without, it refreshes when due. None: no salon."""
     cached = runtime.link_versions.fresh(yclients_salon_id)
     if cached is not None:
         return cached
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        read = await links.read_for_poll(conn, yclients_salon_id, settings.link_recheck_s,
-                                         connected_recheck_s(settings))
+        read = (await links.read_for_owner(conn, yclients_salon_id) if settings.gateway_events else
+                await links.read_for_poll(conn, yclients_salon_id, settings.link_recheck_s,
+                                          connected_recheck_s(settings)))
     if read is None:
         return None
     link = read.link
-    if link is not None and read.claimed and runtime.breaker.state == "closed":
-        link = await _refresh(runtime, read.salon_pk, link)
+    if link is not None and runtime.breaker.state == "closed":
+        if read.claimed:
+            link = await _refresh(runtime, read.salon_pk, link)
+        elif settings.gateway_events and _qr_expiring(link):  # fetched in the background
+            runtime.qr_renewals.renew(read.salon_pk, lambda: _refresh(runtime, read.salon_pk, link))
     poll = Poll(LinkView.of(link), read.integration_status, read.owner_user_id)
     runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
                                    _recheck_in(settings.link_recheck_s, poll.view, connected_recheck_s(settings)))
     return poll
 
 
+def _qr_expiring(link: Link) -> bool:
+    """A shown QR close to its end: the owner looking at it needs the next one soon."""
+    left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
+    return link.status is LinkStatus.AWAITING_SCAN and left is not None and left <= links.QR_REFRESH_MARGIN_S
+
+
 def connected_recheck_s(settings: Settings) -> float:
-    """How often a connected link is read from the gateway while its page is open (the phone
-    may unlink the device): never more often than waiting links, and with WAHA's events on
-    (which report a logout themselves) at the safety poll's pace."""
+    """How often a connected link's page looks again (without events: at the gateway, as the
+    phone may unlink the device), never more often than waiting links'."""
     return max(settings.link_recheck_s, settings.whatsapp_safety_poll_s)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, geocoder
+from babel import Locale, UnknownLocaleError
+from phonenumbers import NumberParseException, PhoneNumberFormat
 
 MAX_TYPED = 32
 
@@ -75,8 +76,16 @@ def mask_phone(digits: str | None) -> str | None:
 
 
 def country_name(digits: str, language: str) -> str:
-    """The country of an international number, in `language` ("Беларусь"); "" if unknown."""
+    """The country of an international number, in `language` ("Беларусь"); "" if unknown or
+    shared (a code of several countries where the number fits more than one). The name is the
+    CLDR's, through babel: phonenumbers' own geocoder loads ~100 MB of per-prefix place names
+    into every worker to answer this."""
     try:
-        return str(geocoder.country_name_for_number(phonenumbers.parse("+" + digits, None), language))
-    except NumberParseException:
+        number = phonenumbers.parse("+" + digits, None)
+        names = Locale.parse(language).territories
+    except (NumberParseException, ValueError, UnknownLocaleError):
         return ""
+    regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
+    fits = [r for r in regions if phonenumbers.is_valid_number_for_region(number, r)]
+    region = regions[0] if len(regions) == 1 else fits[0] if len(fits) == 1 else None
+    return str(names.get(region, "")) if region else ""

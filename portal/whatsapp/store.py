@@ -1,8 +1,9 @@
 """WhatsApp link rows (`whatsapp_links`): one per salon, SQL by hand.
 
-The link state lives in PostgreSQL so any instance answers any poll. `read_for_poll` is the
-hot path: one round trip that reads the state and, at most once per refresh interval per
-salon (whatever the number of tabs and instances), claims the right to ask the gateway.
+The link state lives in PostgreSQL so any instance answers any poll. The hot path is one
+round trip: `read_for_owner` with the gateway's events on (a read; the safety sweep asks the
+gateway, `watched_links` and the sweep lock here), `read_for_poll` without them (it also
+claims, at most once per refresh interval per salon, the right to ask the gateway).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import asyncpg
 
 from portal.platform.database import Connection
+from portal.platform.locks import SWEEP_LOCK
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.whatsapp.link import LinkState, LinkStatus, session_name
 
@@ -100,6 +102,49 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
     return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, row["claimed"], row["owner_user_id"])
+
+
+# The poll with the gateway's events on: a read, nothing claimed (the sweep looks at the gateway).
+_READ = f"""
+SELECT s.id AS salon_pk, s.integration_status, s.owner_user_id, {_LINK_COLUMNS}, false AS claimed
+FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id WHERE s.yclients_salon_id = $1
+"""
+
+
+async def read_for_owner(conn: Connection, yclients_salon_id: YclientsSalonId) -> PollRead | None:
+    """The salon and its link as stored, claiming nothing; None when there is no such salon."""
+    row = await conn.fetchrow(_READ, yclients_salon_id)
+    if row is None:
+        return None
+    link = Link.from_row(row) if row["session_name"] is not None else None
+    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, False, row["owner_user_id"])
+
+
+async def watched_links(conn: Connection) -> list[Link]:
+    """The links the safety sweep compares with the gateway's list: every waiting one, and every
+    connected one of a salon that still has the app (the phone may unlink the device)."""
+    rows = await conn.fetch(
+        f"""SELECT {_LINK_COLUMNS} FROM whatsapp_links l JOIN salons s ON s.id = l.salon_id
+            WHERE l.status = ANY($1::text[])
+               OR l.status = 'connected' AND s.integration_status <> 'uninstalled'""",
+        [s.value for s in WAITING])
+    return [Link.from_row(row) for row in rows]
+
+
+async def try_hold_sweep(conn: Connection) -> bool:
+    """Take the deployment's sweep lock for this session if nobody holds it (it is released
+    when the session ends: an instance that stops or dies hands it over)."""
+    held: bool = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *SWEEP_LOCK)
+    return held
+
+
+async def still_holds_sweep(conn: Connection) -> bool:
+    """Whether this session holds the sweep lock (a round trip on the lock's own connection,
+    so a session the server ended is noticed before the next sweep, not after)."""
+    held: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND pid = pg_backend_pid() AND classid = $1 AND objid = $2)", *SWEEP_LOCK)
+    return held
 
 
 _LINK = f"SELECT {_LINK_COLUMNS} FROM whatsapp_links l WHERE l.salon_id = $1"

@@ -118,3 +118,15 @@ def test_webhooks_need_the_token_and_never_log_the_envelopes_apikey(caplog):
     no_token = EvolutionGateway("http://evolution.test", KEY, webhook_url=HOOK)
     with pytest.raises(InvalidWebhook):  # production never runs so (settings refuse it)
         no_token.parse_webhook(body, {})
+
+
+async def test_every_instance_is_listed_in_one_call(gateway, fake):
+    _, state = fake
+    await gateway.start_session("salon-5", metadata={})
+    await gateway.start_session("salon-6", metadata={})
+    state.scan("salon-6", "79160000006")
+    state.requests.clear()
+    assert await gateway.list_states() == {
+        "salon-5": LinkState(LinkStatus.AWAITING_SCAN),
+        "salon-6": LinkState(LinkStatus.CONNECTED, phone="79160000006")}
+    assert state.paths() == ["GET /instance/fetchInstances"]

@@ -321,3 +321,12 @@ async def test_a_connected_session_sends_texts_the_phone_can_read(sim, clock):
     sim.set_fault("down")
     with pytest.raises(GatewayUnavailable):
         await sim.send_text(SALON, PHONE, "third")
+
+
+async def test_every_session_is_listed_without_its_qr(sim, clock):
+    await awaiting_scan(sim, clock)
+    await awaiting_scan(sim, clock, name="salon-2")
+    sim.scan("salon-2", PHONE)
+    clock.advance(5)
+    assert await sim.list_states() == {SALON: LinkState(LinkStatus.AWAITING_SCAN),
+                                       "salon-2": LinkState(LinkStatus.CONNECTED, phone=PHONE)}

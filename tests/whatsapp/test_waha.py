@@ -445,3 +445,15 @@ async def test_send_text_refuses_a_formatted_phone_before_calling_waha(gateway, 
     with pytest.raises(ValueError):
         await gateway.send_text(SALON, "+7 916 123-45-67", "hello")
     assert state.requests == []
+
+
+async def test_every_session_is_listed_in_one_call_stopped_ones_too(gateway, state):
+    state.add_session("salon-1", "SCAN_QR_CODE")
+    state.add_session("salon-2", "WORKING")
+    state.set_me("salon-2", PHONE)
+    state.add_session("salon-3", "STOPPED")
+    state.requests.clear()
+    assert await gateway.list_states() == {
+        "salon-1": LinkState(LinkStatus.AWAITING_SCAN), "salon-2": LinkState(LinkStatus.CONNECTED, phone=PHONE),
+        "salon-3": LinkState(LinkStatus.IDLE)}
+    assert state.requests == [("GET", "/api/sessions", None)]  # ?all=true: the stopped one is there

@@ -11,6 +11,9 @@ and `src/api/controllers/instance.controller.ts` (the calls and their answers),
     GET    /instance/connect/{n}?number= starts a closed instance; answers its QR object
                                          {pairingCode, code, base64, count} (code: the QR text)
     GET    /instance/fetchInstances?instanceName=  [{ownerJid, …}]: the linked number
+    GET    /instance/fetchInstances      every instance: [{name, connectionStatus, ownerJid, …}]
+                                         (`monitor.service.ts` `instanceInfo`: the Instance rows
+                                         of `prisma/postgresql-schema.prisma`), the safety sweep's list
     POST   /instance/restart/{n}, DELETE /instance/logout/{n}, DELETE /instance/delete/{n}
     POST   /message/sendText/{n}         {number, text} → 201
 
@@ -139,6 +142,21 @@ class EvolutionGateway:
             code = _qr_code(answer)
             return LinkState(LinkStatus.AWAITING_SCAN, qr=code) if code else LinkState(LinkStatus.STARTING)
         return LinkState(LinkStatus.EXPIRED)
+
+    async def list_states(self) -> dict[str, LinkState]:
+        answer = await self._call("GET", "/instance/fetchInstances", "list instances")
+        if not isinstance(answer, list):
+            raise GatewayError("list instances: response is not a JSON array")
+        states: dict[str, LinkState] = {}
+        for row in answer:
+            if isinstance(row, Mapping) and isinstance(row.get("name"), str):
+                state = row.get("connectionStatus")
+                if state == "open":
+                    states[row["name"]] = LinkState(LinkStatus.CONNECTED, phone=phone_from_jid(row.get("ownerJid")))
+                else:  # the list holds no QR: "connecting" is a scan awaited, as far as it says
+                    states[row["name"]] = LinkState(LinkStatus.AWAITING_SCAN if state == "connecting"
+                                                    else LinkStatus.EXPIRED)
+        return states
 
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)

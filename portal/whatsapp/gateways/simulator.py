@@ -154,6 +154,11 @@ class SimulatedGateway:
         # In-process: one "call" either way; the QR comes along, as it costs nothing here.
         return await self.get_state(name)
 
+    async def list_states(self) -> dict[str, LinkState]:
+        await self._gateway_call()
+        return {name: LinkState(state.status, phone=state.phone)
+                for name, state in ((n, self._state(s)) for n, s in self._sessions.items())}
+
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)
         await self._gateway_call()

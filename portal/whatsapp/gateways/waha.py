@@ -5,6 +5,7 @@ of WAHA session statuses onto the neutral `LinkStatus`, the translation of HTTP
 failures into `GatewayError` subclasses, and the verification of WAHA's signed
 `session.status` webhooks.
 
+The safety sweep's list: `GET /api/sessions?all=true`, the SessionInfo of every session.
 Status mapping (WAHA → neutral):
     STOPPED                       → idle
     STARTING, no `me` yet         → starting
@@ -192,6 +193,13 @@ class WahaGateway:
                 # scanned). Report where it is now rather than a QR that no longer exists.
                 return self._state_from(await self._session_info(name))
         return state
+
+    async def list_states(self) -> dict[str, LinkState]:
+        # `all=true`: STOPPED sessions too (without it WAHA lists only running ones).
+        answer = await self._call("GET", "/api/sessions", "list sessions", params={"all": "true"})
+        if not isinstance(answer, list):
+            raise GatewayError("list sessions: response is not a JSON array")
+        return {row["name"]: self._state_from(row) for row in answer if isinstance(row, Mapping) and "name" in row}
 
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)

@@ -195,6 +195,11 @@ def create_fake_waha(api_key: str, *, clock: Callable[[], float] = time.monotoni
         session = state.add_session(name, status, **(body.get("config") or {}))
         return JSONResponse(session.info(), status_code=201)
 
+    async def list_sessions(request: Request) -> Response:
+        # waha-docs how-to/sessions "List sessions": running ones only, every one with `all=true`.
+        every = request.query_params.get("all") == "true"
+        return JSONResponse([s.info() for s in state.sessions.values() if every or s.status != "STOPPED"])
+
     async def get(request: Request) -> Response:
         session = session_or_404(request)
         return session if isinstance(session, Response) else JSONResponse(session.info())
@@ -301,6 +306,7 @@ def create_fake_waha(api_key: str, *, clock: Callable[[], float] = time.monotoni
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=controls)],
         routes=[
             Route("/api/sessions", create, methods=["POST"]),
+            Route("/api/sessions", list_sessions, methods=["GET"]),
             Route("/api/sessions/{name}", get, methods=["GET"]),
             Route("/api/sessions/{name}", delete, methods=["DELETE"]),
             Route("/api/sessions/{name}/{action}", action, methods=["POST"]),
