@@ -124,10 +124,6 @@ def test_activation_error_and_done(live_portal, browser, locale, lang):
     owner.goto(f"{base}/sandbox/")
     owner.get_by_test_id("install-500003").click()
     expect(owner.get_by_test_id("qr")).to_be_visible()
-    failing = context.new_page()  # YClients fails from now on
-    failing.goto(f"{base}/sandbox/")
-    failing.get_by_test_id("partner-fail").click()
-    failing.close()
     scan(context, base, 500003)
     # YClients fails from now on (before the landing, it would refuse the landing itself).
     control = context.new_page()
