@@ -13,6 +13,7 @@ import asyncpg
 
 from portal.platform.database import Connection
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Salon:
     pk: SalonPk  # the `id` column: see _COLUMNS
     yclients_salon_id: YclientsSalonId
     name: str | None
-    integration_status: str
+    integration_status: IntegrationStatus
     install_generation: int
     landed_at: datetime
     activated_at: datetime | None
@@ -35,7 +36,9 @@ class Salon:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Salon:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+        values = {f: row[f] for f in cls.__dataclass_fields__}
+        values["integration_status"] = IntegrationStatus(values["integration_status"])
+        return cls(**values)
 
 
 # The table keeps its `id` column; the field is `pk` so Python never says a bare "id" for a

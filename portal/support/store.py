@@ -17,11 +17,12 @@ import asyncpg
 from portal.platform.database import Connection, Pool
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
 from portal.web.request_input import parse_id, storable_text
 from portal.whatsapp.link import LinkStatus
 from portal.whatsapp.phones import mask_phone
 
-STATUSES = ("pending_whatsapp", "activating", "active", "activation_failed", "frozen", "uninstalled")
+STATUSES = tuple(s.value for s in IntegrationStatus)
 LINK_STATUSES = tuple(s.value for s in LinkStatus)
 PAGE_SIZE = 25
 STUCK_AFTER = "10 minutes"
