@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,6 +30,7 @@ from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
+from portal.platform.resources import resource_path
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
 from portal.salon_pages import onboarding, salon
@@ -48,7 +48,7 @@ from portal.yclients_webhooks import page as yclients_webhook
 from portal.yclients_webhooks import worker as webhook_worker
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = resource_path("static")
 SESSION_COOKIE = "portal_session"
 
 

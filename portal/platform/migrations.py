@@ -14,10 +14,11 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from portal.platform.locks import MIGRATIONS_LOCK
+from portal.platform.resources import resource_path
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = resource_path("migrations")
 
 
 def migration_files(folder: Path = MIGRATIONS_DIR) -> list[Path]:

@@ -21,11 +21,13 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from starlette.requests import Request
 
+from portal.platform.resources import resource_path
+
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "ru"
 LANG_COOKIE = "lang"
 
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LOCALE_DIR = resource_path("locale")
 DOMAIN = "messages"
 
 

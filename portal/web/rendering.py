@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from portal.platform.resources import resource_path
 from portal.web.htmx import is_htmx, target_id
 from portal.web.i18n import DEFAULT_LANGUAGE, labeler, pick_language, translations, translator
 
@@ -24,7 +24,7 @@ from portal.web.i18n import DEFAULT_LANGUAGE, labeler, pick_language, translatio
 # fragment's context and status). Pages that compose fragments hand it to their handlers.
 WholePage = Callable[[Request, dict[str, Any], int], Awaitable[Response]]
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+TEMPLATES_DIR = resource_path("templates")
 
 
 STAFF_PATHS = "/admin"
