@@ -237,8 +237,26 @@ def test_dockerfile_runs_unprivileged_with_a_livez_health_check_and_no_secret():
             for secret in SECRETS:
                 assert not re.search(rf"(^|\s){secret}(=|\s|$)", value), f"{name} {value}"
     assert ("ENTRYPOINT", '["python", "-m", "portal"]') in final
+
+
+def test_dockerfile_installs_the_portal_from_its_wheel():
+    """The build stage makes the portal's wheel and installs it into the virtualenv; the
+    runtime stage takes that virtualenv and nothing of the repository."""
+    instructions = dockerfile_instructions()
+    starts = [i for i, (name, _) in enumerate(instructions) if name == "FROM"]
+    build, final = instructions[starts[-2]:starts[-1]], instructions[starts[-1]:]
+    runs = [value for name, value in build if name == "RUN"]
+    assert any(re.search(r"pip wheel --no-deps --wheel-dir (\S+) \.(\s|$)", run) for run in runs), runs
+    assert any(re.search(r"pip install --no-index --no-deps \S+/salon_portal-\*\.whl", run) for run in runs), runs
+    # The wheel is built after the whole package and the folders it carries are in the stage.
+    wheel_at = next(i for i, (name, value) in enumerate(build) if name == "RUN" and "--no-deps --wheel-dir" in value)
     for folder in ("portal", "templates", "static", "migrations"):
-        assert any(name == "COPY" and value.split()[-2] == folder for name, value in final), folder
+        assert any(name == "COPY" and value.split()[-2] == folder for name, value in build[:wheel_at]), folder
+    copies = [value for name, value in final if name == "COPY"]
+    assert copies and all(value.startswith("--from=") for value in copies), copies
+    assert any(value.split()[-2:] == ["/opt/venv", "/opt/venv"] for value in copies), copies
+    # Nothing points the interpreter at a source tree.
+    assert not any(name == "ENV" and "PYTHONPATH" in value for name, value in instructions)
 
 
 # --- compose.yaml -----------------------------------------------------------------------
