@@ -10,7 +10,6 @@ template, static file, migration and catalogue).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,15 +17,14 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.portal_process import portal_process
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +45,10 @@ class Installed:
         return self.venv / "bin" / "portal"
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    """What an operator's shell has, and nothing that points at the repository: no
-    PYTHONPATH, no DATABASE_URL (demo mode starts its own embedded PostgreSQL)."""
-    keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    return {**keep, **extra}
+def _clean_env() -> dict[str, str]:
+    """What an operator's shell has, and nothing that points at the repository (no
+    PYTHONPATH); as tests/support/portal_process.py gives the installed portal."""
+    return {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
 
 
 @pytest.fixture(scope="module")
@@ -91,60 +88,22 @@ def _migration_names() -> list[str]:
     return sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
 
 
-@contextlib.contextmanager
-def _serving(installed: Installed, workdir: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / "portal.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(installed.portal), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-            env=_clean_env(LOG_FORMAT="json", LOG_LEVEL="INFO", PORTAL_BASE_URL=url, PYTHONUNBUFFERED="1"))
-    try:
-        _wait_until_ready(url, process, log_path)
-        yield url, process, log_path
-    finally:
-        # SIGTERM, so the portal stops its embedded PostgreSQL on the way out.
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    # /readyz answers 200 once the database is up and migrated (the lifespan has run).
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the installed portal exited on start-up:\n{log_path.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"the installed portal never became ready:\n{log_path.read_text()[-3000:]}")
-
-
-def _log_lines(log_path: Path) -> list[dict]:
-    lines = []
-    for raw in log_path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            lines.append(json.loads(raw))
-    return lines
-
-
 def test_the_installed_portal_serves_demo_mode(installed, tmp_path):
     workdir = tmp_path / "run"
-    workdir.mkdir()
     assert not workdir.is_relative_to(ROOT)
-    with _serving(installed, workdir) as (url, _process, log_path), httpx.Client(base_url=url, timeout=15) as http:
+    port = free_port()
+    # No DATABASE_URL: demo mode starts its own embedded PostgreSQL (initdb on first start,
+    # hence the longer wait), and stops it on SIGTERM.
+    with portal_process({"PORTAL_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}, port, workdir,
+                        startup_timeout_s=120, program=(str(installed.portal),), stop=signal.SIGTERM) as running, \
+            httpx.Client(base_url=running.url, timeout=15) as http:
         # The database was migrated: every migration of the repository, applied at start-up.
-        applied = sorted(line["version"] for line in _log_lines(log_path) if line.get("msg") == "migration applied")
+        applied = sorted(line["version"] for line in running.log_lines() if line.get("msg") == "migration applied")
         assert applied == _migration_names()
-        assert (workdir / ".portal").is_dir()  # the embedded database lives in the working directory
+        (started,) = [line for line in running.log_lines() if line.get("msg") == "embedded PostgreSQL running"]
+        postmaster = Path(started["folder"]) / "postmaster.pid"
+        assert postmaster.is_file()
+        assert http.get("/readyz").status_code == 200
 
         sandbox = http.get("/sandbox/")
         assert sandbox.status_code == 200 and f'data-salon-id="{DEMO_SALON}"' in sandbox.text
@@ -164,6 +123,11 @@ def test_the_installed_portal_serves_demo_mode(installed, tmp_path):
             assert served.headers["content-type"].startswith(content_type), served.headers["content-type"]
             copy = next(site.glob(f"python*/site-packages/portal/_resources{path}"))
             assert served.content == copy.read_bytes()
+    # SIGTERM: the portal shut down cleanly (uvicorn exits by the signal it was sent, after
+    # the lifespan's shutdown), and stopped its embedded PostgreSQL on the way out.
+    log = running.log_path.read_text()
+    assert running.process.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in log, log[-3000:]
+    assert not postmaster.exists()
 
 
 def test_the_sdist_builds_a_wheel_with_every_resource(tmp_path):

@@ -56,21 +56,30 @@ class PortalProcess:
         raise TimeoutError("the portal still accepts connections")
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
+FROM_SOURCE = (sys.executable, "-m", "portal")
+
+
+def _env(extra: dict[str, str], program: tuple[str, ...] = FROM_SOURCE) -> dict[str, str]:
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    return {**keep, "PYTHONPATH": str(ROOT), "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", **extra}
+    # The repository on the path only for the portal run from its source tree: an installed
+    # one must find everything in its own virtualenv.
+    source = {"PYTHONPATH": str(ROOT)} if program == FROM_SOURCE else {}
+    return {**keep, **source, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", **extra}
 
 
 @contextlib.contextmanager
 def portal_process(env: dict[str, str], port: int, workdir: Path, name: str = "portal",
-                   startup_timeout_s: float = 30.0, args: tuple[str, ...] = ()) -> Iterator[PortalProcess]:
-    """Start a portal on 127.0.0.1:`port`; yields once /livez answers; killed at the end
-    if still running."""
+                   startup_timeout_s: float = 30.0, args: tuple[str, ...] = (),
+                   program: tuple[str, ...] = FROM_SOURCE, stop: signal.Signals = signal.SIGKILL,
+                   ) -> Iterator[PortalProcess]:
+    """Start a portal on 127.0.0.1:`port`; yields once /livez answers (uvicorn listens only
+    after start-up: database connected, migrations applied); stopped with `stop` at the end
+    if still running (SIGTERM lets a portal stop the embedded PostgreSQL it started)."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "portal", "serve", "--host", "127.0.0.1",
-                                    "--port", str(port), *args], env=_env(env), cwd=workdir,
+        process = subprocess.Popen([*program, "serve", "--host", "127.0.0.1",
+                                    "--port", str(port), *args], env=_env(env, program), cwd=workdir,
                                    stdout=log, stderr=subprocess.STDOUT)
     running = PortalProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
@@ -78,8 +87,12 @@ def portal_process(env: dict[str, str], port: int, workdir: Path, name: str = "p
         yield running
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
+            process.send_signal(stop)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def _wait_for_livez(running: PortalProcess, timeout_s: float) -> None:
