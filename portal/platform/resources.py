@@ -3,8 +3,8 @@ the message catalogues, in the source tree and in an installed wheel alike.
 
 The repository keeps the layout the product was specified with: `templates/`, `static/` and
 `migrations/` beside the `portal/` package, the catalogues in `portal/locale/`. A wheel has no
-"beside": the build (pyproject.toml, hatchling's force-include) copies the three folders into
-the package as `portal/_resources/<name>`. This module is the one place that knows both
+"beside": the build (pyproject.toml: hatchling, its `sources` path rewrite) puts the three
+folders into the package as `portal/_resources/<name>`. This module is the one place that knows both
 layouts; every lookup asks `resource_path(name)`.
 
 Real directories, not `importlib.resources` traversables: Jinja2's loader, Starlette's
