@@ -66,6 +66,8 @@ def installed(tmp_path_factory) -> Installed:
 
 
 def test_the_installed_package_reads_its_files_from_the_virtualenv(installed, tmp_path):
+    # The interpreter and environment the served portal below gets: what it imports and
+    # reads is the installed copy, not the repository.
     probe = ("import json, portal\n"
              "from portal.platform.resources import resource_path\n"
              "names = ('templates', 'static', 'migrations', 'locale')\n"
@@ -131,8 +133,8 @@ def test_the_installed_portal_serves_demo_mode(installed, tmp_path):
 
 
 def test_the_sdist_builds_a_wheel_with_every_resource(tmp_path):
-    """hatchling's own PEP 517 hooks, in-process: the sdist from the repository, then the
-    wheel from the unpacked sdist alone."""
+    """hatchling's own PEP 517 hooks, called directly (no download, no isolation): the sdist
+    from the repository, then the wheel from the unpacked sdist alone."""
     def build(kind: str, source: Path, out: Path) -> Path:
         out.mkdir()
         done = subprocess.run([sys.executable, "-c", f"from hatchling.build import build_{kind}; "
