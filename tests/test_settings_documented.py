@@ -4,17 +4,14 @@ comment) and in docs/deploy.md's table."""
 import re
 from pathlib import Path
 
+from portal.platform.setting_values import declared
+from portal.platform.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
-READ = re.compile(r'\(\s*config\s*,\s*"([A-Z][A-Z0-9_]+)"|\bconfig\(\s*"([A-Z][A-Z0-9_]+)"')
 
 
 def settings_read() -> set[str]:
-    source = (ROOT / "portal/platform/settings.py").read_text()
-    names = {a or b for a, b in READ.findall(source)}
-    # Names read in a loop over a literal tuple (the rate limits, the demo secrets).
-    names |= set(re.findall(r'\("([A-Z][A-Z0-9_]+_RATE_LIMIT)"', source))
-    names |= set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source.split("DEMO_SECRETS = ", 1)[1].split("\n", 1)[0]))
-    return names
+    return {spec.env for _, spec in declared(Settings)}
 
 
 def test_the_settings_reader_is_found():
