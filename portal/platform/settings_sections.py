@@ -114,11 +114,12 @@ class Marketplace:
     sandbox: bool = Setting(
         "SANDBOX", FLAG, True,
         "demo mode: the sandbox stands in for YClients, secrets are generated; `true` or `false` forces it",
-        production="`false`", default_note="on exactly when no partner token is set", example="false").field()
+        production="`false`", default_note="when no partner token is set, else `false`", example="false").field()
     partner_token: str | None = Setting(
         "YCLIENTS_PARTNER_TOKEN", TEXT, None,
         "signs landings (HMAC), authenticates partner calls and YClients webhooks",
-        default_note="demo mode", required_in_production=True, generated_in_demo=True).field()
+        production="**required** (setting it turns production mode on)", required_in_production=True,
+        generated_in_demo=True).field()
     app_id: int = Setting(
         "YCLIENTS_APP_ID", INT, 1, "our application id in the marketplace", production="**set**",
         minimum=1).field()
@@ -190,7 +191,7 @@ class Activation:
 
 
 def _rate_limit(env: str, default: str, help: str) -> str:
-    declared: str = Setting(env, RATE, default, f"{help} (`N/second`, `minute`, `hour` or `day`)").field()
+    declared: str = Setting(env, RATE, default, f"{help}; a rate: `N/second`, `N/minute`, `N/hour` or `N/day`").field()
     return declared
 
 
