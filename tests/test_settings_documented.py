@@ -112,3 +112,11 @@ def test_the_deploy_guide_has_one_row_per_setting_with_its_meaning_and_default()
         assert default.startswith(f"`{shown}`" if shown else "unset"), name
         if spec.required_in_production:
             assert "**required**" in _production, name
+
+
+def test_the_deploy_env_file_names_only_settings_or_compose_variables():
+    """deploy/portal.env.example is the portal's env_file and compose's `${...}` source."""
+    compose = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "deploy/compose.yaml").read_text()))
+    lines = (ROOT / "deploy/portal.env.example").read_text().splitlines()
+    named = {m[1] for line in lines if (m := re.fullmatch(r"#?\s*([A-Z][A-Z0-9_]+)=.*", line))}
+    assert named and named - set(BY_ENV) - compose == set()
