@@ -9,6 +9,8 @@ table row) so a generator bug cannot hide a setting or a wrong default.
 import dataclasses
 import re
 import runpy
+import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,18 @@ def test_every_field_is_declared_once_but_those_fixed_in_code():
     assert len(BY_ENV) == len(SPECS)  # no environment variable declared twice
     assert [name for section in SECTIONS for name, _ in declared(section)] == [name for name, _ in SPECS]
     assert all(spec.help and not spec.help.endswith(".") for _, spec in SPECS)
+
+
+def test_every_default_has_its_fields_type():
+    """`.field()` is typed Any for the checker, so the declared default's type is checked here."""
+    hints = typing.get_type_hints(Settings)
+    for name, spec in SPECS:
+        hint = hints[name]
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        kinds = tuple(typing.get_origin(a) or a for a in allowed)
+        assert isinstance(spec.default, kinds) and not (isinstance(spec.default, bool) and bool not in kinds), name
+        if isinstance(spec.default, tuple):
+            assert all(isinstance(item, str) for item in spec.default), name
 
 
 def test_every_default_reads_back_as_itself():
