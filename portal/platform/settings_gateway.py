@@ -60,7 +60,7 @@ class Gateway:
         minimum=0.1).field()
     whatsapp_retry_s: float = Setting(
         "WHATSAPP_RETRY_S", FLOAT, 5.0,
-        "a failed WhatsApp start retries by itself: the first pause in seconds, doubling up to 60 s, six times",
+        "a failed WhatsApp start retries by itself: the first pause in seconds, doubling up to a minute, six times",
         minimum=0.5).field()
     # Gateway sessions waiting for a scan at once, beyond which owners see the busy screen.
     max_waiting_sessions: int = Setting(

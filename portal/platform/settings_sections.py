@@ -47,8 +47,8 @@ class Place:
         production="unused with `DATABASE_URL`", default_note="image: `/tmp/portal`").field()
     base_url: str = Setting(
         "PORTAL_BASE_URL", URL, "http://127.0.0.1:8000",
-        "the public URL: links, the webhook URLs given to YClients and the gateway, the `Secure` cookie flag,"
-        " the origin checked on POSTs", production="**set**, `https://…`").field()
+        "the public URL: links (the onboarding page YClients sends the owner back to), the webhook URL the"
+        " gateway is told, the `Secure` cookie flag, the origin checked on POSTs", production="**set**, `https://…`").field()
     forwarded_allow_ips: str | None = Setting(
         "FORWARDED_ALLOW_IPS", NETWORKS, None,
         "comma-separated addresses or networks of the reverse proxy whose `X-Forwarded-For`/`-Proto` are"
