@@ -95,3 +95,46 @@ def test_evolution_needs_its_url_and_in_production_its_webhook_token(tmp_path):
         load_settings(env | {"EVOLUTION_WEBHOOK_TOKEN": "short"}, env_file=None)
     s = load_settings(env | {"EVOLUTION_WEBHOOK_TOKEN": "e" * 24}, env_file=None)
     assert (s.whatsapp_gateway, s.evolution_url, s.gateway_events) == ("evolution", "http://127.0.0.1:8080", True)
+
+
+def test_a_url_loses_its_trailing_slash_once_at_load_and_demo_urls_follow_the_base_url(tmp_path):
+    demo = load_settings({"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_BASE_URL": "https://p.example/"}, env_file=None)
+    assert (demo.base_url, demo.marketplace_url, demo.yclients_api_url) == (
+        "https://p.example", "https://p.example/sandbox", "https://p.example/sandbox/api")
+    prod = load_settings({**PROD, "PORTAL_DATA_DIR": str(tmp_path)}, env_file=None)
+    assert prod.marketplace_url == "https://yclients.com"
+    given = load_settings({**PROD, "PORTAL_DATA_DIR": str(tmp_path), "YCLIENTS_MARKETPLACE_URL": "https://m.example/",
+                           "YCLIENTS_API_URL": "https://api.example/marketplace/"}, env_file=None)
+    assert (given.marketplace_url, given.yclients_api_url) == ("https://m.example", "https://api.example/marketplace")
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"ADMIN_API_KEY": "short"}, "ADMIN_API_KEY must be at least 24 characters"),
+        ({"ADMIN_PASSWORD_HASH": "plain"}, "ADMIN_PASSWORD_HASH must be made by `python -m portal hash-password` (scrypt$...)"),
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL must start with redis://, rediss:// or unix://"),
+        ({"INSTANCE_NAME": "web 1"}, "INSTANCE_NAME must be 1-32 letters, digits, '.', '_' or '-'"),
+        ({"OWNER_RATE_LIMIT": "often"}, "OWNER_RATE_LIMIT='often' is not a rate like 100/minute"),
+        ({"WAHA_WEBHOOKS": "maybe"}, "WAHA_WEBHOOKS='maybe' is not one of: on, off"),
+        ({"EMBED_IN_YCLIENTS": "yes"}, "EMBED_IN_YCLIENTS must be true or false, got 'yes'"),
+        ({"YCLIENTS_API_URL": "api.example"}, "YCLIENTS_API_URL must be an http(s) URL, got 'api.example'"),
+        ({"FORWARDED_ALLOW_IPS": "*"}, "FORWARDED_ALLOW_IPS: '*' is not an address or network"),
+        ({"ADMIN_SESSION_TTL_S": "59"}, "ADMIN_SESSION_TTL_S must be at least 60, got 59"),
+        ({"WAHA_TIMEOUT_S": "0.01"}, "WAHA_TIMEOUT_S must be at least 0.1, got 0.01"),
+    ],
+)
+def test_a_bad_value_says_which_variable_and_why(env, message, tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"PORTAL_DATA_DIR": str(tmp_path), **env}, env_file=None)
+    assert str(caught.value) == message
+
+
+def test_production_secrets_must_be_long_and_distinct(tmp_path):
+    env = {**PROD, "PORTAL_DATA_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match=r"^SESSION_SECRET must be at least 32 characters$"):
+        load_settings(env | {"SESSION_SECRET": "s" * 31}, env_file=None)
+    with pytest.raises(SettingsError, match="must all differ"):
+        load_settings(env | {"SESSION_SECRET": "j" * 32}, env_file=None)
+    demo = load_settings({"PORTAL_DATA_DIR": str(tmp_path), "JWT_SECRET": "mine"}, env_file=None)
+    assert demo.jwt_secret == "mine"  # demo mode takes a given secret as it is, generates the rest
