@@ -1,0 +1,27 @@
+"""What YClients' webhooks read of the running portal, as a Protocol the composition root's
+container fits structurally (see `platform.deps`). The worker needs only a gateway with its
+timeout and the pool (`whatsapp.deps.GatewayDeps`); the endpoint counts deliveries too.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from starlette.requests import Request
+
+from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.metrics import PortalMetrics
+from portal.whatsapp.deps import GatewayDeps
+
+
+@runtime_checkable
+class WebhookDeps(GatewayDeps, Protocol):
+    @property
+    def metrics(self) -> PortalMetrics: ...
+
+
+def webhook_deps(request: Request) -> WebhookDeps:
+    deps = lifespan_deps(request)
+    if isinstance(deps, WebhookDeps):
+        return deps
+    raise MissingDeps(WebhookDeps, deps)
