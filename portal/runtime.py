@@ -3,7 +3,8 @@
 The composition root: built in the app's lifespan and put in every request's state. No
 package below names `Runtime`: each reads it through its own typed accessor as a Protocol of
 what it uses (`platform.deps`; `web.deps.WebDeps`, `whatsapp.deps.WhatsAppDeps`, ...), which
-this container fits structurally (`_fits` has the type checker prove it). Nothing here is
+this container fits structurally (`_fits` has the type checker prove it; `Container` is
+what the accessors check per request). Nothing here is
 module-level: two apps in one process share nothing.
 """
 
@@ -24,6 +25,7 @@ from portal.onboarding.admission import AdmissionRules, InstallStatusUnknown
 from portal.onboarding.deps import OnboardingDeps
 from portal.onboarding.token import VerifiedTokens
 from portal.platform.database import Pool, open_database
+from portal.platform.deps import Container
 from portal.platform.error_reporting import init_sentry
 from portal.platform.health import HealthDeps
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
@@ -48,7 +50,7 @@ from portal.yclients_webhooks.deps import WebhookDeps
 
 
 @dataclass
-class Runtime:
+class Runtime(Container):
     settings: Settings
     pool: Pool
     templates: Jinja2Templates
@@ -76,8 +78,8 @@ class Runtime:
 
 def _fits(runtime: Runtime) -> tuple[HealthDeps, WebDeps, OnboardingDeps, WhatsAppDeps, ActivationDeps,
                                      WebhookDeps, SupportDeps, SandboxDeps]:
-    """Never called: the type checker proves here that the container is every package's deps
-    (the packages' accessors check the same with isinstance, per request)."""
+    """Never called: the type checker proves here that the container fits every package's
+    Protocol, which the packages' accessors rely on (`platform.deps`)."""
     return runtime, runtime, runtime, runtime, runtime, runtime, runtime, runtime
 
 

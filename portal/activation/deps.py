@@ -5,13 +5,13 @@ container fits structurally (see `platform.deps`): the package never names that 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 
 from portal.activation.partner import PartnerClient
 from portal.platform.database import Pool
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import container
 from portal.platform.metrics import PortalMetrics
 from portal.platform.settings import Settings
 
@@ -37,7 +37,4 @@ class ActivationDeps(PartnerDeps, Protocol):
 
 
 def activation_deps(request: Request) -> ActivationDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, ActivationDeps):
-        return deps
-    raise MissingDeps(ActivationDeps, deps)
+    return cast(ActivationDeps, container(request))  # it fits: see `platform.deps`

@@ -4,14 +4,14 @@ container fits structurally (see `platform.deps`): the package never names that 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 
 from portal.onboarding.admission import AdmissionRules, InstallStatusSource
 from portal.onboarding.token import VerifiedTokens
 from portal.platform.database import Pool
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import container
 from portal.platform.settings import Settings
 
 
@@ -30,7 +30,4 @@ class OnboardingDeps(Protocol):
 
 
 def onboarding_deps(request: Request) -> OnboardingDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, OnboardingDeps):
-        return deps
-    raise MissingDeps(OnboardingDeps, deps)
+    return cast(OnboardingDeps, container(request))  # it fits: see `platform.deps`

@@ -11,13 +11,13 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.platform.database import Pool, describe_error
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import container
 from portal.platform.metrics import PoolHealth, PoolSample, PortalMetrics
 from portal.platform.settings import Settings
 from portal.platform.store import ping
@@ -76,10 +76,7 @@ async def database_check(runtime: HealthDeps) -> DatabaseCheck:
 
 
 def health_deps(request: Request) -> HealthDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, HealthDeps):
-        return deps
-    raise MissingDeps(HealthDeps, deps)
+    return cast(HealthDeps, container(request))  # it fits: see `platform.deps`
 
 
 def _authorized(request: Request, token: str | None) -> bool:

@@ -5,11 +5,11 @@ simulator, when it is the one) and the settings.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import MissingDeps, container
 from portal.platform.settings import Settings
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.whatsapp.link import WhatsAppGateway
@@ -26,10 +26,7 @@ class SandboxDeps(Protocol):
 
 
 def sandbox_deps(request: Request) -> SandboxDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, SandboxDeps):
-        return deps
-    raise MissingDeps(SandboxDeps, deps)
+    return cast(SandboxDeps, container(request))  # it fits: see `platform.deps`
 
 
 def market_of(request: Request) -> SandboxMarketplace:

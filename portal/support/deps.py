@@ -9,12 +9,12 @@ from the guard to the page; it is set and read here only.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 
 from portal.activation.partner import PartnerClient
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import MissingDeps, container
 from portal.platform.metrics import PoolSample
 from portal.web.rate_limits import RateLimits
 from portal.whatsapp.deps import GatewayDeps
@@ -36,10 +36,7 @@ class SupportDeps(ActionDeps, Protocol):
 
 
 def support_deps(request: Request) -> SupportDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, SupportDeps):
-        return deps
-    raise MissingDeps(SupportDeps, deps)
+    return cast(SupportDeps, container(request))  # it fits: see `platform.deps`
 
 
 def remember_staff(request: Request, user: str) -> None:

@@ -6,12 +6,12 @@ root, so they name only this Protocol; the root's container fits it (see `platfo
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import container, container_if_any
 from portal.platform.metrics import PortalMetrics
 from portal.platform.settings import Settings
 from portal.web.rate_limits import RateLimits
@@ -31,12 +31,9 @@ class WebDeps(Protocol):
 
 def web_deps_if_any(request: Request) -> WebDeps | None:
     """None outside the app's lifespan (a page rendered without one falls back to defaults)."""
-    deps = lifespan_deps(request)
-    return deps if isinstance(deps, WebDeps) else None
+    deps = container_if_any(request)
+    return cast(WebDeps, deps) if deps is not None else None
 
 
 def web_deps(request: Request) -> WebDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, WebDeps):
-        return deps
-    raise MissingDeps(WebDeps, deps)
+    return cast(WebDeps, container(request))  # it fits: see `platform.deps`

@@ -8,12 +8,12 @@ gateway's events and the safety sweep use.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 
 from portal.platform.database import Pool
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import container
 from portal.platform.metrics import PortalMetrics
 from portal.platform.settings import Settings
 from portal.whatsapp.link import WhatsAppGateway
@@ -46,7 +46,4 @@ class WhatsAppDeps(GatewayDeps, Protocol):
 
 
 def whatsapp_deps(request: Request) -> WhatsAppDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, WhatsAppDeps):
-        return deps
-    raise MissingDeps(WhatsAppDeps, deps)
+    return cast(WhatsAppDeps, container(request))  # it fits: see `platform.deps`

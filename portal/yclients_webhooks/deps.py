@@ -5,11 +5,11 @@ timeout and the pool (`whatsapp.deps.GatewayDeps`); the endpoint counts deliveri
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 
-from portal.platform.deps import MissingDeps, lifespan_deps
+from portal.platform.deps import container
 from portal.platform.metrics import PortalMetrics
 from portal.whatsapp.deps import GatewayDeps
 
@@ -21,7 +21,4 @@ class WebhookDeps(GatewayDeps, Protocol):
 
 
 def webhook_deps(request: Request) -> WebhookDeps:
-    deps = lifespan_deps(request)
-    if isinstance(deps, WebhookDeps):
-        return deps
-    raise MissingDeps(WebhookDeps, deps)
+    return cast(WebhookDeps, container(request))  # it fits: see `platform.deps`
