@@ -1,8 +1,8 @@
 """The application factory: `create_app(settings)` builds one complete portal.
 
 Routes are listed here, in one place, so a reader sees the whole surface. Everything with
-a lifetime (pool, clients, breaker, gateway) is opened in the lifespan and reaches handlers
-as `request.state.runtime`.
+a lifetime (pool, clients, breaker, gateway) is opened in the lifespan (`runtime.Runtime`)
+and reaches handlers through their package's typed accessor (`platform.deps`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from portal.activation import recovery as activation_recovery
 from portal.onboarding import landing_page as landing
 from portal.platform import health
 from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
+from portal.platform.deps import STATE_KEY
 from portal.platform.resources import resource_path
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
@@ -113,7 +114,7 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
                 webhook_worker.run_forever(runtime, settings.webhook_worker_interval_s, stopping,
                                            rounds=(activation_recovery.reconcile, personal_data_retention)))
             try:
-                yield {"runtime": runtime}
+                yield {STATE_KEY: runtime}
             finally:
                 # Shutdown: the delivery in hand is finished (or handed back), not dropped.
                 await webhook_worker.stop(worker, stopping)

@@ -1,7 +1,11 @@
 """What one running portal holds: the pool, outgoing clients, breaker, gateway.
 
-Built in the app's lifespan and handed to every request as `request.state.runtime`. Nothing
-here is module-level: two apps in one process share nothing.
+The composition root: built in the app's lifespan and put in every request's state. No
+package below names `Runtime`: each reads it through its own typed accessor as a Protocol of
+what it uses (`platform.deps`; `web.deps.WebDeps`, `whatsapp.deps.WhatsAppDeps`, ...), which
+this container fits structurally (`_fits` has the type checker prove it; `Container` is
+what the accessors check per request). Nothing here is
+module-level: two apps in one process share nothing.
 """
 
 from __future__ import annotations
@@ -15,29 +19,38 @@ from dataclasses import dataclass
 import httpx
 from starlette.templating import Jinja2Templates
 
+from portal.activation.deps import ActivationDeps
 from portal.activation.partner import PartnerClient, PartnerError
 from portal.onboarding.admission import AdmissionRules, InstallStatusUnknown
+from portal.onboarding.deps import OnboardingDeps
 from portal.onboarding.token import VerifiedTokens
 from portal.platform.database import Pool, open_database
+from portal.platform.deps import Container
 from portal.platform.error_reporting import init_sentry
+from portal.platform.health import HealthDeps
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
 from portal.platform.notifications import Notifications
 from portal.platform.settings import Settings
 from portal.salons.ids import YclientsSalonId
+from portal.sandbox.deps import SandboxDeps
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.sandbox.partner_api import create_partner_api
+from portal.support.deps import SupportDeps
+from portal.web.deps import WebDeps
 from portal.web.rate_limits import RateLimits
 from portal.whatsapp import EvolutionGateway, SimulatedGateway, WahaGateway, WhatsAppGateway
 from portal.whatsapp.breaker import Rules
 from portal.whatsapp.breaker_store import BreakerStore
+from portal.whatsapp.deps import WhatsAppDeps
 from portal.whatsapp.link_versions import LinkVersions, QrRenewals
 from portal.whatsapp.qr_image import QrImages
 from portal.whatsapp.shared_breaker import SharedBreaker
 from portal.whatsapp.sweep import SafetySweep
+from portal.yclients_webhooks.deps import WebhookDeps
 
 
 @dataclass
-class Runtime:
+class Runtime(Container):
     settings: Settings
     pool: Pool
     templates: Jinja2Templates
@@ -61,6 +74,13 @@ class Runtime:
 
     def pool_sample(self) -> PoolSample:
         return PoolGauge.sample(self.pool)
+
+
+def _fits(runtime: Runtime) -> tuple[HealthDeps, WebDeps, OnboardingDeps, WhatsAppDeps, ActivationDeps,
+                                     WebhookDeps, SupportDeps, SandboxDeps]:
+    """Never called: the type checker proves here that the container fits every package's
+    Protocol, which the packages' accessors rely on (`platform.deps`)."""
+    return runtime, runtime, runtime, runtime, runtime, runtime, runtime, runtime
 
 
 class PartnerInstallStatuses:

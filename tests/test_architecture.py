@@ -1,7 +1,8 @@
 """The layout keeps its promises: imports go one way, and SQL lives in store modules.
 
-Read from the source, not from running code: a module's imports at run time (those under
-`if TYPE_CHECKING:` are for the type checker only and are left out).
+Read from the source, not from running code. A module's imports count whether they run or
+are for the type checker only (under `if TYPE_CHECKING:`): a type-only import is still a
+dependency, and a circle of them is still a circle.
 """
 
 from __future__ import annotations
@@ -36,15 +37,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def runtime_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    type_only = {id(n) for node in ast.walk(tree)
-                 if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                 for n in ast.walk(node)}
+def imports(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "portal":
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)
@@ -57,7 +52,7 @@ def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in PORTAL.rglob("*.py")}
     edges: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
-        edges[name] = {m for m in runtime_imports(path) if m in modules and m != name}
+        edges[name] = {m for m in imports(path) if m in modules and m != name}
     return edges
 
 
@@ -130,3 +125,20 @@ def test_gateway_adapters_know_only_the_gateway_vocabulary():
     assert reaching == []
     assert {m for m in graph() if m.startswith(prefix + ".")} >= {
         f"{prefix}.waha", f"{prefix}.evolution", f"{prefix}.simulator"}
+
+
+# The composition root builds the container and hands it to requests; everything else
+# reaches it through a typed accessor (a package's `deps.py`), as a Protocol of what it uses.
+COMPOSITION_ROOT = {"runtime.py", "app.py", "__main__.py"}
+UNTYPED_REACH = re.compile(r"\bRuntime\b|request\.state\b")
+
+
+def test_only_the_composition_root_names_the_container_or_the_request_state():
+    reaching = [
+        f"{p.relative_to(PORTAL.parent)}:{n}"
+        for p in PORTAL.rglob("*.py")
+        if p.parent != PORTAL or p.name not in COMPOSITION_ROOT
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if UNTYPED_REACH.search(line) and not (p.name == "deps.py" and "request.state" in line)
+    ]
+    assert reaching == []

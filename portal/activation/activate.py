@@ -38,12 +38,12 @@ import random
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import asyncpg
 
 from portal.activation import intent_store as intents
 from portal.activation import recovery, store
+from portal.activation.deps import ActivationDeps
 from portal.activation.install_status import platform_status
 from portal.activation.outcomes import (
     ALREADY_ACTIVE,
@@ -60,9 +60,8 @@ from portal.platform.error_reporting import report_message
 from portal.platform.settings import Settings
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
+from portal.salons.status import IntegrationStatus
+from portal.whatsapp.link import LinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def _next_install(settings: Settings, salon: ActivationCheck) -> Install:
     # `activating` committed is the legacy path's attempt (from before intents) never finished.
     return Install(salon.salon_pk, generation,
                    derive_api_key(settings.api_key_secret, salon.yclients_salon_id, generation),
-                   attempted_before=salon.integration_status == "activating")
+                   attempted_before=salon.integration_status == IntegrationStatus.ACTIVATING)
 
 
 async def _mark_activating(conn: Connection, install: Install) -> None:
@@ -111,7 +110,7 @@ async def _open_intent(conn: Connection, install: Install) -> Install:
     return replace(install, attempted_before=attempted_before or install.attempted_before)
 
 
-async def _prepare(runtime: Runtime, conn: Connection, yclients_salon_id: YclientsSalonId) -> Outcome | Install:
+async def _prepare(runtime: ActivationDeps, conn: Connection, yclients_salon_id: YclientsSalonId) -> Outcome | Install:
     """Step 2's intent, committed in its own short transaction on the activation's connection
     (a second connection per activation could exhaust a small pool): a refusal, or the install."""
     settings = runtime.settings
@@ -124,16 +123,16 @@ async def _prepare(runtime: Runtime, conn: Connection, yclients_salon_id: Yclien
         return await _open_intent(conn, _next_install(settings, salon))
 
 
-async def _activated(runtime: Runtime, install: Install, mode: str, redirect_url: str) -> Outcome:
+async def _activated(runtime: ActivationDeps, install: Install, mode: str, redirect_url: str) -> Outcome:
     await events.record_quietly(runtime.pool, install.salon_pk, "integration_activated", {
         "activation_mode": mode, "install_generation": install.generation})
     return Outcome(200, "ACTIVATED", redirect_url=redirect_url)
 
 
 def _refusal(salon: ActivationCheck) -> Outcome | None:
-    if salon.integration_status == "active":
+    if salon.integration_status == IntegrationStatus.ACTIVE:
         return ALREADY_ACTIVE
-    if salon.link_status != "connected":
+    if salon.link_status != LinkStatus.CONNECTED:
         return Outcome(409, "WHATSAPP_NOT_CONNECTED", "activation.whatsapp_first")
     return None
 
@@ -149,7 +148,7 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, 0.05 * (2**attempt))
 
 
-async def activate(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
+async def activate(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId) -> Outcome:
     """The whole activation for one salon, within the per-instance concurrency bound."""
     started = time.perf_counter()
     outcome = await _bounded(runtime, yclients_salon_id)
@@ -159,7 +158,7 @@ async def activate(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outc
     return outcome
 
 
-async def _bounded(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
+async def _bounded(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId) -> Outcome:
     settings = runtime.settings
     try:
         async with asyncio.timeout(settings.activation_queue_wait_s):
@@ -174,7 +173,7 @@ async def _bounded(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outc
         runtime.activation_slots.release()
 
 
-async def _with_retries(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
+async def _with_retries(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId) -> Outcome:
     attempts = runtime.settings.activation_attempts
     for attempt in range(attempts):
         try:
@@ -183,7 +182,7 @@ async def _with_retries(runtime: Runtime, yclients_salon_id: YclientsSalonId) ->
             if not _is_retryable(exc):
                 raise
             log.warning("activation transaction retried", extra={
-                "salon_id": yclients_salon_id, "attempt": attempt + 1,
+                "yclients_salon_id": yclients_salon_id, "attempt": attempt + 1,
                 "error": type(exc).__name__, "sqlstate": getattr(exc, "sqlstate", None)})
             if attempt + 1 == attempts:
                 return Outcome(503, "DATABASE_UNAVAILABLE", "activation.database", retry_after=5)
@@ -191,11 +190,11 @@ async def _with_retries(runtime: Runtime, yclients_salon_id: YclientsSalonId) ->
     raise AssertionError("unreachable")
 
 
-async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
+async def _transaction(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId) -> Outcome:
     try:
         async with runtime.pool.acquire() as conn:
             if not await store.try_session_lock(conn, yclients_salon_id):
-                log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
+                log.warning("concurrent activation refused", extra={"yclients_salon_id": yclients_salon_id})
                 return CONCURRENT
             try:
                 result = await _intent_then_install(runtime, conn, yclients_salon_id)
@@ -212,7 +211,7 @@ async def _transaction(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> 
     return Outcome(200, "ACTIVATED", redirect_url=redirect_url)  # the event is in the transaction
 
 
-async def _intent_then_install(runtime: Runtime, conn: Connection,
+async def _intent_then_install(runtime: ActivationDeps, conn: Connection,
                                yclients_salon_id: YclientsSalonId) -> Outcome | tuple[Install, str]:
     """Under the session lock: our own refusals, YClients' install status, the intent's short
     transaction (committed), then the activation's (or recovery's, for an `active` install)."""
@@ -234,7 +233,7 @@ async def _intent_then_install(runtime: Runtime, conn: Connection,
         return await _locked_install(runtime, conn, yclients_salon_id, prepared)
 
 
-async def _recover_active(runtime: Runtime, conn: Connection, yclients_salon_id: YclientsSalonId,
+async def _recover_active(runtime: ActivationDeps, conn: Connection, yclients_salon_id: YclientsSalonId,
                           prepared: Install) -> Outcome | tuple[Install, str]:
     """YClients holds an `active` install: ours if an earlier attempt's outcome is unknown
     (complete it, inside the caller's transaction), else someone else's (ForeignInstall)."""
@@ -243,7 +242,7 @@ async def _recover_active(runtime: Runtime, conn: Connection, yclients_salon_id:
     if not prepared.attempted_before:
         raise _PartnerFailed(prepared, recovery.foreign_install(yclients_salon_id, "active"))
     await recovery.complete_ours(conn, prepared.salon_pk, prepared.generation, key_hash(prepared.api_key))
-    log.info("install confirmed by YClients' status", extra={"salon_id": yclients_salon_id})
+    log.info("install confirmed by YClients' status", extra={"yclients_salon_id": yclients_salon_id})
     return prepared, f"{runtime.settings.base_url}/onboarding"
 
 
@@ -256,7 +255,7 @@ class _PartnerFailed(Exception):
         self.install, self.error = install, error
 
 
-async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id: YclientsSalonId,
+async def _locked_install(runtime: ActivationDeps, conn: Connection, yclients_salon_id: YclientsSalonId,
                           prepared: Install) -> Outcome | tuple[Install, str]:
     """Steps 1-4 of the module docstring, inside the caller's transaction: an Outcome when
     the salon is refused, else the install and where YClients sends the owner next."""
@@ -265,7 +264,7 @@ async def _locked_install(runtime: Runtime, conn: Connection, yclients_salon_id:
     # mid-call; this transaction may idle that long, no longer.
     await store.limit_idle_in_transaction(conn, int((settings.yclients_timeout_s + IDLE_MARGIN_S) * 1000))
     if not await store.try_lock(conn, yclients_salon_id):
-        log.warning("concurrent activation refused", extra={"salon_id": yclients_salon_id})
+        log.warning("concurrent activation refused", extra={"yclients_salon_id": yclients_salon_id})
         return CONCURRENT
     # The owner need not wait for this commit's WAL flush (~1 ms here, more on network
     # disks): the intent, flushed before the partner call, is the durable record; if a crash
@@ -303,7 +302,7 @@ async def _record_activated(conn: Connection, install: Install, mode: str) -> No
         log.warning("event not recorded", extra={"event_type": "integration_activated", "error": type(exc).__name__})
 
 
-async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, install: Install) -> str:
+async def _finish_install(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId, install: Install) -> str:
     """The callback; where the owner's browser goes next (YClients' Location, or our own page
     when YClients answered 200 `{"success": true}`)."""
     settings = runtime.settings
@@ -320,14 +319,14 @@ async def _finish_install(runtime: Runtime, yclients_salon_id: YclientsSalonId, 
             raise
         # YClients holds an active install and an earlier attempt of ours never learned its
         # outcome: that attempt got through (with this same derived key).
-        log.info("install confirmed after 'already installed'", extra={"salon_id": yclients_salon_id})
+        log.info("install confirmed after 'already installed'", extra={"yclients_salon_id": yclients_salon_id})
         return f"{settings.base_url}/onboarding"
 
 
-async def _failed(runtime: Runtime, install: Install, yclients_salon_id: YclientsSalonId, exc: PartnerError, *,
+async def _failed(runtime: ActivationDeps, install: Install, yclients_salon_id: YclientsSalonId, exc: PartnerError, *,
                   mode: str) -> Outcome:
     log.warning("activation failed at the partner", extra={
-        "salon_id": yclients_salon_id, "error": exc.safe_summary, "excerpt": exc.excerpt})
+        "yclients_salon_id": yclients_salon_id, "error": exc.safe_summary, "excerpt": exc.excerpt})
     foreign = isinstance(exc, recovery.ForeignInstall)
     salon_pk, outcome = install.salon_pk, recovery.failure_outcome(exc, install.attempted_before)
     async with runtime.pool.acquire() as conn, conn.transaction():
@@ -346,7 +345,7 @@ async def _failed(runtime: Runtime, install: Install, yclients_salon_id: Yclient
     return Outcome(status, f"PARTNER_{exc.kind.upper()}", PARTNER_MESSAGES.get(exc.kind, "activation.partner_failed"))
 
 
-async def _legacy(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Outcome:
+async def _legacy(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId) -> Outcome:
     """The pre-transaction path, kept behind USE_TRANSACTION_ACTIVATION=false for rollback:
     the same steps one after another, undoing its writes when the partner fails. No lock:
     concurrent requests are not serialised here (the reason the new path exists)."""

@@ -12,15 +12,14 @@ is the one-branch case of the same loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from portal.activation import activate as activation
+from portal.activation.deps import ActivationDeps
 from portal.activation.outcomes import Outcome
 from portal.salons import store as salons
 from portal.salons.ids import YclientsSalonId
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
+from portal.salons.status import IntegrationStatus
+from portal.salons.store import Salon
 
 # Seconds before the owner's page tries the branches still missing by itself.
 PARTIAL_RETRY_S = 5
@@ -48,19 +47,21 @@ class InstallOutcome:
         return len(self.branches)
 
 
-async def _install_of(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> list[YclientsSalonId]:
+async def _install_of(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId,
+                      salon: Salon | None) -> list[YclientsSalonId]:
+    if salon is None:
+        return [yclients_salon_id]  # the activation says "no such salon" itself
     async with runtime.pool.acquire() as conn:
-        salon = await salons.by_yclients_id(conn, yclients_salon_id)
-        if salon is None:
-            return [yclients_salon_id]  # the activation says "no such salon" itself
-        lead = salon.install_lead_id or salon.pk
-        members = await salons.branches(conn, lead)
-    return [m.yclients_salon_id for m in members if m.integration_status != "uninstalled"] or [yclients_salon_id]
+        members = await salons.branches(conn, salon.install_lead_id or salon.pk)
+    working = [m.yclients_salon_id for m in members if m.integration_status != IntegrationStatus.UNINSTALLED]
+    return working or [yclients_salon_id]
 
 
-async def activate_install(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> InstallOutcome:
-    """Activate every branch of the install `yclients_salon_id` belongs to, lead first."""
-    members = await _install_of(runtime, yclients_salon_id)
+async def activate_install(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId,
+                           salon: Salon | None) -> InstallOutcome:
+    """Activate every branch of the install `yclients_salon_id` belongs to, lead first.
+    `salon` is that salon as the handler read it (None: there is none), not read again here."""
+    members = await _install_of(runtime, yclients_salon_id, salon)
     lead = await activation.activate(runtime, members[0])
     results = [BranchResult(members[0], lead)]
     if len(members) == 1 or not lead.ok:

@@ -12,26 +12,23 @@ platform, so `active` never gets a second one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from portal.activation.deps import PartnerDeps
 from portal.activation.outcomes import FROZEN, NOT_INSTALLED, PARTNER_MESSAGES, Outcome, status_unavailable
 from portal.activation.partner import PartnerError
 from portal.salons.ids import YclientsSalonId
 
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
-
 log = logging.getLogger(__name__)
 
 
-async def platform_status(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> str | Outcome:
+async def platform_status(runtime: PartnerDeps, yclients_salon_id: YclientsSalonId) -> str | Outcome:
     """YClients' install status when it allows going on (`pending` or `active`), else the
     answer for the owner. Unreadable is "try again": never a callback on a guess."""
     try:
         status = await runtime.partner.install_status(yclients_salon_id, runtime.settings.app_id)
     except PartnerError as exc:
         log.warning("install status unreadable before activation", extra={
-            "salon_id": yclients_salon_id, "error": exc.safe_summary})
+            "yclients_salon_id": yclients_salon_id, "error": exc.safe_summary})
         return status_unavailable(PARTNER_MESSAGES.get(exc.kind, "activation.partner_unreachable"))
     if status is None:
         return NOT_INSTALLED
@@ -39,6 +36,6 @@ async def platform_status(runtime: Runtime, yclients_salon_id: YclientsSalonId) 
         return FROZEN
     if status not in ("pending", "active"):
         log.warning("install status YClients does not document", extra={
-            "salon_id": yclients_salon_id, "install_status": status[:32]})
+            "yclients_salon_id": yclients_salon_id, "install_status": status[:32]})
         return status_unavailable("activation.partner_failed")
     return status

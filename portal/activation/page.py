@@ -16,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.activation import branches
+from portal.activation.deps import activation_deps
 from portal.activation.outcomes import Outcome
 from portal.onboarding import token as onboarding_token
 from portal.onboarding.owner import current_owner, opens
 from portal.onboarding.token import InvalidToken, OnboardingClaims
 from portal.salons import store as salons
 from portal.salons.ids import YclientsSalonId
+from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import pick_language, translator
 from portal.web.rendering import WholePage, render
@@ -41,16 +43,18 @@ async def _claims(request: Request) -> tuple[OnboardingClaims | None, bool]:
         if not isinstance(token, str):
             raise ValueError("token must be a string")
         try:
-            return onboarding_token.verify(token, secret=request.state.runtime.settings.jwt_secret), True
+            return onboarding_token.verify(token, secret=activation_deps(request).settings.jwt_secret), True
         except InvalidToken:
             return None, True
     return current_owner(request), False
 
 
-async def _still_owner(request: Request, claims: OnboardingClaims) -> bool:
-    async with request.state.runtime.pool.acquire() as conn:
+async def _salon_if_still_owner(request: Request, claims: OnboardingClaims) -> tuple[bool, Salon | None]:
+    """(still the owner, the salon read once for the whole activation). No salon: activation
+    says so itself."""
+    async with activation_deps(request).pool.acquire() as conn:
         salon = await salons.by_yclients_id(conn, claims.yclients_salon_id)
-    return salon is None or opens(salon, claims)  # no salon: activation says so itself
+    return salon is None or opens(salon, claims), salon
 
 
 def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId,
@@ -75,7 +79,7 @@ def _json(outcome: Outcome, request: Request, yclients_salon_id: YclientsSalonId
     if outcome.retry_after:
         body["retry_after"] = outcome.retry_after
     if outcome.code == "NOT_INSTALLED_AT_YCLIENTS":
-        body["marketplace_url"] = request.state.runtime.settings.marketplace_url
+        body["marketplace_url"] = activation_deps(request).settings.marketplace_url
     return JSONResponse(body, status_code=outcome.status_code, headers=headers)
 
 
@@ -120,7 +124,8 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
     except (ValueError, UnicodeDecodeError):
         return JSONResponse({"success": False, "code": "BAD_REQUEST", "message": "Send JSON like {\"token\": \"...\"}"},
                             status_code=400)
-    if claims is not None and not await _still_owner(request, claims):
+    still_owner, salon = await _salon_if_still_owner(request, claims) if claims is not None else (False, None)
+    if not still_owner:
         claims = None  # the salon was handed over or installed anew by another YClients user
     if claims is None:
         if json_mode or (not is_htmx(request) and "application/json" in request.headers.get("accept", "")):
@@ -131,7 +136,7 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
     yclients_salon_id = YclientsSalonId(claims.yclients_salon_id)
     if (limited := await over_limit(request, "owner", str(yclients_salon_id), as_json=json_mode)) is not None:
         return limited
-    install = await branches.activate_install(request.state.runtime, yclients_salon_id)
+    install = await branches.activate_install(activation_deps(request), yclients_salon_id, salon)
     outcome = install.outcome
     if json_mode:
         return _json(outcome, request, yclients_salon_id, install)
@@ -140,7 +145,7 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
     htmx = is_htmx(request)
     context = {"panel": panel_for(outcome, htmx=htmx), "message_key": outcome.message_key,
                "retry_after": outcome.retry_after, **_retry_in(outcome),
-               "back_url": request.state.runtime.settings.marketplace_url,
+               "back_url": activation_deps(request).settings.marketplace_url,
                "branches_done": install.done, "branches_total": install.total}
     if htmx:
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.

@@ -18,21 +18,22 @@ answer): it asks YClients and completes the install or releases the intent.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from portal.activation import intent_store as intents
 from portal.activation import store
+from portal.activation.deps import ActivationDeps
 from portal.activation.intent_store import Intent
 from portal.activation.partner import PartnerError
 from portal.platform.database import Connection
 from portal.platform.error_reporting import report_message
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
+from portal.salons.status import IntegrationStatus
 
 log = logging.getLogger(__name__)
+
+# A salon whose activation has not ended: a foreign install YClients calls active completes it.
+_UNFINISHED = (IntegrationStatus.PENDING_WHATSAPP, IntegrationStatus.ACTIVATING, IntegrationStatus.ACTIVATION_FAILED)
 
 # Partner failures after which YClients may hold the install all the same (the answer was
 # lost or unreadable): the intent stays unfinished for the reconciler.
@@ -51,7 +52,7 @@ class ForeignInstall(PartnerError):
         self.install_status = status
 
 
-async def after_already_installed(runtime: Runtime, yclients_salon_id: YclientsSalonId,
+async def after_already_installed(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId,
                                   attempted_before: bool) -> bool:
     """YClients refused the install as "already installed": True when it is ours (complete it);
     raises ForeignInstall when it is someone else's; False when it cannot be told now."""
@@ -69,7 +70,7 @@ async def after_already_installed(runtime: Runtime, yclients_salon_id: YclientsS
 def foreign_install(yclients_salon_id: YclientsSalonId, status: str) -> ForeignInstall:
     """YClients reports an install we never attempted: logged, reported to staff, returned."""
     log.warning("install reported that this portal never attempted", extra={
-        "salon_id": yclients_salon_id, "install_status": status})
+        "yclients_salon_id": yclients_salon_id, "install_status": status})
     report_message("foreign install reported by YClients", salon_id=str(yclients_salon_id))
     return ForeignInstall(status)
 
@@ -91,7 +92,7 @@ def failure_outcome(exc: PartnerError, attempted_before: bool) -> str | None:
     return "failed"  # YClients refused this install, and no earlier one is pending
 
 
-async def reconcile(runtime: Runtime) -> int:
+async def reconcile(runtime: ActivationDeps) -> int:
     """One round over unfinished intents; how many it closed."""
     settings = runtime.settings
     grace = settings.yclients_timeout_s * settings.activation_attempts + RECONCILE_GRACE_MARGIN_S
@@ -101,11 +102,11 @@ async def reconcile(runtime: Runtime) -> int:
             closed += await _reconcile_one(runtime, intent)
         except Exception as exc:  # one salon's trouble must not stop the round
             log.warning("activation reconcile failed", extra={
-                "salon_id": intent.yclients_salon_id, "error": type(exc).__name__})
+                "yclients_salon_id": intent.yclients_salon_id, "error": type(exc).__name__})
     return closed
 
 
-async def _reconcile_one(runtime: Runtime, intent: Intent) -> bool:
+async def _reconcile_one(runtime: ActivationDeps, intent: Intent) -> bool:
     """Under the salon's activation lock: ask YClients, then complete, release or wait."""
     settings = runtime.settings
     async with runtime.pool.acquire() as conn, conn.transaction():
@@ -118,7 +119,7 @@ async def _reconcile_one(runtime: Runtime, intent: Intent) -> bool:
         if state is None:
             await intents.finish(conn, intent.salon_pk, intent.install_generation, "released", "salon gone")
             return True
-        if state[0] == "active" and state[1] >= intent.install_generation:
+        if state[0] == IntegrationStatus.ACTIVE and state[1] >= intent.install_generation:
             await intents.finish(conn, intent.salon_pk, intent.install_generation, "active")
             return True  # the commit happened; only closing the intent was lost
         try:
@@ -126,10 +127,10 @@ async def _reconcile_one(runtime: Runtime, intent: Intent) -> bool:
         except PartnerError as exc:
             await intents.note_error(conn, intent.salon_pk, intent.install_generation, exc.safe_summary)
             return False
-        return await _settle(conn, intent, status, state[0])
+        return await _settle(conn, intent, status, IntegrationStatus(state[0]))
 
 
-async def _settle(db: Connection, intent: Intent, status: str | None, salon_status: str) -> bool:
+async def _settle(db: Connection, intent: Intent, status: str | None, salon_status: IntegrationStatus) -> bool:
     """What YClients' install status means for an unfinished intent, written in the caller's
     transaction. A `freezed` install stays open (listed for staff): not ours to decide."""
     pk, generation = intent.salon_pk, intent.install_generation
@@ -140,14 +141,14 @@ async def _settle(db: Connection, intent: Intent, status: str | None, salon_stat
         await intents.finish(db, pk, generation, "released", reason)
         await intents.release_salon(db, pk)
         await events.record(db, pk, "activation_released", {"install_generation": generation})
-        log.info("unfinished activation released", extra={"salon_id": intent.yclients_salon_id})
+        log.info("unfinished activation released", extra={"yclients_salon_id": intent.yclients_salon_id})
         return True
-    if status != "active" or salon_status not in ("pending_whatsapp", "activating", "activation_failed"):
+    if status != "active" or salon_status not in _UNFINISHED:
         await intents.note_error(db, pk, generation, f"YClients reports the install {status}")
         return False
     await intents.complete(db, pk, generation, intent.api_key_hash)
     await intents.finish(db, pk, generation, "active")
     await events.record(db, pk, "integration_activated", {
         "activation_mode": "reconciled", "install_generation": generation})
-    log.info("unfinished activation completed", extra={"salon_id": intent.yclients_salon_id})
+    log.info("unfinished activation completed", extra={"yclients_salon_id": intent.yclients_salon_id})
     return True

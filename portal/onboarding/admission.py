@@ -34,12 +34,13 @@ from portal.platform.database import Pool
 from portal.salons import event_store as events
 from portal.salons import store as salon_store
 from portal.salons.ids import YclientsSalonId
+from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
 
 log = logging.getLogger(__name__)
 
 # Our statuses of a salon that works (or is on its way to): never bound without YClients' word.
-_WORKING = ("active", "activating", "frozen")
+_WORKING = (IntegrationStatus.ACTIVE, IntegrationStatus.ACTIVATING, IntegrationStatus.FROZEN)
 
 
 class InstallStatusUnknown(Exception):

@@ -6,27 +6,24 @@ The signature proves the user; `admission.py` decides whether that user may open
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from portal.onboarding import admission
 from portal.onboarding import token as onboarding_token
+from portal.onboarding.deps import onboarding_deps
 from portal.onboarding.landing import LandingError, parse_landing
 from portal.onboarding.owner import SESSION_KEY
 from portal.salons import event_store as events
 from portal.web.rendering import error_response, wants_json
 from portal.web.throttle import over_limit
 
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
-
 log = logging.getLogger(__name__)
 
 
 async def yclients_redirect(request: Request) -> Response:
-    runtime: Runtime = request.state.runtime
+    runtime = onboarding_deps(request)
     settings = runtime.settings
     if (limited := await over_limit(request, "landing")) is not None:
         return limited

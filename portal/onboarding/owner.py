@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from portal.onboarding import token as onboarding_token
+from portal.onboarding.deps import onboarding_deps
 from portal.onboarding.token import InvalidToken, OnboardingClaims
 from portal.salons import store as salons
 from portal.salons.store import Salon
@@ -28,8 +28,7 @@ def current_owner(request: Request, *, allow_session: bool = True) -> Onboarding
     if token is None and allow_session:
         token = request.session.get(SESSION_KEY)
     try:
-        verified: onboarding_token.VerifiedTokens = request.state.runtime.verified_tokens
-        return verified.verify(token)
+        return onboarding_deps(request).verified_tokens.verify(token)
     except InvalidToken:
         return None
 
@@ -42,7 +41,7 @@ async def owner_with_salon(request: Request, *,
     owner = current_owner(request, allow_session=allow_session)
     if owner is None:
         return None
-    async with request.state.runtime.pool.acquire() as conn:
+    async with onboarding_deps(request).pool.acquire() as conn:
         salon = await salons.by_yclients_id(conn, owner.yclients_salon_id)
     if salon is None or not opens(salon, owner):
         return None

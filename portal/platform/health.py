@@ -11,19 +11,20 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.platform.database import Pool, describe_error
+from portal.platform.deps import container
 from portal.platform.metrics import PoolHealth, PoolSample, PortalMetrics
 from portal.platform.settings import Settings
 from portal.platform.store import ping
 
 
 # What health reads from the running portal, as protocols: the platform is the lowest layer
-# and does not import the composition root (`portal.runtime`) or a subsystem; the Runtime
+# and does not import the composition root (`portal.runtime`) or a subsystem; the container
 # there fits these shapes.
 class _Breaker(Protocol):
     def stats(self) -> dict[str, Any]: ...
@@ -38,7 +39,8 @@ class _RateLimits(Protocol):
     def shared(self) -> bool: ...
 
 
-class Runtime(Protocol):
+@runtime_checkable
+class HealthDeps(Protocol):
     @property
     def settings(self) -> Settings: ...
     @property
@@ -63,7 +65,7 @@ class DatabaseCheck:
     error: str | None = None
 
 
-async def database_check(runtime: Runtime) -> DatabaseCheck:
+async def database_check(runtime: HealthDeps) -> DatabaseCheck:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(runtime.settings.health_db_timeout_s):
@@ -73,13 +75,17 @@ async def database_check(runtime: Runtime) -> DatabaseCheck:
     return DatabaseCheck(True, round((time.perf_counter() - started) * 1000, 2))
 
 
+def health_deps(request: Request) -> HealthDeps:
+    return cast(HealthDeps, container(request))  # it fits: see `platform.deps`
+
+
 def _authorized(request: Request, token: str | None) -> bool:
     given = request.headers.get("authorization", "")
     return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 async def health(request: Request) -> JSONResponse:
-    runtime: Runtime = request.state.runtime
+    runtime = health_deps(request)
     # Sample the pool before our own check takes a connection: waiters seen now are real load.
     pool = runtime.pool_sample()
     runtime.pool_health.observe(pool)
@@ -116,13 +122,13 @@ async def livez(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    ok = (await database_check(request.state.runtime)).ok
+    ok = (await database_check(health_deps(request))).ok
     return JSONResponse({"status": "ok" if ok else "error"}, status_code=200 if ok else 503)
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus exposition, behind the health token: it names salons' outcomes and load."""
-    runtime: Runtime = request.state.runtime
+    runtime = health_deps(request)
     if not _authorized(request, runtime.settings.health_check_token):
         return JSONResponse({"error": "send Authorization: Bearer <HEALTH_CHECK_TOKEN>", "code": "UNAUTHORIZED"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})

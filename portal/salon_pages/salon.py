@@ -23,8 +23,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portal.onboarding.owner import owner_with_salon
-from portal.salon_pages.onboarding import onboarding_page
+from portal.salon_pages.onboarding import onboarding_page_of
 from portal.salons import store as salons
+from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import translator
@@ -32,7 +33,8 @@ from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
 from portal.whatsapp import phone_confirmation as confirmation
-from portal.whatsapp.linking import LinkView
+from portal.whatsapp.deps import whatsapp_deps
+from portal.whatsapp.link_view import LinkView
 from portal.whatsapp.widget import widget_context
 
 ACTIONS = ("relink", "disconnect")
@@ -56,10 +58,13 @@ def _not_for_this_salon(request: Request) -> Response:
 
 async def salon_page(request: Request, extra: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     found = await owner_with_salon(request)
-    if found is None or found[1].integration_status != "active":
+    if found is None or found[1].integration_status != IntegrationStatus.ACTIVE:
         return _not_for_this_salon(request)
-    salon = found[1]
-    poll = await linking.current(request.state.runtime, salon.yclients_salon_id)
+    return await _salon_page_of(request, found[1], extra, status_code)
+
+
+async def _salon_page_of(request: Request, salon: Salon, extra: dict[str, Any] | None, status_code: int) -> Response:
+    poll = await linking.current(whatsapp_deps(request), salon.yclients_salon_id)
     if poll is None:
         return _not_for_this_salon(request)
     context = {"salon": salon, "branches": await _install_branches(request, salon),
@@ -73,7 +78,7 @@ async def _install_branches(request: Request, salon: Salon) -> list[Salon]:
     """A chain's branches served by this salon's WhatsApp (none for a single salon)."""
     if salon.install_lead_id is not None:
         return []
-    async with request.state.runtime.pool.acquire() as conn:
+    async with whatsapp_deps(request).pool.acquire() as conn:
         members = await salons.branches(conn, salon.pk)
     return members if len(members) > 1 else []
 
@@ -81,15 +86,15 @@ async def _install_branches(request: Request, salon: Salon) -> list[Salon]:
 async def owner_page(request: Request, extra: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     """The whole page the owner is on (for a form error without JavaScript): the salon's own
     page once active, else the onboarding steps."""
-    found = await owner_with_salon(request)
-    if found is not None and found[1].integration_status == "active":
-        return await salon_page(request, extra, status_code)
-    return await onboarding_page(request, extra, status_code)
+    found = await owner_with_salon(request)  # once: the page it picks takes the owner as found
+    if found is not None and found[1].integration_status == IntegrationStatus.ACTIVE:
+        return await _salon_page_of(request, found[1], extra, status_code)
+    return await onboarding_page_of(request, found, extra, status_code)
 
 
 async def _active_salon(request: Request) -> Salon | None:
     found = await owner_with_salon(request)
-    return found[1] if found is not None and found[1].integration_status == "active" else None
+    return found[1] if found is not None and found[1].integration_status == IntegrationStatus.ACTIVE else None
 
 
 async def confirm_action(request: Request) -> Response:
@@ -106,7 +111,7 @@ async def _confirmation(request: Request, salon: Salon, action: str, *, error: s
                         status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """The confirmation step in its current state: a page, or the fragment for htmx (an error
     from the action's form goes back into the step, not into the widget the form targets)."""
-    runtime = request.state.runtime
+    runtime = whatsapp_deps(request)
     target = await confirmation.protected(runtime, salon)
     step = await confirmation.step(runtime, salon, target) if target is not None else None
     context = {"action": action, "step": step, "error": error, "actions": ACTIONS}
@@ -131,7 +136,7 @@ async def send_code(request: Request) -> Response:
         action = "relink"
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
         return limited
-    runtime, t = request.state.runtime, translator(request_language(request))
+    runtime, t = whatsapp_deps(request), translator(request_language(request))
     sent = await confirmation.send_code(runtime, salon, lambda code: t("salon.code_message", code=code))
     if sent is confirmation.Sent.TOO_SOON:
         target = await confirmation.protected(runtime, salon)
@@ -162,7 +167,7 @@ async def _act(request: Request, *, relink: bool) -> Response:
         return _not_for_this_salon(request)
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
         return limited
-    runtime = request.state.runtime
+    runtime = whatsapp_deps(request)
     if await confirmation.protected(runtime, salon) is not None:
         # The link works: only the code sent through it lets the owner change it.
         refused = await _refused_code(request, salon, "relink" if relink else "disconnect")
@@ -187,7 +192,7 @@ async def _refused_code(request: Request, salon: Salon, action: str) -> Response
     t = translator(request_language(request))
     if not isinstance(given, str) or not given.strip():
         return await _confirmation(request, salon, action, error=t("salon.code_missing"), status_code=422)
-    checked = await confirmation.check_code(request.state.runtime, salon, given)
+    checked = await confirmation.check_code(whatsapp_deps(request), salon, given)
     if checked is confirmation.Checked.CONFIRMED:
         return None
     key = "salon.code_wrong" if checked is confirmation.Checked.WRONG else "salon.code_expired"

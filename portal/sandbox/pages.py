@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal.onboarding.landing import MAX_YCLIENTS_SALON_ID, encode_user_data, sign_user_data
+from portal.sandbox.deps import market_of, sandbox_deps
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.web.rendering import error_response, render
 from portal.web.request_input import parse_id
@@ -47,7 +48,7 @@ def _salon_or_404(request: Request) -> dict[str, Any] | None:
         salon_id = int(request.path_params["salon_id"])
     except ValueError:
         return None
-    market: SandboxMarketplace = request.state.runtime.market
+    market = market_of(request)
     return market.demo_salon(salon_id)
 
 
@@ -63,7 +64,7 @@ def _any_salon(request: Request) -> dict[str, Any] | None:
 
 
 async def marketplace(request: Request) -> Response:
-    market = request.state.runtime.market
+    market = market_of(request)
     salons = [{"id": s["id"], "name": s["name"], "owner": s["owner_name"], "phone": s["phone"],
                "status": market.status_of(s["id"]), "removed": s["id"] in market.removed}
               for s in market.demo_salons]
@@ -83,7 +84,7 @@ async def install(request: Request) -> Response:
     salon = _any_salon(request)
     if salon is None:
         return error_response(request, 404, "NOT_FOUND", "error.not_found", next_step_key=None)
-    market: SandboxMarketplace = request.state.runtime.market
+    market = market_of(request)
     if request.query_params.get("as") == "other":
         query = signed_landing_query(market, salon, OTHER_USER)
     else:
@@ -99,7 +100,7 @@ CHAIN = (500002, 500003)
 async def install_chain(request: Request) -> Response:
     """The owner of a chain installs the app for two branches at once: both wait (`pending`),
     and YClients opens our registration URL once, naming both branches."""
-    market: SandboxMarketplace = request.state.runtime.market
+    market = market_of(request)
     for branch in CHAIN:
         market.grant(branch)
     lead = market.demo_salon(CHAIN[0])
@@ -115,7 +116,7 @@ async def installed(request: Request) -> Response:
 # --- the WhatsApp simulator's controls: the sandbox plays the salon's phone and the gateway.
 
 def _simulator(request: Request) -> SimulatedGateway | None:
-    gateway = request.state.runtime.gateway
+    gateway = sandbox_deps(request).gateway
     return gateway if isinstance(gateway, SimulatedGateway) else None
 
 
@@ -182,9 +183,9 @@ async def partner_fault(request: Request) -> Response:
     """Tell the sandbox's partner API how to answer the next installs."""
     form = await request.form()
     mode = form.get("mode")
-    if mode not in ("none", "fail", "hang", "already_installed"):
+    if not isinstance(mode, str) or mode not in ("none", "fail", "hang", "already_installed"):
         return _back("refused")
-    request.state.runtime.market.fault = None if mode == "none" else mode
+    market_of(request).fault = None if mode == "none" else mode
     return _back("done")
 
 
@@ -192,9 +193,9 @@ async def install_answer(request: Request) -> Response:
     """Which of the two documented successes the partner API gives a finished install."""
     form = await request.form()
     answer = form.get("answer")
-    if answer not in ("redirect", "json"):
+    if not isinstance(answer, str) or answer not in ("redirect", "json"):
         return _back("refused")
-    request.state.runtime.market.install_answer = answer
+    market_of(request).install_answer = answer
     return _back("done")
 
 
@@ -224,8 +225,7 @@ async def send_webhook(request: Request) -> Response:
     if salon is None or not isinstance(event, str) or event not in ("uninstall", "freeze", "payment") \
             or copies not in ("1", "2"):
         return _back("refused")
-    runtime = request.state.runtime
-    market = runtime.market
+    market = market_of(request)
     moved = {"uninstall": market.uninstall, "freeze": market.freeze, "payment": market.pay}[event](salon["id"])
     if not moved and event != "uninstall":  # a freeze needs an active install, a payment a frozen one
         return _back("refused")
@@ -233,7 +233,7 @@ async def send_webhook(request: Request) -> Response:
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             for _ in range(int(copies)):
-                response = await http.post(f"{runtime.settings.base_url}/webhook/yclients", json=body)
+                response = await http.post(f"{sandbox_deps(request).settings.base_url}/webhook/yclients", json=body)
                 if response.status_code != 200:
                     return _back("refused")
     except httpx.HTTPError:  # the portal is not reachable at its base URL (as in tests)

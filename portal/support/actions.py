@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from portal.onboarding import store as owners
 from portal.platform.database import Connection
@@ -26,13 +25,11 @@ from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.support import audit_store as audit
 from portal.support import store as support
+from portal.support.deps import ActionDeps
 from portal.web.i18n import translator
 from portal.whatsapp import LinkState, LinkStatus, session_name
 from portal.whatsapp import store as links
 from portal.whatsapp.linking import gateway_call
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +67,7 @@ def _result(ok: bool, *parts: tuple[str, dict[str, object]]) -> ActionResult:
     return ActionResult(ok, " ".join(english(key, **values) for key, values in parts), parts)
 
 
-async def _salon_pk(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> SalonPk | None:
+async def _salon_pk(runtime: ActionDeps, yclients_salon_id: YclientsSalonId) -> SalonPk | None:
     async with runtime.pool.acquire() as conn:
         salon = await salons.by_yclients_id(conn, yclients_salon_id)
     return salon.pk if salon else None
@@ -81,7 +78,7 @@ def _target(yclients_salon_id: YclientsSalonId) -> str:
 
 
 @asynccontextmanager
-async def _all_or_nothing(runtime: Runtime, actor: str, action: str, target: str) -> AsyncIterator[Connection]:
+async def _all_or_nothing(runtime: ActionDeps, actor: str, action: str, target: str) -> AsyncIterator[Connection]:
     """A transaction for one action's writes, its audit entry included. When it rolls back,
     a separate entry says so if the database still takes one, and the error goes on."""
     try:
@@ -96,7 +93,7 @@ async def _all_or_nothing(runtime: Runtime, actor: str, action: str, target: str
         raise
 
 
-async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId,
+async def disconnect(runtime: ActionDeps, actor: str, yclients_salon_id: YclientsSalonId,
                      reason: str) -> ActionResult | None:
     if clean_reason(reason) != reason:  # validate first: nothing is done for a bad reason
         raise ValueError("the reason must be clean_reason() text")
@@ -119,7 +116,7 @@ async def disconnect(runtime: Runtime, actor: str, yclients_salon_id: YclientsSa
     return _result(True, ("admin.result.disconnected", {}))
 
 
-async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+async def restart_session(runtime: ActionDeps, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
     salon_pk = await _salon_pk(runtime, yclients_salon_id)
     if salon_pk is None:
         return None
@@ -136,7 +133,7 @@ async def restart_session(runtime: Runtime, actor: str, yclients_salon_id: Yclie
     return _result(True, ("admin.result.restarted", {}))
 
 
-async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+async def mark_for_retry(runtime: ActionDeps, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
     salon_pk = await _salon_pk(runtime, yclients_salon_id)
     if salon_pk is None:
         return None
@@ -152,7 +149,8 @@ async def mark_for_retry(runtime: Runtime, actor: str, yclients_salon_id: Yclien
     return _result(True, ("admin.result.retry_marked", {}))
 
 
-async def erase_personal_data(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId) -> ActionResult | None:
+async def erase_personal_data(runtime: ActionDeps, actor: str,
+                              yclients_salon_id: YclientsSalonId) -> ActionResult | None:
     """At once, on a person's request: the owner's name, phone and e-mail and the WhatsApp
     number are blanked; the event and the audit entry say so, without the values.
 
@@ -190,7 +188,7 @@ def yclients_user_id(raw: object) -> int | None:
     return number if 0 < number <= 2**62 else None
 
 
-async def hand_over(runtime: Runtime, actor: str, yclients_salon_id: YclientsSalonId, new_owner_user_id: int,
+async def hand_over(runtime: ActionDeps, actor: str, yclients_salon_id: YclientsSalonId, new_owner_user_id: int,
                     reason: str) -> ActionResult | None:
     """The salon's installer left: from now on only `new_owner_user_id` may open it from the
     marketplace (the previous owner user's credentials stop opening it). Audited."""
@@ -206,7 +204,7 @@ async def hand_over(runtime: Runtime, actor: str, yclients_salon_id: YclientsSal
     return _result(True, ("admin.result.handed_over", {"user": new_owner_user_id}))
 
 
-async def steer_breaker(runtime: Runtime, actor: str, action: str) -> ActionResult:
+async def steer_breaker(runtime: ActionDeps, actor: str, action: str) -> ActionResult:
     """Reset / force open the one breaker every instance shares, then wait (at most a second)
     until the running instances say they applied it: the message says how many did."""
     breaker = runtime.breaker

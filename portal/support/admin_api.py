@@ -21,6 +21,7 @@ from portal.support import actions as support_actions
 from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
+from portal.support.deps import support_deps
 from portal.web.request_input import BadInput, parse_id, parse_json
 from portal.web.throttle import count_failure, over_failure_limit, over_limit
 from portal.whatsapp.shared_breaker import SharedBreaker
@@ -78,7 +79,7 @@ async def salons(request: Request) -> Response:
         f = support.parse_filter(request.query_params)
     except support.BadFilter as exc:
         return _error(400, "BAD_FILTER", str(exc))
-    rows, total = await support.salons_page(request.state.runtime.pool, f)
+    rows, total = await support.salons_page(support_deps(request).pool, f)
     return AdminJSON({"salons": rows, "page": f.page, "page_size": support.PAGE_SIZE, "total": total})
 
 
@@ -88,7 +89,7 @@ async def salon_status(request: Request) -> Response:
     yclients_salon_id = yclients_salon_id_of(request)
     if yclients_salon_id is None:
         return _error(400, "BAD_SALON_ID", "The salon id must be a positive number.")
-    detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id)
+    detail = await support.salon_detail(support_deps(request).pool, yclients_salon_id)
     if detail is None:
         return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
     detail.pop("api_key_prefix", None)  # whether a key is set, never the key (nor part of it)
@@ -111,7 +112,7 @@ async def disconnect(request: Request) -> Response:
     if reason is None:
         return _error(422, "REASON_REQUIRED",
                       "Give a reason (1-500 characters of text, no control characters) in {\"reason\": ...}.")
-    result = await support_actions.disconnect(request.state.runtime, ACTOR, yclients_salon_id, reason)
+    result = await support_actions.disconnect(support_deps(request), ACTOR, yclients_salon_id, reason)
     if result is None:
         return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
     return AdminJSON({"success": result.ok, "message": result.message}, status_code=200 if result.ok else 502)
@@ -120,7 +121,7 @@ async def disconnect(request: Request) -> Response:
 async def breaker_stats(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
-    return AdminJSON(await _breaker_stats(request.state.runtime.breaker))
+    return AdminJSON(await _breaker_stats(support_deps(request).breaker))
 
 
 async def _breaker_stats(breaker: SharedBreaker) -> dict[str, Any]:
@@ -132,9 +133,9 @@ async def _breaker_stats(breaker: SharedBreaker) -> dict[str, Any]:
 async def breaker_reset(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
-    result = await support_actions.steer_breaker(request.state.runtime, ACTOR, "reset")
+    result = await support_actions.steer_breaker(support_deps(request), ACTOR, "reset")
     return AdminJSON({"success": result.ok, "message": result.message,
-                      "stats": await _breaker_stats(request.state.runtime.breaker)})
+                      "stats": await _breaker_stats(support_deps(request).breaker)})
 
 
 async def audit_log(request: Request) -> Response:
@@ -143,5 +144,5 @@ async def audit_log(request: Request) -> Response:
     page = parse_id(request.query_params.get("page", "1"), maximum=MAX_AUDIT_PAGE)
     if page is None:
         return _error(400, "BAD_PAGE", f"page must be a number from 1 to {MAX_AUDIT_PAGE}")
-    entries = await audit.recent(request.state.runtime.pool, limit=100, offset=(page - 1) * 100)
+    entries = await audit.recent(support_deps(request).pool, limit=100, offset=(page - 1) * 100)
     return AdminJSON({"entries": entries, "page": page})

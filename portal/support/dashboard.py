@@ -20,12 +20,14 @@ from portal import __version__
 from portal.activation import intent_store
 from portal.salons import event_store
 from portal.salons.ids import YclientsSalonId
+from portal.salons.status import IntegrationStatus
 from portal.support import actions as support_actions
 from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
 from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
+from portal.support.deps import remember_staff, signed_in_staff, support_deps
 from portal.support.wording import Wording
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import labeler, translator
@@ -74,8 +76,8 @@ def _why(request: Request) -> Callable[[str | None], str]:
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    context = {"staff": request.state.staff, "why": _why(request), "words": Wording(request_language(request)),
-               **context}
+    context = {"staff": signed_in_staff(request), "why": _why(request),
+               "words": Wording(request_language(request)), **context}
     return render(request, name, context, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
@@ -84,7 +86,7 @@ def staff_only(handler: Handler) -> Handler:
         user = staff.current_staff(request)
         if user is None:
             return redirect(request, "/admin/login")
-        request.state.staff = user
+        remember_staff(request, user)
         if request.method == "POST" and (limited := await over_limit(request, "admin")) is not None:
             return limited
         return await handler(request)
@@ -102,7 +104,7 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await request.form()
     username, password = str(form.get("username") or "")[:100], str(form.get("password") or "")[:200]
-    runtime = request.state.runtime
+    runtime = support_deps(request)
     limits = staff.login_limits(client_key(request), name_key(username))
     if (decision := await _login_refused(runtime.rate_limits, limits)) is not None:
         await audit.record_alone(runtime.pool, "anonymous", "login", None, "refused: rate limited")
@@ -142,13 +144,13 @@ async def _login_refused(rate_limits: RateLimits, limits: tuple[tuple[str, str],
 
 async def logout(request: Request) -> Response:
     response = RedirectResponse("/admin/login", status_code=303)
-    staff.sign_out(response, request.state.runtime.settings)
+    staff.sign_out(response, support_deps(request).settings)
     return response
 
 
 @staff_only
 async def overview(request: Request) -> Response:
-    pool = request.state.runtime.pool
+    pool = support_deps(request).pool
     data = await support.overview(pool)
     # Activations whose outcome at YClients is unknown (the worker reconciles them), and
     # installs YClients reports that this portal never attempted (a human must look).
@@ -173,7 +175,7 @@ async def salons(request: Request) -> Response:
                                                      "f": support.SalonFilter(), "statuses": support.STATUSES,
                                                      "link_statuses": support.LINK_STATUSES,
                                                      "pages": 0}, status_code=400)
-    rows, total = await support.salons_page(request.state.runtime.pool, f)
+    rows, total = await support.salons_page(support_deps(request).pool, f)
     context = {"rows": rows, "total": total, "f": f, "statuses": support.STATUSES,
                "link_statuses": support.LINK_STATUSES,
                "pages": max(1, -(-total // support.PAGE_SIZE)), "error": None}
@@ -185,7 +187,7 @@ async def salons(request: Request) -> Response:
 @staff_only
 async def salon(request: Request) -> Response:
     yclients_salon_id = yclients_salon_id_of(request)
-    detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id) if yclients_salon_id else None
+    detail = await support.salon_detail(support_deps(request).pool, yclients_salon_id) if yclients_salon_id else None
     if detail is None:
         return _page(request, "admin/not_found.html", {}, status_code=404)
     return _page(request, "admin/salon.html", {"salon": detail, "actions": available_actions(detail),
@@ -196,7 +198,7 @@ def available_actions(detail: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """The actions that can do something for this salon: a retry only for a failed activation
     (offering it elsewhere only to refuse after the confirmation helps nobody)."""
     return {key: pair for key, pair in ACTIONS.items()
-            if key != "retry" or detail["integration_status"] == "activation_failed"}
+            if key != "retry" or detail["integration_status"] == IntegrationStatus.ACTIVATION_FAILED}
 
 
 def _confirm(request: Request, detail: dict[str, Any], action: str, error: str | None = None) -> Response:
@@ -215,7 +217,7 @@ async def _action_target(request: Request) -> tuple[YclientsSalonId, str, dict[s
     yclients_salon_id, action = yclients_salon_id_of(request), request.path_params["action"]
     if yclients_salon_id is None or action not in ACTIONS:
         return None
-    detail = await support.salon_detail(request.state.runtime.pool, yclients_salon_id)
+    detail = await support.salon_detail(support_deps(request).pool, yclients_salon_id)
     return (yclients_salon_id, action, detail) if detail is not None else None
 
 
@@ -252,7 +254,7 @@ async def salon_action(request: Request) -> Response:
 
 async def _perform(request: Request, action: str, yclients_salon_id: YclientsSalonId,
                    reason: str, new_owner: int | None) -> ActionResult | None:
-    runtime, actor = request.state.runtime, f"staff:{request.state.staff}"
+    runtime, actor = support_deps(request), f"staff:{signed_in_staff(request)}"
     if action == "disconnect":
         return await support_actions.disconnect(runtime, actor, yclients_salon_id, reason)
     if action == "restart":
@@ -276,7 +278,7 @@ async def _probe(call: Awaitable[object], timeout_s: float = 3.0) -> dict[str, A
 
 @staff_only
 async def system(request: Request) -> Response:
-    runtime = request.state.runtime
+    runtime = support_deps(request)
     gateway, partner = await asyncio.gather(
         _probe(runtime.gateway.get_state(session_name(1))),
         _probe(runtime.partner.ping(runtime.settings.app_id)))
@@ -308,11 +310,12 @@ async def breaker_action(request: Request) -> Response:
             "salon": None, "action": action, "title": t(f"admin.breaker_{action}"),
             "explanation": t(f"admin.breaker_{action}_explain"), "yes": t(f"admin.breaker_{action}_yes"),
             "post_to": "/admin/system/breaker", "hidden": {"action": action}, "cancel_url": "/admin/system"})
-    result = await support_actions.steer_breaker(request.state.runtime, f"staff:{request.state.staff}", action)
+    actor = f"staff:{signed_in_staff(request)}"
+    result = await support_actions.steer_breaker(support_deps(request), actor, action)
     return RedirectResponse(f"/admin/system?{urlencode({'message': result.said_in(_t(request))})}", status_code=303)
 
 
 @staff_only
 async def audit_page(request: Request) -> Response:
-    entries = await audit.recent(request.state.runtime.pool, limit=200)
+    entries = await audit.recent(support_deps(request).pool, limit=200)
     return _page(request, "admin/audit.html", {"entries": entries})

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.platform.settings import Settings
+from portal.web.deps import web_deps
 
 COOKIE = "portal_admin"
 _SALT = "portal.support.staff-session.v1"
@@ -76,7 +77,7 @@ def sign_out(response: Response, settings: Settings) -> None:
 
 
 def current_staff(request: Request) -> str | None:
-    settings: Settings = request.state.runtime.settings
+    settings = web_deps(request).settings
     raw = request.cookies.get(COOKIE)
     if not raw or len(raw) > 1024:
         return None
@@ -102,7 +103,7 @@ def login_limits(client: str, user: str) -> tuple[tuple[str, str], ...]:
 
 
 def api_key_matches(request: Request) -> bool:
-    expected: str | None = request.state.runtime.settings.admin_api_key
+    expected = web_deps(request).settings.admin_api_key
     given = request.headers.get("x-api-key")
     if not expected or not given:
         return False

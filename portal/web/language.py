@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from portal.web.deps import web_deps
 from portal.web.i18n import LANG_COOKIE, LANGUAGES
 
 
@@ -20,7 +21,7 @@ async def switch_language(request: Request) -> RedirectResponse:
     lang = form.get("lang")
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
     if isinstance(lang, str) and lang in LANGUAGES:
-        settings = request.state.runtime.settings
+        settings = web_deps(request).settings
         embedded = settings.embed_in_yclients  # the choice must hold inside YClients' app card too
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="none" if embedded else "lax",
                             secure=settings.secure_cookies or embedded)

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
 from portal.platform.resources import resource_path
+from portal.web.deps import web_deps, web_deps_if_any
 from portal.web.htmx import is_htmx, target_id
 from portal.web.i18n import DEFAULT_LANGUAGE, labeler, pick_language, translations, translator
 
@@ -42,8 +43,8 @@ def request_language(request: Request) -> str:
 
 def timezone_of(request: Request) -> ZoneInfo:
     """The zone times are shown in: DEFAULT_TIMEZONE (YClients names no zone per salon)."""
-    runtime = getattr(request.state, "runtime", None)
-    return ZoneInfo(runtime.settings.default_timezone if runtime else FALLBACK_TIMEZONE)
+    deps = web_deps_if_any(request)
+    return ZoneInfo(deps.settings.default_timezone if deps else FALLBACK_TIMEZONE)
 
 
 def format_local(moment: datetime, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S",
@@ -82,13 +83,13 @@ def _inner_quotes(context: Any, text: str) -> str:
 
 def _context(request: Request) -> dict[str, Any]:
     lang = request_language(request)
-    runtime = getattr(request.state, "runtime", None)
+    deps = web_deps_if_any(request)
     t, gettext = translator(lang), translations(lang)
     # gettext/ngettext in the context win over the environment's: `{% trans %}` speaks the
     # request's language. `_` is `t`, so `_("key", name=...)` fills values as t() does.
     return {"lang": lang, "t": t, "_": t, "gettext": gettext.gettext, "ngettext": gettext.ngettext,
             "label": labeler(lang),
-            "sandbox": bool(runtime and runtime.settings.sandbox), "timezone": timezone_of(request)}
+            "sandbox": bool(deps and deps.settings.sandbox), "timezone": timezone_of(request)}
 
 
 def make_templates() -> Jinja2Templates:
@@ -108,7 +109,7 @@ def wants_json(request: Request) -> bool:
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200,
            headers: dict[str, str] | None = None) -> HTMLResponse:
-    templates: Jinja2Templates = request.state.runtime.templates
+    templates = web_deps(request).templates
     return templates.TemplateResponse(request, name, context or {}, status_code=status_code, headers=headers)
 
 

@@ -15,15 +15,12 @@ import asyncio
 import logging
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from portal.whatsapp import GatewayError, StatusUpdate
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
+from portal.whatsapp.deps import WhatsAppDeps
 from portal.whatsapp.linking import _as_seen, _store
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +36,7 @@ class GatewayUnconfirmed(Exception):
     """The gateway could not be asked to confirm an event: nothing was changed."""
 
 
-async def apply_update(runtime: Runtime, update: StatusUpdate, *, now: float | None = None) -> Outcome:
+async def apply_update(runtime: WhatsAppDeps, update: StatusUpdate, *, now: float | None = None) -> Outcome:
     """Take one authenticated status event (`now`: Unix seconds, for tests)."""
     now = time.time() if now is None else now
     if update.sent_at is not None and update.sent_at < now - links.EVENT_MEMORY_S:

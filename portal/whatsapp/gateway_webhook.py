@@ -13,13 +13,14 @@ from starlette.responses import JSONResponse, Response
 
 from portal.web.throttle import over_limit
 from portal.whatsapp import InvalidWebhook, MalformedWebhook
+from portal.whatsapp.deps import whatsapp_deps
 from portal.whatsapp.gateway_events import GatewayUnconfirmed, Outcome, apply_update
 
 log = logging.getLogger(__name__)
 
 
 async def whatsapp_webhook(request: Request) -> Response:
-    runtime = request.state.runtime
+    runtime = whatsapp_deps(request)
     # Per sending client, before any work: a flood of forged deliveries costs a counter.
     if (limited := await over_limit(request, "webhook_whatsapp", as_json=True)) is not None:
         return limited

@@ -19,12 +19,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from portal.salons.ids import SalonPk, YclientsSalonId
-
-if TYPE_CHECKING:
-    from portal.whatsapp.linking import Poll
+from portal.whatsapp.link_view import Poll
 
 log = logging.getLogger(__name__)
 

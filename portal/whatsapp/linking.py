@@ -18,26 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
+from portal.platform.settings import Settings
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
 from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import CircuitOpen, summarize_error
+from portal.whatsapp.deps import GatewayDeps, WhatsAppDeps
+from portal.whatsapp.link_view import LinkView, Poll
 from portal.whatsapp.phones import mask_phone
 from portal.whatsapp.store import Link
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.platform.settings import Settings
-    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -51,56 +47,6 @@ _STATUS_EVENTS = {
     LinkStatus.LOGGED_OUT: "whatsapp_logged_out",
 }
 PAIRING_CODE_LIFETIME_S = 180.0
-
-
-@dataclass(frozen=True)
-class LinkView:
-    """What the owner's page (and the JSON API) shows of a link at one moment."""
-
-    status: LinkStatus
-    qr: str | None = None
-    qr_expires_in: float | None = None
-    phone_masked: str | None = None
-    pairing_code: str | None = None
-    pairing_expires_in: float | None = None
-    connected_since: datetime | None = None  # when the current connection began
-    retry_after: float | None = None  # set while the breaker refuses: the friendly retry screen
-    problem: str | None = None  # an i18n key saying what went wrong, for failed starts
-    passkey_code: str | None = None  # the passkey step's code to compare with the phone's
-    failed_starts: int = 0  # consecutive failures: a reloaded failed screen keeps its backoff
-
-    @property
-    def version(self) -> str:
-        """Changes exactly when what the owner sees changes; polls answer 'no change' else."""
-        key = (f"{self.status}|{self.qr}|{self.phone_masked}|{self.pairing_code}|"
-               f"{self.retry_after is not None}|{self.problem}|{self.passkey_code}")
-        return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
-
-    @property
-    def waiting(self) -> bool:
-        return self.status in links.WAITING
-
-    @classmethod
-    def of(cls, link: Link | None, **extra: Any) -> LinkView:
-        if link is None:
-            return cls(LinkStatus.IDLE, **extra)
-        qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
-        pairing_left = (link.pairing_expires_at - link.now).total_seconds() if link.pairing_expires_at else None
-        has_pairing = link.pairing_code and pairing_left and pairing_left > 0
-        if link.status is LinkStatus.FAILED and link.last_error and "problem" not in extra:
-            extra["problem"] = "whatsapp.problem_gateway"  # the reason, also after a reload
-        return cls(
-            status=link.status,
-            qr=link.qr if link.status is LinkStatus.AWAITING_SCAN else None,
-            qr_expires_in=max(qr_left, 0) if qr_left is not None else None,
-            phone_masked=mask_phone(link.phone),
-            pairing_code=link.pairing_code if has_pairing else None,
-            pairing_expires_in=pairing_left if has_pairing else None,
-            connected_since=link.connected_at if link.status is LinkStatus.CONNECTED else None,
-            passkey_code=link.passkey_code if link.status is LinkStatus.PASSKEY else None,
-            failed_starts=link.failed_starts,
-            **extra,
-        )
 
 
 # What a gateway may report for a session that was connected and was not asked to start
@@ -117,7 +63,7 @@ def _as_seen(known: LinkStatus, state: LinkState) -> LinkState:
     return state
 
 
-async def _store(runtime: Runtime, salon_pk: SalonPk, state: LinkState, *, error: str | None = None,
+async def _store(runtime: WhatsAppDeps, salon_pk: SalonPk, state: LinkState, *, error: str | None = None,
                  cause: str | None = None) -> Link:
     if state.qr is not None:
         await runtime.qr_images.prepare(state.qr)  # drawn off the event loop, before anyone shows it
@@ -129,12 +75,12 @@ async def _store(runtime: Runtime, salon_pk: SalonPk, state: LinkState, *, error
         if error:
             payload["error"] = error
         await events.record_quietly(runtime.pool, salon_pk, _STATUS_EVENTS[state.status], payload)
-    if saved.integration_status == "active":
+    if saved.integration_status == IntegrationStatus.ACTIVE:
         await _record_loss_or_relink(runtime, saved, cause)
     return saved.link
 
 
-async def _record_loss_or_relink(runtime: Runtime, saved: links.Saved, cause: str | None) -> None:
+async def _record_loss_or_relink(runtime: WhatsAppDeps, saved: links.Saved, cause: str | None) -> None:
     """The trail of an active salon's number: lost when its link leaves connected, relinked
     when it reaches connected again (with the number it replaced: it may be another one)."""
     was_connected = saved.previous is LinkStatus.CONNECTED
@@ -151,25 +97,12 @@ async def _record_loss_or_relink(runtime: Runtime, saved: links.Saved, cause: st
             "same_number": phone == before})
 
 
-@dataclass(frozen=True)
-class Poll:
-    """A poll's answer: the link as the owner should see it, and where the salon stands."""
-
-    view: LinkView
-    integration_status: str
-    owner_user_id: int | None = None  # the salon's owner user: only they may see this
-
-    def shown_to(self, yclients_user_id: int | None) -> bool:
-        """Whether a credential of this YClients user may see it (see `onboarding.owner.opens`)."""
-        return self.owner_user_id is None or self.owner_user_id == yclients_user_id
-
-
 # A link that waits for nothing is read again at most this often per instance (its changes
 # are announced anyway; this only bounds how long a lost announcement could go unseen).
 SETTLED_RECHECK_S = 60.0
 
 
-async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll | None:
+async def current(runtime: WhatsAppDeps, yclients_salon_id: YclientsSalonId) -> Poll | None:
     """The poll: from this instance's memory while unchanged and not due, else the stored state.
     With events on it never waits for the gateway (events and the sweep keep the row current; a
     QR about to expire is renewed in the background); without, it refreshes when due. None: no salon."""
@@ -189,7 +122,7 @@ async def current(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> Poll 
             link = await _refresh(runtime, read.salon_pk, link)
         elif settings.gateway_events and _qr_expiring(link):  # fetched in the background
             runtime.qr_renewals.renew(read.salon_pk, lambda: _refresh(runtime, read.salon_pk, link))
-    poll = Poll(LinkView.of(link), read.integration_status, read.owner_user_id)
+    poll = Poll(LinkView.of(link), IntegrationStatus(read.integration_status), read.owner_user_id)
     runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
                                    _recheck_in(settings.link_recheck_s, poll.view, connected_recheck_s(settings)))
     return poll
@@ -217,7 +150,7 @@ def _recheck_in(recheck_s: float, view: LinkView, connected_s: float = SETTLED_R
     return recheck_s
 
 
-async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
+async def _refresh(runtime: WhatsAppDeps, salon_pk: SalonPk, link: Link) -> Link:
     """Ask the gateway where a waiting link stands; store it if it moved."""
     qr_left = (link.qr_expires_at - link.now).total_seconds() if link.qr_expires_at else None
     want_qr = link.qr is None or qr_left is None or qr_left <= links.QR_REFRESH_MARGIN_S
@@ -242,7 +175,7 @@ async def _refresh(runtime: Runtime, salon_pk: SalonPk, link: Link) -> Link:
     return await _store(runtime, salon_pk, state)
 
 
-async def _start_and_wait_for_qr(runtime: Runtime, name: str, metadata: dict[str, str], *,
+async def _start_and_wait_for_qr(runtime: WhatsAppDeps, name: str, metadata: dict[str, str], *,
                                  relink: bool = False) -> LinkState:
     """Start (or reuse) the session, then poll with backoff until it shows a QR. `relink`: the
     session had a number and lost it; a failed session of that kind comes back to a QR only
@@ -275,7 +208,7 @@ WAITING_FRESH_S = 300.0
 BUSY_RETRY_S = 30.0
 
 
-async def _too_many_waiting(runtime: Runtime, salon: Salon) -> bool:
+async def _too_many_waiting(runtime: WhatsAppDeps, salon: Salon) -> bool:
     async with runtime.pool.acquire() as conn:
         waiting = await links.count_waiting(conn, salon.pk, WAITING_FRESH_S)
     if waiting < runtime.settings.max_waiting_sessions:
@@ -290,9 +223,9 @@ async def _too_many_waiting(runtime: Runtime, salon: Salon) -> bool:
 APP_REMOVED = "whatsapp.app_removed"
 
 
-async def start(runtime: Runtime, salon: Salon) -> LinkView:
+async def start(runtime: WhatsAppDeps, salon: Salon) -> LinkView:
     """Make a QR appear: reuse a live one, else start the session through the breaker."""
-    if salon.integration_status == "uninstalled":
+    if salon.integration_status == IntegrationStatus.UNINSTALLED:
         return LinkView(LinkStatus.IDLE, problem=APP_REMOVED)
     async with runtime.pool.acquire() as conn:
         link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
@@ -322,7 +255,7 @@ async def start(runtime: Runtime, salon: Salon) -> LinkView:
     return LinkView.of(await _store(runtime, salon.pk, state))
 
 
-async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str) -> LinkView:
+async def request_pairing_code(runtime: WhatsAppDeps, salon: Salon, phone_digits: str) -> LinkView:
     """Link by phone number: needs a session showing a QR, then asks for a code."""
     view = await start(runtime, salon)
     if view.retry_after is not None or view.status is not LinkStatus.AWAITING_SCAN:
@@ -343,7 +276,7 @@ async def request_pairing_code(runtime: Runtime, salon: Salon, phone_digits: str
     return LinkView.of(link)
 
 
-async def back_to_qr(runtime: Runtime, salon: Salon) -> LinkView:
+async def back_to_qr(runtime: WhatsAppDeps, salon: Salon) -> LinkView:
     """Forget a shown pairing code so the QR shows again; a QR no longer live starts anew."""
     async with runtime.pool.acquire() as conn:
         link = await links.drop_pairing_code(conn, salon.pk)
@@ -351,7 +284,7 @@ async def back_to_qr(runtime: Runtime, salon: Salon) -> LinkView:
     return view if view.qr and (view.qr_expires_in or 0) > 1 else await start(runtime, salon)
 
 
-async def gateway_call(runtime: Runtime, call: Awaitable[object]) -> str | None:
+async def gateway_call(runtime: GatewayDeps, call: Awaitable[object]) -> str | None:
     """Run a gateway call (an awaitable) with the gateway timeout, for actions that undo or
     restart a session: None when done (a missing session counts: nothing to undo), else
     the error as a short safe sentence."""
@@ -365,7 +298,7 @@ async def gateway_call(runtime: Runtime, call: Awaitable[object]) -> str | None:
     return None
 
 
-async def confirm_passkey(runtime: Runtime, salon: Salon) -> LinkView:
+async def confirm_passkey(runtime: WhatsAppDeps, salon: Salon) -> LinkView:
     """The owner says the code shown matches the phone's: tell the gateway, then show where
     the session stands (usually on its way to connected)."""
     async with runtime.pool.acquire() as conn:
@@ -381,7 +314,7 @@ async def confirm_passkey(runtime: Runtime, salon: Salon) -> LinkView:
     return LinkView.of(await _refresh(runtime, salon.pk, link))
 
 
-async def disconnect(runtime: Runtime, salon: Salon, *, by: str, relink: bool = False) -> str | None:
+async def disconnect(runtime: WhatsAppDeps, salon: Salon, *, by: str, relink: bool = False) -> str | None:
     """The owner unlinks the salon's number (`relink`: to link one again at once): logged out
     at the gateway, stored as logged out, recorded (who, which number, why). Stored even when
     the gateway refused: the owner asked for the number to be unlinked, and links again either

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
+from portal.whatsapp.deps import whatsapp_deps
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -29,7 +30,7 @@ async def qr(request: Request) -> Response:
         return _unauthorized()
     if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id), as_json=True)) is not None:
         return limited
-    view = await linking.start(request.state.runtime, salon)
+    view = await linking.start(whatsapp_deps(request), salon)
     if view.problem == linking.APP_REMOVED:
         return JSONResponse({"success": False, "code": "APP_UNINSTALLED",
                              "message": "The app is uninstalled in YClients; install it again to link WhatsApp."},
@@ -53,7 +54,7 @@ async def qr(request: Request) -> Response:
 
 async def status(request: Request) -> JSONResponse:
     owner = current_owner(request, allow_session=False)
-    poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
+    poll = await linking.current(whatsapp_deps(request), owner.yclients_salon_id) if owner else None
     if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
         return _unauthorized()
     view = poll.view

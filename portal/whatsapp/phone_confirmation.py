@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk
@@ -31,11 +30,9 @@ from portal.salons.store import Salon
 from portal.whatsapp import confirmation_store as store
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
+from portal.whatsapp.deps import GatewayDeps
 from portal.whatsapp.link import GatewayError, LinkStatus
 from portal.whatsapp.phones import mask_phone
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +82,7 @@ def _hash(secret: str, salon_pk: SalonPk, code: str) -> bytes:
     return hmac.new(key, f"{salon_pk}:{code}".encode(), hashlib.sha256).digest()
 
 
-async def protected(runtime: Runtime, salon: Salon) -> Protected | None:
+async def protected(runtime: GatewayDeps, salon: Salon) -> Protected | None:
     """The salon's working link (connected, or linking a scanned phone), else None."""
     async with runtime.pool.acquire() as conn:
         link = await links.get_or_create(conn, salon.pk, salon.yclients_salon_id)
@@ -94,7 +91,7 @@ async def protected(runtime: Runtime, salon: Salon) -> Protected | None:
     return Protected(link.session_name, link.phone or link.connected_phone)
 
 
-async def step(runtime: Runtime, salon: Salon, target: Protected) -> Step:
+async def step(runtime: GatewayDeps, salon: Salon, target: Protected) -> Step:
     async with runtime.pool.acquire() as conn:
         pending = await store.pending(conn, salon.pk, RESEND_AFTER_S)
     if pending is None:
@@ -103,7 +100,7 @@ async def step(runtime: Runtime, salon: Salon, target: Protected) -> Step:
     return Step(pending.sent_to if usable else target.sent_to, usable, max(0, math.ceil(pending.resend_in)))
 
 
-async def send_code(runtime: Runtime, salon: Salon, message: Callable[[str], str]) -> Sent:
+async def send_code(runtime: GatewayDeps, salon: Salon, message: Callable[[str], str]) -> Sent:
     """Send a new code (`message(code)` is the text) through the salon's own session."""
     target = await protected(runtime, salon)
     if target is None:
@@ -137,7 +134,7 @@ _CHECKED_EVENTS = {Checked.CONFIRMED: "phone_confirmation_confirmed", Checked.WR
                    Checked.EXPIRED: "phone_confirmation_expired"}
 
 
-async def check_code(runtime: Runtime, salon: Salon, given: str) -> Checked:
+async def check_code(runtime: GatewayDeps, salon: Salon, given: str) -> Checked:
     """Try the owner's code; a right one is used up at once (once: also under concurrency)."""
     async with runtime.pool.acquire() as conn:
         tried = await store.try_code(conn, salon.pk, MAX_ATTEMPTS)

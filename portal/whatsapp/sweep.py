@@ -17,18 +17,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from portal.whatsapp import GatewayError, LinkState, LinkStatus
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
+from portal.whatsapp.deps import WhatsAppDeps
 from portal.whatsapp.linking import _as_seen, _refresh
 from portal.whatsapp.store import Link
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ def differs(link: Link, listed: Mapping[str, LinkState]) -> bool:
     return seen.phone is not None and link.phone is not None and seen.phone != link.phone
 
 
-async def sweep_once(runtime: Runtime) -> int:
+async def sweep_once(runtime: WhatsAppDeps) -> int:
     """One sweep: the list, the stored links, a confirming read of each that differs. Returns
     how many were confirmed (read one by one)."""
     async with asyncio.timeout(runtime.settings.waha_timeout_s):
@@ -60,7 +58,7 @@ async def sweep_once(runtime: Runtime) -> int:
 class SafetySweep:
     """Tries for the sweep lock every interval; sweeps while it holds it."""
 
-    def __init__(self, runtime: Runtime, dsn: str, *, interval_s: float) -> None:
+    def __init__(self, runtime: WhatsAppDeps, dsn: str, *, interval_s: float) -> None:
         self._runtime = runtime
         self._dsn = dsn
         self._interval_s = interval_s

@@ -25,22 +25,24 @@ from starlette.routing import Route
 
 from portal.onboarding import store as onboarding_store
 from portal.onboarding.owner import current_owner, owner_salon
+from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.rendering import WholePage, render, request_language
 from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
 from portal.whatsapp import LinkStatus, linking
-from portal.whatsapp.linking import LinkView
+from portal.whatsapp.deps import whatsapp_deps
+from portal.whatsapp.link_view import LinkView
 from portal.whatsapp.phones import PhoneError, country_name, parse_phone, region_of
 
-ActivationPanel = Callable[[str, bool], str]
+ActivationPanel = Callable[[IntegrationStatus, bool], str]
 # More of the page to bring up to date when the link moves (the onboarding steps' texts), by
 # (integration status, WhatsApp connected); empty for none.
-PageParts = Callable[[str, bool], dict[str, Any]]
+PageParts = Callable[[IntegrationStatus, bool], dict[str, Any]]
 
 
-def _no_parts(integration_status: str, connected: bool) -> dict[str, Any]:
+def _no_parts(integration_status: IntegrationStatus, connected: bool) -> dict[str, Any]:
     return {}
 
 
@@ -56,12 +58,12 @@ def _auto_retry(view: LinkView, attempt: int, base_s: float) -> dict[str, int] |
     return {"next_attempt": attempt + 1, "delay_s": max(1, int(min(base_s * 2 ** attempt, MAX_RETRY_PAUSE_S)))}
 
 
-def page_of(integration_status: str) -> str:
+def page_of(integration_status: IntegrationStatus) -> str:
     """Which owner page shows a salon in this integration status: the salon's own page once
     active, a page saying so once the app is uninstalled, else the onboarding steps."""
-    if integration_status == "active":
+    if integration_status == IntegrationStatus.ACTIVE:
         return "salon"
-    return "removed" if integration_status == "uninstalled" else "onboarding"
+    return "removed" if integration_status == IntegrationStatus.UNINSTALLED else "onboarding"
 
 
 def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
@@ -70,7 +72,7 @@ def widget_context(request: Request, view: LinkView, *, attempt: int = 0,
     and disconnect. A connected link is watched on either page (the phone may unlink the
     device), and each poll says which page it comes from (`page`), so a salon that moved
     to another page behind it (uninstalled, activated elsewhere) reloads it."""
-    runtime = request.state.runtime
+    runtime = whatsapp_deps(request)
     settings = runtime.settings
     attempt = max(attempt, view.failed_starts - 1)  # a reload goes on where the backoff was
     return {"view": view, "qr_svg": runtime.qr_images.svg, "poll_s": settings.qr_poll_interval_s,
@@ -125,23 +127,23 @@ class WidgetPages:
             Route("/onboarding/whatsapp/qr", self.back_to_qr, methods=["POST"]),
         ]
 
-    def render_widget(self, request: Request, view: LinkView, integration_status: str,
+    def render_widget(self, request: Request, view: LinkView, integration_status: IntegrationStatus,
                       attempt: int = 0, *, phone_reset: bool = False) -> Response:
         """`phone_reset`: the phone form comes back clean (a code was shown: no stale error)."""
         # When the link connects, the Activation panel below comes alive in the same swap. An
         # active salon's widget is on the salon's own page (the onboarding is over).
-        salon_mode = integration_status == "active"
+        salon_mode = integration_status == IntegrationStatus.ACTIVE
         connected = view.status is LinkStatus.CONNECTED
         context = widget_context(request, view, attempt=attempt, salon_mode=salon_mode) | {
             "oob": True, "activation_panel": self.activation_panel(integration_status, connected),
-            "back_url": request.state.runtime.settings.marketplace_url, "phone_reset": phone_reset,
+            "back_url": whatsapp_deps(request).settings.marketplace_url, "phone_reset": phone_reset,
             **self.page_parts(integration_status, connected)}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
         return vary_on_htmx(response)
 
     async def link_status(self, request: Request) -> Response:
         owner = current_owner(request)
-        poll = await linking.current(request.state.runtime, owner.yclients_salon_id) if owner else None
+        poll = await linking.current(whatsapp_deps(request), owner.yclients_salon_id) if owner else None
         if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
             return _session_over(request)
         if _moved(request.query_params.get("page"), page_of(poll.integration_status)):
@@ -154,7 +156,7 @@ class WidgetPages:
         salon = await _acting_salon(request)
         if isinstance(salon, Response):
             return salon
-        view = await linking.start(request.state.runtime, salon)
+        view = await linking.start(whatsapp_deps(request), salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status, await _attempt(request))
@@ -164,7 +166,7 @@ class WidgetPages:
         salon = await _acting_salon(request)
         if isinstance(salon, Response):
             return salon
-        view = await linking.back_to_qr(request.state.runtime, salon)
+        view = await linking.back_to_qr(whatsapp_deps(request), salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status)
@@ -188,7 +190,7 @@ class WidgetPages:
                                                     "country": country}, 200)
         if (limited := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
             return limited
-        view = await linking.request_pairing_code(request.state.runtime, salon, phone.digits)
+        view = await linking.request_pairing_code(whatsapp_deps(request), salon, phone.digits)
         if view.status is LinkStatus.AWAITING_SCAN and view.problem is not None:
             # The QR still works; the code was refused: say so beside the field, where the
             # next poll of the widget cannot wipe it.
@@ -202,7 +204,7 @@ class WidgetPages:
         salon = await _acting_salon(request)
         if isinstance(salon, Response):
             return salon
-        view = await linking.confirm_passkey(request.state.runtime, salon)
+        view = await linking.confirm_passkey(whatsapp_deps(request), salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
         return self.render_widget(request, view, salon.integration_status)
@@ -224,7 +226,7 @@ async def _acting_salon(request: Request, *, limited: bool = True) -> Salon | Re
     salon = await owner_salon(request)
     if salon is None:
         return _session_over(request) if is_htmx(request) else RedirectResponse("/onboarding", 303)
-    if salon.integration_status == "uninstalled":
+    if salon.integration_status == IntegrationStatus.UNINSTALLED:
         return _page_moved(request)
     if limited and (over := await over_limit(request, "owner", str(salon.yclients_salon_id))) is not None:
         return over
@@ -233,7 +235,7 @@ async def _acting_salon(request: Request, *, limited: bool = True) -> Salon | Re
 
 async def _owner_region(request: Request, salon: Salon) -> str:
     """The country a typed number is read in: the owner's own number's, else the setting's."""
-    runtime = request.state.runtime
+    runtime = whatsapp_deps(request)
     async with runtime.pool.acquire() as conn:
         own = await onboarding_store.owner_phone(conn, salon.pk)
     return region_of(own, runtime.settings.default_phone_region)

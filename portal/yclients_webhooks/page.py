@@ -9,7 +9,6 @@ fast path.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,15 +18,13 @@ from portal.yclients_webhooks import deliveries as yclients_webhooks
 from portal.yclients_webhooks import store as delivery_store
 from portal.yclients_webhooks import worker as webhook_worker
 from portal.yclients_webhooks.deliveries import EntityWebhook, WebhookRefused
-
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
+from portal.yclients_webhooks.deps import WebhookDeps, webhook_deps
 
 log = logging.getLogger(__name__)
 
 
 async def yclients_webhook(request: Request) -> Response:
-    runtime = request.state.runtime
+    runtime = webhook_deps(request)
     body = await request.body()
     if (entity := yclients_webhooks.entity_webhook(body)) is not None:
         # Before the rate limit: YClients' entity traffic must not use up the allowance its
@@ -57,7 +54,7 @@ async def yclients_webhook(request: Request) -> Response:
     return JSONResponse({"success": True, "processed": done})
 
 
-async def _entity_webhook(runtime: Runtime, entity: EntityWebhook) -> Response:
+async def _entity_webhook(runtime: WebhookDeps, entity: EntityWebhook) -> Response:
     """An entity webhook is for the receivers given at activation: a quick 2xx (a 4xx would
     only make YClients retry), counted for staff; the count must never fail the answer."""
     runtime.metrics.webhook_delivery("yclients", "entity_ignored")

@@ -23,21 +23,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from portal.platform.database import Connection
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
+from portal.whatsapp.deps import GatewayDeps
 from portal.whatsapp.linking import gateway_call
 from portal.yclients_webhooks import store
 from portal.yclients_webhooks.store import MAX_DELIVERY_ATTEMPTS, Claim
 
-if TYPE_CHECKING:  # the composition root imports this module, never the other way at run time
-    from portal.runtime import Runtime
-
 log = logging.getLogger(__name__)
+# The composition root's container: the worker's own rounds need a gateway and the pool; the
+# rounds handed in may need more of the same container.
+D = TypeVar("D", bound=GatewayDeps)
 LEASE_S = 60
 # How long a shutdown waits for the delivery in hand: its writes and one gateway call.
 STOP_WAIT_S = 15.0
@@ -76,7 +77,7 @@ def retry_delay_s(attempts: int) -> float:
     return min(2.0 ** attempts, 300.0)
 
 
-async def process(runtime: Runtime, delivery_id: int) -> bool:
+async def process(runtime: GatewayDeps, delivery_id: int) -> bool:
     """Claim and process one delivery; True when it is done (now or already)."""
     claim = await store.claim(runtime.pool, delivery_id, LEASE_S)
     if claim is None:
@@ -99,7 +100,7 @@ async def process(runtime: Runtime, delivery_id: int) -> bool:
     return True
 
 
-async def _apply(runtime: Runtime, claim: Claim) -> SalonPk | None:
+async def _apply(runtime: GatewayDeps, claim: Claim) -> SalonPk | None:
     """The event's salon write, its audit event and `done`, in one transaction."""
     async with runtime.pool.acquire() as conn, conn.transaction():
         applied = await _EVENTS[claim.event](conn, claim.yclients_salon_id)
@@ -112,7 +113,7 @@ async def _apply(runtime: Runtime, claim: Claim) -> SalonPk | None:
     return None if applied is None else applied[0]
 
 
-async def _failed_attempt(runtime: Runtime, claim: Claim, exc: Exception) -> None:
+async def _failed_attempt(runtime: GatewayDeps, claim: Claim, exc: Exception) -> None:
     error = summarize_error(exc)
     extra = {"delivery_id": claim.delivery_id, "error": error, "attempts": claim.attempts}
     if claim.attempts == 1:
@@ -126,14 +127,14 @@ async def _failed_attempt(runtime: Runtime, claim: Claim, exc: Exception) -> Non
         await store.retry_later(runtime.pool, claim.delivery_id, error, retry_delay_s(claim.attempts))
 
 
-async def _give_up(runtime: Runtime, claim: Claim, error: str) -> None:
+async def _give_up(runtime: GatewayDeps, claim: Claim, error: str) -> None:
     log.error("webhook delivery failed for good", extra={
-        "delivery_id": claim.delivery_id, "salon_id": claim.yclients_salon_id, "event": claim.event,
+        "delivery_id": claim.delivery_id, "yclients_salon_id": claim.yclients_salon_id, "event": claim.event,
         "attempts": claim.attempts, "error": error})
     await store.mark_failed(runtime.pool, claim.delivery_id, error)
 
 
-async def clean_up_gateway(runtime: Runtime, yclients_salon_id: YclientsSalonId) -> bool:
+async def clean_up_gateway(runtime: GatewayDeps, yclients_salon_id: YclientsSalonId) -> bool:
     """Log out and delete an uninstalled salon's WhatsApp session; True when done."""
     if not await store.still_uninstalled(runtime.pool, yclients_salon_id):
         return False  # reinstalled meanwhile: its session belongs to the new onboarding
@@ -145,7 +146,7 @@ async def clean_up_gateway(runtime: Runtime, yclients_salon_id: YclientsSalonId)
 
     error = await gateway_call(runtime, logout_and_delete())
     if error is not None:
-        log.info("gateway cleanup deferred", extra={"salon_id": yclients_salon_id, "error": error})
+        log.info("gateway cleanup deferred", extra={"yclients_salon_id": yclients_salon_id, "error": error})
         return False
     async with runtime.pool.acquire() as conn, conn.transaction():
         salon_pk = await store.finish_cleanup(conn, yclients_salon_id)
@@ -154,7 +155,7 @@ async def clean_up_gateway(runtime: Runtime, yclients_salon_id: YclientsSalonId)
     return True
 
 
-async def tick(runtime: Runtime, stopping: asyncio.Event | None = None) -> None:
+async def tick(runtime: GatewayDeps, stopping: asyncio.Event | None = None) -> None:
     """One round: due deliveries, pending cleanups, expired keys; nothing new once `stopping`."""
     work = await store.backlog(runtime.pool)
     for delivery_id in work.due:
@@ -169,8 +170,8 @@ async def tick(runtime: Runtime, stopping: asyncio.Event | None = None) -> None:
         log.info("expired webhook keys purged", extra={"result": work.purged})
 
 
-async def run_forever(runtime: Runtime, interval_s: float, stopping: asyncio.Event | None = None,
-                      rounds: Sequence[Callable[[Runtime], Awaitable[object]]] = ()) -> None:
+async def run_forever(runtime: D, interval_s: float, stopping: asyncio.Event | None = None,
+                      rounds: Sequence[Callable[[D], Awaitable[object]]] = ()) -> None:
     """Rounds every `interval_s` until `stopping` is set (then it returns after the delivery in hand).
 
     `rounds`: other housekeeping handed in by the composition root (the activation's
