@@ -19,21 +19,16 @@ from portal.platform.settings import Settings
 class PartnerDeps(Protocol):
     """Enough to ask YClients about an install."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def partner(self) -> PartnerClient: ...
+    settings: Settings
+    partner: PartnerClient
 
 
 @runtime_checkable
 class ActivationDeps(PartnerDeps, Protocol):
-    @property
-    def pool(self) -> Pool: ...
-    @property
-    def metrics(self) -> PortalMetrics: ...
+    pool: Pool
+    metrics: PortalMetrics
     # Bounds activations per instance: each holds a pool connection for the partner call.
-    @property
-    def activation_slots(self) -> asyncio.Semaphore: ...
+    activation_slots: asyncio.Semaphore
 
 
 def activation_deps(request: Request) -> ActivationDeps:

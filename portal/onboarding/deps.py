@@ -17,16 +17,12 @@ from portal.platform.settings import Settings
 
 @runtime_checkable
 class OnboardingDeps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def pool(self) -> Pool: ...
-    @property
-    def verified_tokens(self) -> VerifiedTokens: ...
+    settings: Settings
+    pool: Pool
+    verified_tokens: VerifiedTokens
     @property
     def install_statuses(self) -> InstallStatusSource: ...  # YClients' answer, asked on landing
-    @property
-    def admission_rules(self) -> AdmissionRules: ...
+    admission_rules: AdmissionRules
 
 
 def onboarding_deps(request: Request) -> OnboardingDeps:

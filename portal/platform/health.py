@@ -41,14 +41,10 @@ class _RateLimits(Protocol):
 
 @runtime_checkable
 class HealthDeps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def pool(self) -> Pool: ...
-    @property
-    def pool_health(self) -> PoolHealth: ...
-    @property
-    def metrics(self) -> PortalMetrics: ...
+    settings: Settings
+    pool: Pool
+    pool_health: PoolHealth
+    metrics: PortalMetrics
     @property
     def breaker(self) -> _Breaker: ...
     @property

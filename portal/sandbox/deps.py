@@ -17,12 +17,9 @@ from portal.whatsapp.link import WhatsAppGateway
 
 @runtime_checkable
 class SandboxDeps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def gateway(self) -> WhatsAppGateway: ...
-    @property
-    def market(self) -> SandboxMarketplace | None: ...  # None outside demo mode
+    settings: Settings
+    gateway: WhatsAppGateway
+    market: SandboxMarketplace | None  # None outside demo mode
 
 
 def sandbox_deps(request: Request) -> SandboxDeps:

@@ -22,16 +22,13 @@ from portal.whatsapp.shared_breaker import SharedBreaker
 
 
 class ActionDeps(GatewayDeps, Protocol):
-    @property
-    def breaker(self) -> SharedBreaker: ...
+    breaker: SharedBreaker
 
 
 @runtime_checkable
 class SupportDeps(ActionDeps, Protocol):
-    @property
-    def partner(self) -> PartnerClient: ...
-    @property
-    def rate_limits(self) -> RateLimits: ...
+    partner: PartnerClient
+    rate_limits: RateLimits
     def pool_sample(self) -> PoolSample: ...
 
 

@@ -19,14 +19,10 @@ from portal.web.rate_limits import RateLimits
 
 @runtime_checkable
 class WebDeps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def templates(self) -> Jinja2Templates: ...
-    @property
-    def rate_limits(self) -> RateLimits: ...
-    @property
-    def metrics(self) -> PortalMetrics: ...
+    settings: Settings
+    templates: Jinja2Templates
+    rate_limits: RateLimits
+    metrics: PortalMetrics
 
 
 def web_deps_if_any(request: Request) -> WebDeps | None:

@@ -23,26 +23,18 @@ from portal.whatsapp.shared_breaker import SharedBreaker
 
 
 class GatewayDeps(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def pool(self) -> Pool: ...
-    @property
-    def gateway(self) -> WhatsAppGateway: ...
+    settings: Settings
+    pool: Pool
+    gateway: WhatsAppGateway
 
 
 @runtime_checkable
 class WhatsAppDeps(GatewayDeps, Protocol):
-    @property
-    def breaker(self) -> SharedBreaker: ...  # one for the deployment, shared through PostgreSQL
-    @property
-    def metrics(self) -> PortalMetrics: ...
-    @property
-    def link_versions(self) -> LinkVersions: ...
-    @property
-    def qr_images(self) -> QrImages: ...
-    @property
-    def qr_renewals(self) -> QrRenewals: ...
+    breaker: SharedBreaker  # one for the deployment, shared through PostgreSQL
+    metrics: PortalMetrics
+    link_versions: LinkVersions
+    qr_images: QrImages
+    qr_renewals: QrRenewals
 
 
 def whatsapp_deps(request: Request) -> WhatsAppDeps:

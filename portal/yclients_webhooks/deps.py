@@ -16,8 +16,7 @@ from portal.whatsapp.deps import GatewayDeps
 
 @runtime_checkable
 class WebhookDeps(GatewayDeps, Protocol):
-    @property
-    def metrics(self) -> PortalMetrics: ...
+    metrics: PortalMetrics
 
 
 def webhook_deps(request: Request) -> WebhookDeps:
