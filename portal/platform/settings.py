@@ -119,6 +119,7 @@ def _gateway(v: dict[str, Any]) -> None:
 
 
 def _serving(v: dict[str, Any]) -> None:
+    """A deploy's grace period outlasts a partner call; a framed app's cookie can be Secure."""
     if v["shutdown_timeout_s"] <= v["yclients_timeout_s"]:
         # An activation waits on the partner up to YCLIENTS_TIMEOUT_S: a shorter grace
         # period would cut it short at every deploy.
@@ -136,7 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: str | Path 
 
     specs = declared(Settings)
     sandbox_spec = dict(specs)["sandbox"]
-    # Demo mode unless said otherwise exactly when no partner token is set.
+    # Unless SANDBOX says otherwise, demo mode is on exactly when no partner token is set.
     raw_sandbox = config(sandbox_spec.env, default=None)
     sandbox = not config("YCLIENTS_PARTNER_TOKEN", default=None) if raw_sandbox is None \
         else bool(sandbox_spec.read(str(raw_sandbox)))
