@@ -38,10 +38,13 @@ from portal.sandbox.partner_api import create_partner_api
 from portal.support.deps import SupportDeps
 from portal.web.deps import WebDeps
 from portal.web.rate_limits import RateLimits
-from portal.whatsapp import EvolutionGateway, SimulatedGateway, WahaGateway, WhatsAppGateway
 from portal.whatsapp.breaker import Rules
 from portal.whatsapp.breaker_store import BreakerStore
 from portal.whatsapp.deps import WhatsAppDeps
+from portal.whatsapp.gateways.evolution import EvolutionGateway
+from portal.whatsapp.gateways.simulator import SimulatedGateway
+from portal.whatsapp.gateways.waha import WahaGateway
+from portal.whatsapp.link import WhatsAppGateway
 from portal.whatsapp.link_versions import LinkVersions, QrRenewals
 from portal.whatsapp.qr_image import QrImages
 from portal.whatsapp.shared_breaker import SharedBreaker

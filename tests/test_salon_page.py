@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from portal.whatsapp import LinkState, LinkStatus
+from portal.whatsapp.link import LinkState, LinkStatus
 from portal.whatsapp.linking import _as_seen
 from tests.support.landing import land
 from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server

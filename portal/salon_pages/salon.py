@@ -31,9 +31,10 @@ from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.i18n import translator
 from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
-from portal.whatsapp import LinkStatus, linking
+from portal.whatsapp import linking
 from portal.whatsapp import phone_confirmation as confirmation
 from portal.whatsapp.deps import whatsapp_deps
+from portal.whatsapp.link import LinkStatus
 from portal.whatsapp.link_view import LinkView
 from portal.whatsapp.widget import widget_context
 

@@ -20,7 +20,7 @@ from portal.sandbox.deps import market_of, sandbox_deps
 from portal.sandbox.marketplace_state import SandboxMarketplace
 from portal.web.rendering import error_response, render
 from portal.web.request_input import parse_id
-from portal.whatsapp import SimulatedGateway
+from portal.whatsapp.gateways.simulator import SimulatedGateway
 
 # A YClients user who is not the salon's owner: "Open as another user" lands as them.
 OTHER_USER = {"user_id": 990001, "name": "Посторонний пользователь", "email": "other@example.com",
@@ -122,7 +122,7 @@ def _simulator(request: Request) -> SimulatedGateway | None:
 
 def _phone_inbox(simulator: SimulatedGateway | None, salons: list[dict[str, Any]]) -> dict[int, list[str]]:
     """What each salon's phone received from its own session (the portal's codes), newest first."""
-    from portal.whatsapp import session_name
+    from portal.whatsapp.link import session_name
 
     if simulator is None:
         return {}
@@ -134,7 +134,7 @@ def _back(result: str) -> RedirectResponse:
 
 
 async def simulator_scan(request: Request) -> Response:
-    from portal.whatsapp import GatewayError, session_name
+    from portal.whatsapp.link import GatewayError, session_name
     from portal.whatsapp.phones import PhoneError, parse_phone
 
     simulator, salon = _simulator(request), _salon_or_404(request)
@@ -157,7 +157,7 @@ async def simulator_logout(request: Request) -> Response:
     """The phone unlinked the device (WhatsApp → Linked devices → Log out): the gateway's
     session is logged out. The simulator sends no webhooks; the portal notices on its next
     look at the gateway (the open page's poll)."""
-    from portal.whatsapp import GatewayError, session_name
+    from portal.whatsapp.link import GatewayError, session_name
 
     simulator, salon = _simulator(request), _salon_or_404(request)
     if simulator is None or salon is None:

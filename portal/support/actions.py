@@ -27,8 +27,8 @@ from portal.support import audit_store as audit
 from portal.support import store as support
 from portal.support.deps import ActionDeps
 from portal.web.i18n import translator
-from portal.whatsapp import LinkState, LinkStatus, session_name
 from portal.whatsapp import store as links
+from portal.whatsapp.link import LinkState, LinkStatus, session_name
 from portal.whatsapp.linking import gateway_call
 
 log = logging.getLogger(__name__)

@@ -34,8 +34,8 @@ from portal.web.i18n import labeler, translator
 from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
 from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
-from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
+from portal.whatsapp.link import session_name
 from portal.yclients_webhooks import store as webhook_store
 
 Handler = Callable[[Request], Awaitable[Response]]

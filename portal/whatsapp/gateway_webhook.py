@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.web.throttle import over_limit
-from portal.whatsapp import InvalidWebhook, MalformedWebhook
 from portal.whatsapp.deps import whatsapp_deps
 from portal.whatsapp.gateway_events import GatewayUnconfirmed, Outcome, apply_update
+from portal.whatsapp.link import InvalidWebhook, MalformedWebhook
 
 log = logging.getLogger(__name__)
 

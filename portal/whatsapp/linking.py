@@ -27,10 +27,10 @@ from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
-from portal.whatsapp import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import CircuitOpen, summarize_error
 from portal.whatsapp.deps import GatewayDeps, WhatsAppDeps
+from portal.whatsapp.link import GatewayConflict, GatewayError, LinkState, LinkStatus, SessionNotFound
 from portal.whatsapp.link_view import LinkView, Poll
 from portal.whatsapp.phones import mask_phone
 from portal.whatsapp.store import Link

@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 
 from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.throttle import over_limit
-from portal.whatsapp import LinkStatus, linking
+from portal.whatsapp import linking
 from portal.whatsapp.deps import whatsapp_deps
+from portal.whatsapp.link import LinkStatus
 
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import asyncpg
 
-from portal.whatsapp import GatewayError, LinkState, LinkStatus
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import WhatsAppDeps
+from portal.whatsapp.link import GatewayError, LinkState, LinkStatus
 from portal.whatsapp.linking import _as_seen, _refresh
 from portal.whatsapp.store import Link
 

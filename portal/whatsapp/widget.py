@@ -31,8 +31,9 @@ from portal.web.htmx import is_htmx, redirect, vary_on_htmx
 from portal.web.rendering import WholePage, render, request_language
 from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
-from portal.whatsapp import LinkStatus, linking
+from portal.whatsapp import linking
 from portal.whatsapp.deps import whatsapp_deps
+from portal.whatsapp.link import LinkStatus
 from portal.whatsapp.link_view import LinkView
 from portal.whatsapp.phones import PhoneError, country_name, parse_phone, region_of
 

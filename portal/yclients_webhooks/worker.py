@@ -28,9 +28,9 @@ from typing import TypeVar
 from portal.platform.database import Connection
 from portal.salons import event_store as events
 from portal.salons.ids import SalonPk, YclientsSalonId
-from portal.whatsapp import session_name
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import GatewayDeps
+from portal.whatsapp.link import session_name
 from portal.whatsapp.linking import gateway_call
 from portal.yclients_webhooks import store
 from portal.yclients_webhooks.store import MAX_DELIVERY_ATTEMPTS, Claim

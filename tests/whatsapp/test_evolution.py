@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from portal.whatsapp import (
-    EvolutionGateway,
+from portal.whatsapp.gateways.evolution import EvolutionGateway
+from portal.whatsapp.link import (
     GatewayConflict,
     InvalidWebhook,
     LinkState,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.whatsapp import (
+from portal.whatsapp.link import (
     GatewayAuthError,
     GatewayConflict,
     GatewayError,

@@ -13,7 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from portal.whatsapp import GatewayConflict, LinkState, LinkStatus, WahaGateway
+from portal.whatsapp.gateways.waha import WahaGateway
+from portal.whatsapp.link import GatewayConflict, LinkState, LinkStatus
 from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.landing import land, land_for_token
 from tests.support.servers import serve
@@ -114,7 +115,7 @@ def test_staff_filter_salons_by_their_whatsapp_status(make_settings, db):
 def test_the_simulator_has_the_passkey_step_for_demos_and_the_conformance_suite():
     import asyncio
 
-    from portal.whatsapp import SimulatedGateway
+    from portal.whatsapp.gateways.simulator import SimulatedGateway
     from tests.support.clock import FakeClock
 
     async def walk() -> None:

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from portal.whatsapp import (
+from portal.whatsapp.gateways.simulator import SimulatedGateway
+from portal.whatsapp.link import (
     GatewayConflict,
     GatewayUnavailable,
     InvalidWebhook,
     LinkState,
     LinkStatus,
     SessionNotFound,
-    SimulatedGateway,
     WhatsAppGateway,
 )
 from tests.support.clock import FakeClock

@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from portal.whatsapp import (
+from portal.whatsapp.gateways.waha import WahaGateway
+from portal.whatsapp.link import (
     GatewayAuthError,
     GatewayConflict,
     GatewayUnavailable,
@@ -18,7 +19,6 @@ from portal.whatsapp import (
     MalformedWebhook,
     SessionNotFound,
     StatusUpdate,
-    WahaGateway,
 )
 from tests.support.gateways.fake_waha import create_fake_waha
 from tests.support.servers import free_port, serve

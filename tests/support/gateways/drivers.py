@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from portal.whatsapp import SimulatedGateway
+from portal.whatsapp.gateways.simulator import SimulatedGateway
 from tests.support.clock import FakeClock
 from tests.support.gateways.fake_evolution import create_fake_evolution
 from tests.support.gateways.fake_waha import create_fake_waha
