@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.web.throttle import over_limit
 from portal.yclients_webhooks import deliveries as yclients_webhooks
@@ -66,3 +67,7 @@ async def _entity_webhook(runtime: Runtime, entity: EntityWebhook) -> Response:
     except Exception as exc:
         log.warning("entity webhook count failed", extra={"error": type(exc).__name__})
     return JSONResponse({"success": True, "ignored": True, "reason": "entity webhook"})
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/webhook/yclients", yclients_webhook, methods=["POST"])]
