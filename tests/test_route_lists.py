@@ -1,9 +1,9 @@
 """Every route lives in its package's route list, and the app is those lists assembled.
 
 Each package's handler module ends with `routes(...)`; `portal/app.py` assembles them and
-adds only what belongs to the app itself (static files, the favicon). So "every route is
-listed in app.py" is true by construction, and these tests notice a route added anywhere
-else.
+adds only what belongs to the app itself (static files, the favicon). So "every package's
+route list is assembled in app.py" is true by construction, and these tests notice a route
+added anywhere else, or a list app.py forgot.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The demo sandbox: a local YClients marketplace stand-in, mounted only in demo mode.
 
-Its pages and the partner API stand-in are in `pages.routes(market)`, assembled by `app.py`.
+Its pages and the partner API stand-in are in the route list of `portal.sandbox.pages`,
+assembled by `app.py`.
 """
 
 from __future__ import annotations
