@@ -1,6 +1,7 @@
 """The application factory: `create_app(settings)` builds one complete portal.
 
-Routes are listed here, in one place, so a reader sees the whole surface. Everything with
+Every package's route list is assembled here (`_routes`), in one place, so a reader sees the
+whole surface: each package's handler module ends with its `routes()`. Everything with
 a lifetime (pool, clients, breaker, gateway) is opened in the lifespan (`runtime.Runtime`)
 and reaches handlers through their package's typed accessor (`platform.deps`).
 """
@@ -25,26 +26,30 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from portal.activation import page as activation
+from portal.activation import page as activation_routes
 from portal.activation import recovery as activation_recovery
-from portal.onboarding import landing_page as landing
+from portal.onboarding import landing_page as landing_routes
 from portal.platform import health
 from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
 from portal.platform.deps import STATE_KEY
 from portal.platform.resources import resource_path
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
-from portal.salon_pages import onboarding, salon
+from portal.salon_pages import onboarding as onboarding_page
+from portal.salon_pages import salon as salon_page
 from portal.salons import retention
-from portal.sandbox import SandboxMarketplace, sandbox_routes
+from portal.sandbox import SandboxMarketplace
+from portal.sandbox import pages as sandbox_pages
 from portal.support import admin_api, dashboard, staff
 from portal.web import language, outage
+from portal.web.htmx import VaryOnHtmx
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
 from portal.web.security import BrowserProtection, frame_ancestors
 from portal.web.transport import BodyReadTimeout, SecureCookiesOverHttps
-from portal.whatsapp import gateway_webhook, owner_api
-from portal.whatsapp.widget import WidgetPages
+from portal.whatsapp import gateway_webhook as whatsapp_webhook
+from portal.whatsapp import owner_api as whatsapp_api
+from portal.whatsapp import widget as whatsapp_widget
 from portal.yclients_webhooks import page as yclients_webhook
 from portal.yclients_webhooks import worker as webhook_worker
 
@@ -122,69 +127,38 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
     return lifespan
 
 
-def _operator_routes() -> list[BaseRoute]:
-    return [
-        Route("/livez", health.livez),
-        Route("/readyz", health.readyz),
-        Route("/marketplace/health", health.health),
-        Route("/metrics", health.metrics),
-    ]
-
-
-def _owner_routes() -> list[BaseRoute]:
+def _routes(market: SandboxMarketplace | None) -> list[BaseRoute]:
+    """Every package's route list, and the app's own two (static files, the favicon)."""
     # The onboarding page composes the WhatsApp widget and the activation panel; their
     # handlers get the page's parts as functions instead of importing them back. An active
     # salon's own page (/salon) uses the same widget.
-    widget = WidgetPages(activation_panel=onboarding.activation_panel, whole_page=salon.owner_page,
-                         page_parts=onboarding.progress)
     return [
         # The widget's poll first: every owner's page sends one every 2 s, and Starlette tries
         # routes in order.
-        *widget.routes(),
-        Route("/auth/yclients/redirect", landing.yclients_redirect),
-        Route("/onboarding", onboarding.onboarding_page),
-        *salon.routes(),
-        Route("/marketplace/api/qr", owner_api.qr, methods=["POST"]),
-        Route("/marketplace/api/status", owner_api.status),
-        Route("/marketplace/activate", activation.activate_endpoint(onboarding.onboarding_page), methods=["POST"]),
-        Route("/language", language.switch_language, methods=["POST"]),
-    ]
-
-
-def _webhook_routes() -> list[BaseRoute]:
-    return [
-        Route("/webhook/whatsapp", gateway_webhook.whatsapp_webhook, methods=["POST"]),
-        Route("/webhook/yclients", yclients_webhook.yclients_webhook, methods=["POST"]),
-    ]
-
-
-def _staff_routes() -> list[BaseRoute]:
-    """Support staff: the dashboard (staff cookie) and the JSON admin API (X-API-Key)."""
-    return [
-        Route("/admin/login", dashboard.login_form, methods=["GET"]),
-        Route("/admin/login", dashboard.login, methods=["POST"]),
-        Route("/admin/logout", dashboard.logout, methods=["POST"]),
-        Route("/admin", dashboard.overview),
-        Route("/admin/salons", dashboard.salons),
-        Route("/admin/salons/{salon_id}", dashboard.salon),
-        # GET (and so HEAD) asks, POST acts: each method its own handler.
-        Route("/admin/salons/{salon_id}/{action}", dashboard.confirm_salon_action, methods=["GET"]),
-        Route("/admin/salons/{salon_id}/{action}", dashboard.salon_action, methods=["POST"]),
-        Route("/admin/system", dashboard.system),
-        Route("/admin/system/breaker", dashboard.breaker_action, methods=["GET", "POST"]),
-        Route("/admin/audit", dashboard.audit_page),
-        Route("/marketplace/admin/salons", admin_api.salons),
-        Route("/marketplace/admin/salon/{salon_id}/status", admin_api.salon_status),
-        Route("/marketplace/admin/salon/{salon_id}/disconnect", admin_api.disconnect, methods=["POST"]),
-        Route("/marketplace/admin/circuit-breaker/stats", admin_api.breaker_stats),
-        Route("/marketplace/admin/circuit-breaker/reset", admin_api.breaker_reset, methods=["POST"]),
-        Route("/marketplace/admin/audit-log", admin_api.audit_log),
+        *whatsapp_widget.routes(activation_panel=onboarding_page.activation_panel,
+                                whole_page=salon_page.owner_page, page_parts=onboarding_page.progress),
+        *landing_routes.routes(),
+        *onboarding_page.routes(),
+        *salon_page.routes(),
+        *whatsapp_api.routes(),
+        *activation_routes.routes(whole_page=onboarding_page.onboarding_page),
+        *language.routes(),
+        *health.routes(),
+        *whatsapp_webhook.routes(),
+        *yclients_webhook.routes(),
+        *dashboard.routes(),
+        *admin_api.routes(),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/favicon.ico", _favicon),
+        *(sandbox_pages.routes(market) if market is not None else []),
     ]
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
     return [
         Middleware(RequestLog, instance_name=settings.instance_name),
+        # Outside the refusals below, so their error pages are marked too.
+        Middleware(VaryOnHtmx),
         Middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, refuse=_body_timeout),
         Middleware(SecureCookiesOverHttps),
         Middleware(BrowserProtection, base_origin=settings.base_origin, refuse=_cross_site,
@@ -203,13 +177,9 @@ def create_app(settings: Settings) -> Starlette:
     if settings.sandbox:
         market = SandboxMarketplace(f"{settings.base_url}/sandbox", partner_token=settings.partner_token or "",
                                     application_id=settings.app_id)
-    routes = [*_owner_routes(), *_operator_routes(), *_webhook_routes(), *_staff_routes(),
-              Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
-              Route("/favicon.ico", _favicon)]
-    if market is not None:
-        routes += sandbox_routes(market)
     return Starlette(
-        routes=routes, middleware=_middleware(settings), lifespan=_lifespan(settings, make_templates(), market),
+        routes=_routes(market), middleware=_middleware(settings),
+        lifespan=_lifespan(settings, make_templates(), market),
         exception_handlers={HTTPException: _http_error, Exception: _server_error,
                             **dict.fromkeys(OUTAGE_EXCEPTION_TYPES, _database_away)},
         max_body_size=settings.max_body_bytes,

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.activation import branches
 from portal.activation.deps import activation_deps
@@ -151,3 +152,9 @@ async def activate(request: Request, whole_page: WholePage) -> Response:
         # 200 even for refusals: htmx swaps it, and the panel itself says what happened.
         return render(request, "partials/activation.html", context)
     return await whole_page(request, context, outcome.status_code)
+
+
+def routes(whole_page: WholePage) -> list[BaseRoute]:
+    """`whole_page`: the page around the activation panel (the onboarding steps), given by
+    the app since that page sits above this package."""
+    return [Route("/marketplace/activate", activate_endpoint(whole_page), methods=["POST"])]

@@ -9,6 +9,7 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.onboarding import admission
 from portal.onboarding import token as onboarding_token
@@ -63,3 +64,7 @@ async def yclients_redirect(request: Request) -> Response:
                             headers={"Cache-Control": "no-store"})
     request.session[SESSION_KEY] = token
     return RedirectResponse("/onboarding", status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/auth/yclients/redirect", yclients_redirect)]

@@ -15,6 +15,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.platform.database import Pool, describe_error
 from portal.platform.deps import container
@@ -130,3 +131,13 @@ async def metrics(request: Request) -> Response:
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
     body, content_type = runtime.metrics.render()
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[BaseRoute]:
+    """The operator's endpoints: probes, the marketplace's health check, metrics."""
+    return [
+        Route("/livez", livez),
+        Route("/readyz", readyz),
+        Route("/marketplace/health", health),
+        Route("/metrics", metrics),
+    ]

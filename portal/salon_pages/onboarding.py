@@ -8,12 +8,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.onboarding.owner import owner_with_salon
 from portal.onboarding.token import OnboardingClaims
 from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
-from portal.web.htmx import vary_on_htmx
 from portal.web.rendering import format_local, render, request_language, timezone_of
 from portal.whatsapp import linking
 from portal.whatsapp.deps import whatsapp_deps
@@ -90,4 +90,8 @@ async def onboarding_page_of(request: Request, found: tuple[OnboardingClaims, Sa
     }
     response = render(request, "onboarding.html", context, status_code=status_code,
                       headers={"Cache-Control": "no-store"})
-    return vary_on_htmx(response)
+    return response
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/onboarding", onboarding_page)]

@@ -20,14 +20,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from portal.onboarding.owner import owner_with_salon
 from portal.salon_pages.onboarding import onboarding_page_of
 from portal.salons import store as salons
 from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
-from portal.web.htmx import is_htmx, redirect, vary_on_htmx
+from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import translator
 from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
@@ -42,7 +42,7 @@ ACTIONS = ("relink", "disconnect")
 _LINKED = (LinkStatus.CONNECTED, LinkStatus.LINKING)
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/salon", salon_page),
         *[Route(f"/salon/{action}", confirm_action, methods=["GET"]) for action in ACTIONS],
@@ -72,7 +72,7 @@ async def _salon_page_of(request: Request, salon: Salon, extra: dict[str, Any] |
                **widget_context(request, poll.view, salon_mode=True), **(extra or {})}
     response = render(request, "salon.html", context, status_code=status_code,
                       headers={"Cache-Control": "no-store"})
-    return vary_on_htmx(response)
+    return response
 
 
 async def _install_branches(request: Request, salon: Salon) -> list[Salon]:
@@ -123,7 +123,7 @@ async def _confirmation(request: Request, salon: Salon, action: str, *, error: s
         response = render(request, "partials/salon_confirm.html", context, status_code=status_code, headers=headers)
     else:
         response = render(request, "salon_confirm.html", context, status_code=status_code, headers=headers)
-    return vary_on_htmx(response)
+    return response
 
 
 async def send_code(request: Request) -> Response:
@@ -205,4 +205,4 @@ def _widget(request: Request, view: LinkView) -> Response:
     # form (the owner pressed a button: nothing typed to keep) out of band.
     context = widget_context(request, view, salon_mode=True) | {"oob": True, "phone_reset": True}
     response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
-    return vary_on_htmx(response)
+    return response

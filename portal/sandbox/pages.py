@@ -14,10 +14,12 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from portal.onboarding.landing import MAX_YCLIENTS_SALON_ID, encode_user_data, sign_user_data
 from portal.sandbox.deps import market_of, sandbox_deps
 from portal.sandbox.marketplace_state import SandboxMarketplace
+from portal.sandbox.partner_api import create_partner_api
 from portal.web.rendering import error_response, render
 from portal.web.request_input import parse_id
 from portal.whatsapp.gateways.simulator import SimulatedGateway
@@ -239,3 +241,20 @@ async def send_webhook(request: Request) -> Response:
     except httpx.HTTPError:  # the portal is not reachable at its base URL (as in tests)
         return _back("refused")
     return _back("done")
+
+
+def routes(market: SandboxMarketplace) -> list[BaseRoute]:
+    """The sandbox's pages, and YClients' partner API stand-in answering from `market`."""
+    return [
+        Route("/sandbox/", marketplace),
+        Route("/sandbox/install/{salon_id}", install),
+        Route("/sandbox/install-chain", install_chain),
+        Route("/sandbox/installed/{salon_id}", installed),
+        Route("/sandbox/whatsapp/{salon_id}/scan", simulator_scan, methods=["POST"]),
+        Route("/sandbox/whatsapp/{salon_id}/logout", simulator_logout, methods=["POST"]),
+        Route("/sandbox/whatsapp/fault", simulator_fault, methods=["POST"]),
+        Route("/sandbox/partner/fault", partner_fault, methods=["POST"]),
+        Route("/sandbox/partner/answer", install_answer, methods=["POST"]),
+        Route("/sandbox/webhooks/{salon_id}", send_webhook, methods=["POST"]),
+        Mount("/sandbox/api", app=create_partner_api(market)),
+    ]

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.onboarding.landing import MAX_YCLIENTS_SALON_ID
 from portal.onboarding.owner import SESSION_KEY
@@ -146,3 +147,15 @@ async def audit_log(request: Request) -> Response:
         return _error(400, "BAD_PAGE", f"page must be a number from 1 to {MAX_AUDIT_PAGE}")
     entries = await audit.recent(support_deps(request).pool, limit=100, offset=(page - 1) * 100)
     return AdminJSON({"entries": entries, "page": page})
+
+
+def routes() -> list[BaseRoute]:
+    """The JSON admin API, behind X-API-Key."""
+    return [
+        Route("/marketplace/admin/salons", salons),
+        Route("/marketplace/admin/salon/{salon_id}/status", salon_status),
+        Route("/marketplace/admin/salon/{salon_id}/disconnect", disconnect, methods=["POST"]),
+        Route("/marketplace/admin/circuit-breaker/stats", breaker_stats),
+        Route("/marketplace/admin/circuit-breaker/reset", breaker_reset, methods=["POST"]),
+        Route("/marketplace/admin/audit-log", audit_log),
+    ]

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal import __version__
 from portal.activation import intent_store
@@ -29,7 +30,7 @@ from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
 from portal.support.deps import remember_staff, signed_in_staff, support_deps
 from portal.support.wording import Wording
-from portal.web.htmx import is_htmx, redirect, vary_on_htmx
+from portal.web.htmx import is_htmx, redirect
 from portal.web.i18n import labeler, translator
 from portal.web.rate_limits import Decision, RateLimits, client_key, name_key
 from portal.web.rendering import render, request_language
@@ -180,8 +181,8 @@ async def salons(request: Request) -> Response:
                "link_statuses": support.LINK_STATUSES,
                "pages": max(1, -(-total // support.PAGE_SIZE)), "error": None}
     if is_htmx(request) and request.headers.get("hx-target") == "salon-table":
-        return vary_on_htmx(_page(request, "admin/partials/salon_table.html", context))
-    return vary_on_htmx(_page(request, "admin/salons.html", context))
+        return _page(request, "admin/partials/salon_table.html", context)
+    return _page(request, "admin/salons.html", context)
 
 
 @staff_only
@@ -319,3 +320,21 @@ async def breaker_action(request: Request) -> Response:
 async def audit_page(request: Request) -> Response:
     entries = await audit.recent(support_deps(request).pool, limit=200)
     return _page(request, "admin/audit.html", {"entries": entries})
+
+
+def routes() -> list[BaseRoute]:
+    """The staff dashboard, behind the staff cookie."""
+    return [
+        Route("/admin/login", login_form, methods=["GET"]),
+        Route("/admin/login", login, methods=["POST"]),
+        Route("/admin/logout", logout, methods=["POST"]),
+        Route("/admin", overview),
+        Route("/admin/salons", salons),
+        Route("/admin/salons/{salon_id}", salon),
+        # GET (and so HEAD) asks, POST acts: each method its own handler.
+        Route("/admin/salons/{salon_id}/{action}", confirm_salon_action, methods=["GET"]),
+        Route("/admin/salons/{salon_id}/{action}", salon_action, methods=["POST"]),
+        Route("/admin/system", system),
+        Route("/admin/system/breaker", breaker_action, methods=["GET", "POST"]),
+        Route("/admin/audit", audit_page),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Route
 
 from portal.web.deps import web_deps
 from portal.web.i18n import LANG_COOKIE, LANGUAGES
@@ -29,3 +30,7 @@ async def switch_language(request: Request) -> RedirectResponse:
             name, value = response.raw_headers[-1]
             response.raw_headers[-1] = (name, value + b"; Partitioned")
     return response
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/language", switch_language, methods=["POST"])]

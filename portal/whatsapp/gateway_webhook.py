@@ -10,6 +10,7 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.web.throttle import over_limit
 from portal.whatsapp.deps import whatsapp_deps
@@ -51,3 +52,7 @@ async def whatsapp_webhook(request: Request) -> Response:
         log.warning("WhatsApp webhook refused: older than the event memory")
         return JSONResponse({"error": "event too old", "code": "STALE_EVENT"}, status_code=409)
     return JSONResponse({"ok": True})
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/webhook/whatsapp", whatsapp_webhook, methods=["POST"])]

@@ -10,6 +10,7 @@ import math
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.onboarding.owner import current_owner, owner_salon
 from portal.web.throttle import over_limit
@@ -64,3 +65,10 @@ async def status(request: Request) -> JSONResponse:
     if view.status is LinkStatus.PASSKEY:  # only then: the earlier integration's shape stays as it was
         answer["passkey_code"] = view.passkey_code  # the code to compare with the phone's, if any
     return JSONResponse(answer, headers=NO_STORE)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/marketplace/api/qr", qr, methods=["POST"]),
+        Route("/marketplace/api/status", status),
+    ]

@@ -21,13 +21,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from portal.onboarding import store as onboarding_store
 from portal.onboarding.owner import current_owner, owner_salon
 from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
-from portal.web.htmx import is_htmx, redirect, vary_on_htmx
+from portal.web.htmx import is_htmx, redirect
 from portal.web.rendering import WholePage, render, request_language
 from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
@@ -119,7 +119,7 @@ class WidgetPages:
     whole_page: WholePage
     page_parts: PageParts = _no_parts
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         return [
             Route("/onboarding/whatsapp/status", self.link_status),
             Route("/onboarding/whatsapp/start", self.start_link, methods=["POST"]),
@@ -140,7 +140,7 @@ class WidgetPages:
             "back_url": whatsapp_deps(request).settings.marketplace_url, "phone_reset": phone_reset,
             **self.page_parts(integration_status, connected)}
         response = render(request, "partials/whatsapp_link.html", context, headers={"Cache-Control": "no-store"})
-        return vary_on_htmx(response)
+        return response
 
     async def link_status(self, request: Request) -> Response:
         owner = current_owner(request)
@@ -240,3 +240,9 @@ async def _owner_region(request: Request, salon: Salon) -> str:
     async with runtime.pool.acquire() as conn:
         own = await onboarding_store.owner_phone(conn, salon.pk)
     return region_of(own, runtime.settings.default_phone_region)
+
+
+def routes(*, activation_panel: ActivationPanel, whole_page: WholePage,
+           page_parts: PageParts = _no_parts) -> list[BaseRoute]:
+    """The widget's routes, bound to the page around it (see `WidgetPages`)."""
+    return WidgetPages(activation_panel=activation_panel, whole_page=whole_page, page_parts=page_parts).routes()

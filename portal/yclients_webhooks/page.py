@@ -12,6 +12,7 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from portal.web.throttle import over_limit
 from portal.yclients_webhooks import deliveries as yclients_webhooks
@@ -63,3 +64,7 @@ async def _entity_webhook(runtime: WebhookDeps, entity: EntityWebhook) -> Respon
     except Exception as exc:
         log.warning("entity webhook count failed", extra={"error": type(exc).__name__})
     return JSONResponse({"success": True, "ignored": True, "reason": "entity webhook"})
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/webhook/yclients", yclients_webhook, methods=["POST"])]
