@@ -34,9 +34,8 @@ from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
 from portal.salon_pages import onboarding, salon
-from portal.salons import retention
 from portal.sandbox import SandboxMarketplace, sandbox_routes
-from portal.support import admin_api, dashboard, staff
+from portal.support import admin_api, dashboard, personal_data, staff
 from portal.web import language, outage
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
@@ -106,7 +105,7 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
             # Finishes stored webhook deliveries and gateway cleanups, also those a crash left;
             # then reconciles unfinished activations and erases expired personal data.
             async def personal_data_retention(runtime: Runtime) -> int:
-                return await retention.erase_expired(runtime.pool, settings.personal_data_retention_days)
+                return await personal_data.erase_expired(runtime.pool, settings.personal_data_retention_days)
 
             stopping = asyncio.Event()
             worker = asyncio.create_task(

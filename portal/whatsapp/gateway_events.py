@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from portal.whatsapp import GatewayError, StatusUpdate
+from portal.whatsapp import gateway_event_store as seen_events
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.linking import _as_seen, _store
@@ -42,10 +43,10 @@ class GatewayUnconfirmed(Exception):
 async def apply_update(runtime: Runtime, update: StatusUpdate, *, now: float | None = None) -> Outcome:
     """Take one authenticated status event (`now`: Unix seconds, for tests)."""
     now = time.time() if now is None else now
-    if update.sent_at is not None and update.sent_at < now - links.EVENT_MEMORY_S:
+    if update.sent_at is not None and update.sent_at < now - seen_events.EVENT_MEMORY_S:
         return Outcome.STALE
     async with runtime.pool.acquire() as conn:
-        if update.event_id is not None and await links.event_seen(conn, update.event_id):
+        if update.event_id is not None and await seen_events.seen(conn, update.event_id):
             return Outcome.DUPLICATE
         found = await links.session_link(conn, update.session)
     if found is None:
@@ -64,5 +65,5 @@ async def apply_update(runtime: Runtime, update: StatusUpdate, *, now: float | N
     await _store(runtime, salon_pk, _as_seen(known, state))
     if update.event_id is not None:
         async with runtime.pool.acquire() as conn:
-            await links.remember_event(conn, update.event_id)
+            await seen_events.remember(conn, update.event_id)
     return Outcome.PROCESSED

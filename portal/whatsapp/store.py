@@ -55,14 +55,16 @@ _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
                  " l.connected_at, l.connected_phone, l.passkey_code, l.failed_starts")
 
-# One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
-# refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
-# was, which is what the caller shows if it did not win.
+# One round trip for the hottest path: the salon, its link, and the claim, read through the
+# view `salon_links` (migrations/019, this module's). The CTE claims the refresh (moving
+# checked_at) only when it is due; its conditions are on the updated row itself, so a
+# concurrent claimer that waited for the row lock re-checks them against the row as the
+# winner left it. The outer SELECT still sees the row as it was, which is what the caller
+# shows if it did not win.
 _POLL = f"""
-WITH s AS (SELECT id, integration_status, owner_user_id FROM salons WHERE yclients_salon_id = $1),
-claim AS (
-    UPDATE whatsapp_links l SET checked_at = now() FROM s
-    WHERE l.salon_id = s.id AND (
+WITH claim AS (
+    UPDATE whatsapp_links l SET checked_at = now() FROM salon_links s
+    WHERE s.yclients_salon_id = $1 AND l.salon_id = s.salon_pk AND (
         l.status = ANY($2::text[])
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3)
                -- a shown QR about to expire is fetched anew whatever the safety interval
@@ -76,9 +78,9 @@ claim AS (
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
-SELECT s.id AS salon_pk, s.integration_status, s.owner_user_id, {_LINK_COLUMNS},
+SELECT l.salon_pk, l.integration_status, l.owner_user_id, {_LINK_COLUMNS},
        EXISTS (SELECT 1 FROM claim) AS claimed
-FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
+FROM salon_links l WHERE l.yclients_salon_id = $1
 """
 
 
@@ -106,8 +108,8 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
 
 # The poll with the gateway's events on: a read, nothing claimed (the sweep looks at the gateway).
 _READ = f"""
-SELECT s.id AS salon_pk, s.integration_status, s.owner_user_id, {_LINK_COLUMNS}, false AS claimed
-FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id WHERE s.yclients_salon_id = $1
+SELECT l.salon_pk, l.integration_status, l.owner_user_id, {_LINK_COLUMNS}, false AS claimed
+FROM salon_links l WHERE l.yclients_salon_id = $1
 """
 
 
@@ -124,9 +126,9 @@ async def watched_links(conn: Connection) -> list[Link]:
     """The links the safety sweep compares with the gateway's list: every waiting one, and every
     connected one of a salon that still has the app (the phone may unlink the device)."""
     rows = await conn.fetch(
-        f"""SELECT {_LINK_COLUMNS} FROM whatsapp_links l JOIN salons s ON s.id = l.salon_id
+        f"""SELECT {_LINK_COLUMNS} FROM salon_links l
             WHERE l.status = ANY($1::text[])
-               OR l.status = 'connected' AND s.integration_status <> 'uninstalled'""",
+               OR l.status = 'connected' AND l.integration_status <> 'uninstalled'""",
         [s.value for s in WAITING])
     return [Link.from_row(row) for row in rows]
 
@@ -212,7 +214,7 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
             updated_at = now()
         FROM before WHERE l.salon_id = $1
         RETURNING {_LINK_COLUMNS}, before.status AS previous, before.connected_phone AS previous_phone,
-            (SELECT integration_status FROM salons WHERE id = $1) AS integration_status
+            (SELECT integration_status FROM salon_links WHERE salon_pk = $1) AS integration_status
         """,
         salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error, state.passkey_code,
     )
@@ -252,26 +254,28 @@ async def count_waiting(conn: Connection, other_than: SalonPk, fresh_s: float) -
     return count
 
 
-# How long an event id is remembered; the webhook refuses events older than this by their
-# timestamp, so a replay cannot outlive its id.
-EVENT_MEMORY_S = 86_400.0
-
-
-async def event_seen(conn: Connection, event_id: str) -> bool:
-    """Whether a gateway event with this id was already taken."""
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM gateway_events_seen WHERE event_id = $1)",
-                                    event_id))
-
-
-async def remember_event(conn: Connection, event_id: str) -> None:
-    """Note an event as taken, and forget those past the memory window in the same statement."""
-    await conn.execute(
-        """WITH purge AS (DELETE FROM gateway_events_seen WHERE seen_at < now() - make_interval(secs => $2))
-           INSERT INTO gateway_events_seen (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING""",
-        event_id, EVENT_MEMORY_S)
 async def drop_pairing_code(conn: Connection, salon_pk: SalonPk) -> Link:
     """The owner goes back to the QR: the code is forgotten (the session still shows a QR)."""
     row = await conn.fetchrow(
         f"""UPDATE whatsapp_links l SET pairing_code = NULL, pairing_expires_at = NULL, updated_at = now()
             WHERE l.salon_id = $1 RETURNING {_LINK_COLUMNS}""", salon_pk)
     return Link.from_row(row)
+
+
+async def reset(conn: Connection, salon_pk: SalonPk) -> None:
+    """The salon's gateway session is gone (an uninstall's cleanup): the link starts over."""
+    await conn.execute(
+        "UPDATE whatsapp_links SET status = 'idle', qr = NULL, qr_expires_at = NULL, phone = NULL,"
+        " pairing_code = NULL, pairing_expires_at = NULL, updated_at = now() WHERE salon_id = $1", salon_pk)
+
+
+async def erase_phones(conn: Connection, salon_pk: SalonPk) -> None:
+    """The salon's WhatsApp numbers are personal data: blanked when it is erased."""
+    await conn.execute("UPDATE whatsapp_links SET phone = NULL, connected_phone = NULL WHERE salon_id = $1",
+                       salon_pk)
+
+
+async def holds_phone(conn: Connection, salon_pk: SalonPk) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM whatsapp_links WHERE salon_id = $1"
+        " AND (phone IS NOT NULL OR connected_phone IS NOT NULL))", salon_pk))
