@@ -45,7 +45,13 @@ async def erase(conn: Connection, salon_pk: SalonPk) -> None:
                        salon_pk)
 
 
+_HOLDS_PERSONAL_DATA = """
+SELECT EXISTS (SELECT 1 FROM marketplace_users WHERE salon_id = $1
+               AND (name IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL))
+"""
+
+
 async def hold_personal_data(conn: Connection, salon_pk: SalonPk) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM marketplace_users WHERE salon_id = $1"
-        " AND (name IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL))", salon_pk))
+    """Whether any of the salon's users still has a name, phone or e-mail stored."""
+    held: bool = await conn.fetchval(_HOLDS_PERSONAL_DATA, salon_pk)
+    return held
