@@ -6,7 +6,7 @@
 
 -- A salon with its own WhatsApp link (NULL link columns: none yet). Owner: whatsapp/store.py
 -- (the owner's poll, the safety sweep's list, a save's integration status).
-CREATE VIEW salon_links AS
+CREATE OR REPLACE VIEW salon_links AS
 SELECT s.id AS salon_pk, s.yclients_salon_id, s.integration_status, s.owner_user_id,
        l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l.phone, l.last_error, l.checked_at,
        l.pairing_code, l.pairing_expires_at, l.version, l.connected_at, l.connected_phone, l.passkey_code,
@@ -16,20 +16,20 @@ FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id;
 -- The salon as activation checks it: a chain's branch reads its lead's link, which serves the
 -- whole install. The link status is a scalar subquery, not a join, so `FOR UPDATE` on this
 -- view locks the salon row alone, as `FOR UPDATE OF s` did. Owner: activation/store.py.
-CREATE VIEW activation_checks AS
+CREATE OR REPLACE VIEW activation_checks AS
 SELECT s.id, s.yclients_salon_id, s.integration_status, s.install_generation,
        (SELECT l.status FROM whatsapp_links l WHERE l.salon_id = COALESCE(s.install_lead_id, s.id)) AS link_status
 FROM salons s;
 
 -- An activation intent with the salon it is for. Owner: activation/intent_store.py.
-CREATE VIEW activation_intent_salons AS
+CREATE OR REPLACE VIEW activation_intent_salons AS
 SELECT i.salon_id, i.install_generation, i.api_key_hash, i.attempts, i.started_at, i.finished_at, i.outcome,
        i.last_error, s.yclients_salon_id, s.name, s.integration_status
 FROM activation_intents i JOIN salons s ON s.id = i.salon_id;
 
 -- An event of the trail with the salon it is about (none for a salon-less event). Owner:
 -- salons/event_store.py (the dashboard's landing alerts).
-CREATE VIEW salon_events AS
+CREATE OR REPLACE VIEW salon_events AS
 SELECT e.id, e.salon_id, e.event_type, e.payload, e.created_at, s.yclients_salon_id, s.name, s.owner_user_id
 FROM marketplace_events e LEFT JOIN salons s ON s.id = e.salon_id;
 
@@ -37,7 +37,7 @@ FROM marketplace_events e LEFT JOIN salons s ON s.id = e.salon_id;
 -- human (`attention`, a code; NULL: it does not). The order of the CASE is the urgency; a
 -- salon stuck in a waiting link step says which step in `link_status`. Ten minutes is the
 -- "stuck" threshold. Owner: support/store.py.
-CREATE VIEW salon_overview AS
+CREATE OR REPLACE VIEW salon_overview AS
 SELECT s.id, s.yclients_salon_id, s.name, s.integration_status, s.landed_at, s.activated_at, s.last_error,
        s.api_key_hash IS NOT NULL AS api_key_set, s.install_generation, s.owner_user_id, s.install_lead_id,
        s.install_confirmed, s.owner_bound_at, s.updated_at,

@@ -17,6 +17,7 @@ import asyncpg
 from portal.platform.database import Connection
 from portal.platform.locks import SWEEP_LOCK
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
 from portal.whatsapp.link import LinkState, LinkStatus, session_name
 
 # A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
@@ -87,7 +88,7 @@ FROM salon_links l WHERE l.yclients_salon_id = $1
 @dataclass(frozen=True)
 class PollRead:
     salon_pk: SalonPk
-    integration_status: str
+    integration_status: IntegrationStatus
     link: Link | None
     claimed: bool  # this caller may ask the gateway now
     owner_user_id: int | None  # who may see it (onboarding/owner.py `opens`)
@@ -103,7 +104,8 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, row["claimed"], row["owner_user_id"])
+    return PollRead(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, row["claimed"],
+                    row["owner_user_id"])
 
 
 # The poll with the gateway's events on: a read, nothing claimed (the sweep looks at the gateway).
@@ -119,7 +121,8 @@ async def read_for_owner(conn: Connection, yclients_salon_id: YclientsSalonId) -
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, False, row["owner_user_id"])
+    return PollRead(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, False,
+                    row["owner_user_id"])
 
 
 async def watched_links(conn: Connection) -> list[Link]:
@@ -183,7 +186,7 @@ class Saved(NamedTuple):
     link: Link
     previous: LinkStatus  # the status before this save
     previous_phone: str | None  # the number last connected before this save
-    integration_status: str  # the salon's, read in the same statement
+    integration_status: IntegrationStatus  # the salon's, read in the same statement
 
 
 async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
@@ -220,7 +223,7 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
     )
     link = Link.from_row(row)
     assert row is not None
-    return Saved(link, LinkStatus(row["previous"]), row["previous_phone"], row["integration_status"])
+    return Saved(link, LinkStatus(row["previous"]), row["previous_phone"], IntegrationStatus(row["integration_status"]))
 
 
 async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, lifetime_s: float) -> Link:
