@@ -56,16 +56,15 @@ _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
                  " l.connected_at, l.connected_phone, l.passkey_code, l.failed_starts")
 
-# One round trip for the hottest path: the salon, its link, and the claim, read through the
-# view `salon_links` (migrations/019, this module's). The CTE claims the refresh (moving
-# checked_at) only when it is due; its conditions are on the updated row itself, so a
-# concurrent claimer that waited for the row lock re-checks them against the row as the
-# winner left it. The outer SELECT still sees the row as it was, which is what the caller
-# shows if it did not win.
+# One round trip for the hottest path: the salon (read through the view `salon_links`,
+# migrations/019, this module's), its link, and the claim. The CTE claims the refresh (moving
+# checked_at) only when it is due; the outer SELECT still sees the row as it was, which is
+# what the caller shows if it did not win.
 _POLL = f"""
-WITH claim AS (
-    UPDATE whatsapp_links l SET checked_at = now() FROM salon_links s
-    WHERE s.yclients_salon_id = $1 AND l.salon_id = s.salon_pk AND (
+WITH s AS (SELECT salon_pk AS id, integration_status, owner_user_id FROM salon_links WHERE yclients_salon_id = $1),
+claim AS (
+    UPDATE whatsapp_links l SET checked_at = now() FROM s
+    WHERE l.salon_id = s.id AND (
         l.status = ANY($2::text[])
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $3)
                -- a shown QR about to expire is fetched anew whatever the safety interval
@@ -79,9 +78,9 @@ WITH claim AS (
           AND (l.checked_at IS NULL OR l.checked_at < now() - make_interval(secs => $4)))
     RETURNING l.salon_id
 )
-SELECT l.salon_pk, l.integration_status, l.owner_user_id, {_LINK_COLUMNS},
+SELECT s.id AS salon_pk, s.integration_status, s.owner_user_id, {_LINK_COLUMNS},
        EXISTS (SELECT 1 FROM claim) AS claimed
-FROM salon_links l WHERE l.yclients_salon_id = $1
+FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 """
 
 
