@@ -209,3 +209,18 @@ def test_needs_attention_is_a_code_the_dashboard_says_in_words_and_the_api_in_it
     assert client.get("/marketplace/admin/salon/500001/status", headers=KEY).json()["attention"] == (
         "WhatsApp logged out")
     assert client.get("/marketplace/admin/salons?attention=1", headers=KEY).json()["total"] == 1
+
+
+def test_every_attention_code_the_view_returns_has_api_phrase_and_catalogue_words():
+    """The codes live in three places (the view's CASE, the store's list, the API's phrases):
+    they must name the same set, else a salon would show a bare code or break the API."""
+    import re
+    from pathlib import Path
+
+    from portal.support.admin_api import ATTENTION_PHRASES
+    from portal.support.store import ATTENTION_CODES
+
+    view = (Path(__file__).resolve().parent.parent / "migrations" / "019_store_views.sql").read_text()
+    case = view[view.index("CREATE OR REPLACE VIEW salon_overview"):]
+    assert set(re.findall(r"THEN '(\w+)'", case)) == set(ATTENTION_CODES)
+    assert set(ATTENTION_PHRASES) | {"stuck"} == set(ATTENTION_CODES)
