@@ -37,10 +37,9 @@ from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
 from portal.salon_pages import onboarding as onboarding_page
 from portal.salon_pages import salon as salon_page
-from portal.salons import retention
 from portal.sandbox import SandboxMarketplace
 from portal.sandbox import pages as sandbox_pages
-from portal.support import admin_api, dashboard, staff
+from portal.support import admin_api, dashboard, personal_data, staff
 from portal.web import language, outage
 from portal.web.htmx import VaryOnHtmx
 from portal.web.rendering import error_response, make_templates
@@ -112,7 +111,7 @@ def _lifespan(settings: Settings, templates: Jinja2Templates,
             # Finishes stored webhook deliveries and gateway cleanups, also those a crash left;
             # then reconciles unfinished activations and erases expired personal data.
             async def personal_data_retention(runtime: Runtime) -> int:
-                return await retention.erase_expired(runtime.pool, settings.personal_data_retention_days)
+                return await personal_data.erase_expired(runtime.pool, settings.personal_data_retention_days)
 
             stopping = asyncio.Event()
             worker = asyncio.create_task(

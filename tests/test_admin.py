@@ -186,3 +186,41 @@ def test_breaker_actions_ask_first_and_retry_is_offered_only_for_a_failed_activa
         assert 'data-testid="action-retry"' in client.get("/admin/salons/500001").text
         confirm = client.get("/admin/salons/500001/disconnect").text
         assert "Yes, disconnect WhatsApp" in confirm  # the brand keeps its capitals
+
+
+def test_needs_attention_is_a_code_the_dashboard_says_in_words_and_the_api_in_its_phrases(admin, db):
+    """The SQL says `stuck` and the link's step; the API answers the phrase it always has,
+    the dashboard the catalogue's words for both, in the page's language."""
+    client, settings = admin
+    land(client, settings.partner_token, salon_id=500001)
+    client.post("/onboarding/whatsapp/start", headers={"HX-Request": "true"})
+    db.execute("UPDATE whatsapp_links SET status = 'awaiting_scan', updated_at = now() - interval '11 minutes'")
+    assert db.fetchval("SELECT attention FROM salon_overview") == "stuck"
+    listing = client.get("/marketplace/admin/salons?attention=1", headers=KEY).json()
+    assert [s["attention"] for s in listing["salons"]] == ["stuck in awaiting_scan"]
+    assert client.get("/marketplace/admin/salon/500001/status", headers=KEY).json()["attention"] == (
+        "stuck in awaiting_scan")
+    sign_in(client)
+    english = client.get("/admin/salons/500001", headers={"Accept-Language": "en"}).text
+    russian = client.get("/admin/salons/500001", headers={"Accept-Language": "ru"}).text
+    assert "Needs attention: stuck in awaiting scan" in english
+    assert "завис: ждёт сканирования" in russian
+    db.execute("UPDATE whatsapp_links SET status = 'logged_out'")
+    assert client.get("/marketplace/admin/salon/500001/status", headers=KEY).json()["attention"] == (
+        "WhatsApp logged out")
+    assert client.get("/marketplace/admin/salons?attention=1", headers=KEY).json()["total"] == 1
+
+
+def test_every_attention_code_the_view_returns_has_api_phrase_and_catalogue_words():
+    """The codes live in three places (the view's CASE, the store's list, the API's phrases):
+    they must name the same set, else a salon would show a bare code or break the API."""
+    import re
+    from pathlib import Path
+
+    from portal.support.admin_api import ATTENTION_PHRASES
+    from portal.support.store import ATTENTION_CODES
+
+    view = (Path(__file__).resolve().parent.parent / "migrations" / "019_store_views.sql").read_text()
+    case = view[view.index("CREATE OR REPLACE VIEW salon_overview"):]
+    assert set(re.findall(r"THEN '(\w+)'", case)) == set(ATTENTION_CODES)
+    assert set(ATTENTION_PHRASES) | {"stuck"} == set(ATTENTION_CODES)

@@ -31,6 +31,8 @@ def test_migrate_applies_and_a_bad_setting_is_one_clear_line(database_url, tmp_p
     env = {**os.environ, "DATABASE_URL": database_url, "PORTAL_DATA_DIR": str(tmp_path)}
     # Undo 004 (the webhook table) and every migration after it, as if never applied.
     db.execute("DELETE FROM schema_migrations WHERE version >= '004'")
+    db.execute("DROP VIEW salon_links, activation_checks, activation_intent_salons, salon_events,"  # 019
+               " salon_overview")
     db.execute("DROP TABLE webhook_deliveries; ALTER TABLE salons DROP COLUMN gateway_cleanup_pending_since")
     db.execute("DROP INDEX whatsapp_links_waiting_idx")  # 008 (012 dropped the rest of it)
     db.execute("DROP TRIGGER whatsapp_links_version ON whatsapp_links;"  # 006

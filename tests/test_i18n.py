@@ -14,7 +14,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from portal.support.dashboard import ACTIONS
-from portal.support.store import STATUSES
+from portal.support.filters import STATUSES
+from portal.support.store import ATTENTION_CODES
 from portal.web.i18n import LANGUAGES, catalogue_path, labeler, translator
 from portal.whatsapp.breaker import BreakerState
 from portal.whatsapp.link import LinkStatus
@@ -55,8 +56,7 @@ def _dynamic_keys():
     keys |= {f"sandbox.partner_{m}" for m in ("none", "fail", "hang", "already_installed")}
     keys |= {f"sandbox.install_status_{s}" for s in ("none", "pending", "active", "freezed")}
     keys |= {f"sandbox.answer_{a}" for a in ("redirect", "json")}
-    keys |= {f"admin.attention.{why}" for why in ("activation failed", "WhatsApp logged out", "QR code expired",
-                                                   "WhatsApp session failed", "stuck activating", "stuck in")}
+    keys |= {f"admin.attention.{why}" for why in ATTENTION_CODES}
     return keys
 
 

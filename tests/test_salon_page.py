@@ -223,7 +223,7 @@ def test_a_connected_session_the_gateway_no_longer_holds_is_logged_out(reported,
 def test_erasing_personal_data_forgets_the_last_connected_number_too(portal, partner, db, database_url):
     import asyncpg
 
-    from portal.salons import personal_data_store
+    from portal.support import personal_data as personal_data_store
     from tests.support.database import run
 
     client, settings = portal

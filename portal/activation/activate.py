@@ -59,6 +59,7 @@ from portal.platform.database import Connection
 from portal.platform.error_reporting import report_message
 from portal.platform.settings import Settings
 from portal.salons import event_store as events
+from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.status import IntegrationStatus
 from portal.whatsapp.link import LinkStatus
@@ -100,7 +101,7 @@ def _next_install(settings: Settings, salon: ActivationCheck) -> Install:
 
 
 async def _mark_activating(conn: Connection, install: Install) -> None:
-    await store.mark_activating(conn, install.salon_pk, key_hash(install.api_key))
+    await salons.mark_activating(conn, install.salon_pk, key_hash(install.api_key))
 
 
 async def _open_intent(conn: Connection, install: Install) -> Install:
@@ -284,7 +285,7 @@ async def _locked_install(runtime: ActivationDeps, conn: Connection, yclients_sa
         redirect_url = await _finish_install(runtime, yclients_salon_id, install)
     except PartnerError as exc:
         raise _PartnerFailed(install, exc) from exc
-    await store.mark_active(conn, install.salon_pk, install.generation)
+    await salons.mark_active(conn, install.salon_pk, install.generation)
     await intents.finish(conn, install.salon_pk, install.generation, "active")
     await _record_activated(conn, install, "transaction")
     return install, redirect_url
@@ -330,7 +331,7 @@ async def _failed(runtime: ActivationDeps, install: Install, yclients_salon_id: 
     foreign = isinstance(exc, recovery.ForeignInstall)
     salon_pk, outcome = install.salon_pk, recovery.failure_outcome(exc, install.attempted_before)
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await store.mark_failed(conn, salon_pk, recovery.FOREIGN_ERROR if foreign else exc.safe_summary)
+        await salons.mark_activation_failed(conn, salon_pk, recovery.FOREIGN_ERROR if foreign else exc.safe_summary)
         await events.record(conn, salon_pk, "activation_failed", {
             "error": exc.safe_summary, "activation_mode": mode,
             "timestamp": datetime.now(UTC).isoformat()})
@@ -375,9 +376,9 @@ async def _legacy(runtime: ActivationDeps, yclients_salon_id: YclientsSalonId) -
         redirect_url = await _finish_install(runtime, yclients_salon_id, install)
     except PartnerError as exc:
         async with runtime.pool.acquire() as conn:
-            await store.forget_key(conn, install.salon_pk)
+            await salons.forget_key(conn, install.salon_pk)
         return await _failed(runtime, install, yclients_salon_id, exc, mode="legacy")
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await store.mark_active(conn, install.salon_pk, install.generation)
+        await salons.mark_active(conn, install.salon_pk, install.generation)
         await intents.finish(conn, install.salon_pk, install.generation, "active")
     return await _activated(runtime, install, "legacy", redirect_url)

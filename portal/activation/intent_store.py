@@ -17,6 +17,7 @@ import asyncpg
 
 from portal.platform.database import Connection, Pool
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
 
 # The salon's state (and whether this install was attempted before with its outcome still
 # unknown) is read before the row is reopened, in the same short transaction.
@@ -30,12 +31,13 @@ ON CONFLICT (salon_id, install_generation) DO UPDATE
 SET attempts = activation_intents.attempts + 1, started_at = now(), finished_at = NULL, outcome = NULL,
     api_key_hash = EXCLUDED.api_key_hash, last_error = NULL
 """
+# An intent with its salon: the view `activation_intent_salons` (migrations/019), this module's.
 _UNFINISHED = """
-SELECT i.salon_id, s.yclients_salon_id, s.name, s.integration_status, i.install_generation, i.api_key_hash,
-       i.attempts, i.started_at, i.last_error
-FROM activation_intents i JOIN salons s ON s.id = i.salon_id
-WHERE i.finished_at IS NULL AND i.started_at < now() - make_interval(secs => $1)
-ORDER BY i.started_at LIMIT $2
+SELECT salon_id, yclients_salon_id, name, integration_status, install_generation, api_key_hash,
+       attempts, started_at, last_error
+FROM activation_intent_salons
+WHERE finished_at IS NULL AND started_at < now() - make_interval(secs => $1)
+ORDER BY started_at LIMIT $2
 """
 
 
@@ -44,7 +46,7 @@ class Intent:
     salon_pk: SalonPk
     yclients_salon_id: YclientsSalonId
     salon_name: str | None
-    integration_status: str
+    integration_status: IntegrationStatus
     install_generation: int
     api_key_hash: str
     attempts: int
@@ -80,7 +82,7 @@ async def note_error(conn: Connection, salon_pk: SalonPk, generation: int, error
 def _intent(r: asyncpg.Record) -> Intent:
     return Intent(
         salon_pk=SalonPk(r["salon_id"]), yclients_salon_id=YclientsSalonId(r["yclients_salon_id"]),
-        salon_name=r["name"], integration_status=r["integration_status"],
+        salon_name=r["name"], integration_status=IntegrationStatus(r["integration_status"]),
         install_generation=r["install_generation"], api_key_hash=r["api_key_hash"],
         attempts=r["attempts"], started_at=r["started_at"], last_error=r["last_error"])
 
@@ -100,34 +102,11 @@ async def still_open(conn: Connection, salon_pk: SalonPk, generation: int) -> bo
     return found is not None
 
 
-async def salon_state(conn: Connection, salon_pk: SalonPk) -> tuple[str, int] | None:
-    """(integration_status, install_generation), the salon row locked until commit."""
-    row = await conn.fetchrow(
-        "SELECT integration_status, install_generation FROM salons WHERE id = $1 FOR UPDATE", salon_pk)
-    return None if row is None else (row["integration_status"], row["install_generation"])
-
-
-async def complete(conn: Connection, salon_pk: SalonPk, generation: int, key_hash: str) -> None:
-    """YClients holds this install: the salon is active with its generation and key."""
-    await conn.execute(
-        "UPDATE salons SET integration_status = 'active', activated_at = now(), install_generation = $2,"
-        " api_key_hash = $3, last_error = NULL, updated_at = now() WHERE id = $1",
-        salon_pk, generation, key_hash)
-
-
-async def release_salon(conn: Connection, salon_pk: SalonPk) -> None:
-    """YClients has no install: a salon left `activating` goes back to the Activate button."""
-    await conn.execute(
-        "UPDATE salons SET integration_status = 'pending_whatsapp', api_key_hash = NULL, updated_at = now()"
-        " WHERE id = $1 AND integration_status = 'activating'", salon_pk)
-
-
 async def foreign_installs(pool: Pool, limit: int = 20) -> list[dict[str, object]]:
     """Salons YClients reports installed by someone who is not us (the dashboard's alert)."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT s.yclients_salon_id, s.name, i.finished_at AS detected_at, i.last_error"
-            " FROM activation_intents i JOIN salons s ON s.id = i.salon_id"
-            " WHERE i.outcome = 'foreign' AND s.integration_status <> 'active'"
-            " ORDER BY i.finished_at DESC LIMIT $1", limit)
+            "SELECT yclients_salon_id, name, finished_at AS detected_at, last_error FROM activation_intent_salons"
+            " WHERE outcome = 'foreign' AND integration_status <> 'active'"
+            " ORDER BY finished_at DESC LIMIT $1", limit)
     return [dict(r) for r in rows]

@@ -27,6 +27,7 @@ from portal.activation.partner import PartnerError
 from portal.platform.database import Connection
 from portal.platform.error_reporting import report_message
 from portal.salons import event_store as events
+from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.status import IntegrationStatus
 
@@ -78,7 +79,7 @@ def foreign_install(yclients_salon_id: YclientsSalonId, status: str) -> ForeignI
 async def complete_ours(db: Connection, salon_pk: SalonPk, generation: int, key_hash: str) -> None:
     """YClients reports `active` and our intent for it is unfinished: the install is ours.
     Written in the caller's transaction (under the salon's activation lock)."""
-    await intents.complete(db, salon_pk, generation, key_hash)
+    await salons.complete_install(db, salon_pk, generation, key_hash)
     await intents.finish(db, salon_pk, generation, "active")
 
 
@@ -115,7 +116,7 @@ async def _reconcile_one(runtime: ActivationDeps, intent: Intent) -> bool:
             return False  # an activation of this salon is running: it will finish the intent
         if not await intents.still_open(conn, intent.salon_pk, intent.install_generation):
             return False
-        state = await intents.salon_state(conn, intent.salon_pk)
+        state = await salons.locked_state(conn, intent.salon_pk)
         if state is None:
             await intents.finish(conn, intent.salon_pk, intent.install_generation, "released", "salon gone")
             return True
@@ -139,14 +140,14 @@ async def _settle(db: Connection, intent: Intent, status: str | None, salon_stat
         # may press again (a pending install gets the callback then).
         reason = "YClients reports no install" if status is None else "YClients still waits for the callback"
         await intents.finish(db, pk, generation, "released", reason)
-        await intents.release_salon(db, pk)
+        await salons.release_activating(db, pk)
         await events.record(db, pk, "activation_released", {"install_generation": generation})
         log.info("unfinished activation released", extra={"yclients_salon_id": intent.yclients_salon_id})
         return True
     if status != "active" or salon_status not in _UNFINISHED:
         await intents.note_error(db, pk, generation, f"YClients reports the install {status}")
         return False
-    await intents.complete(db, pk, generation, intent.api_key_hash)
+    await salons.complete_install(db, pk, generation, intent.api_key_hash)
     await intents.finish(db, pk, generation, "active")
     await events.record(db, pk, "integration_activated", {
         "activation_mode": "reconciled", "install_generation": generation})

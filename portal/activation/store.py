@@ -1,4 +1,5 @@
-"""The SQL of an activation: the salon's readiness, its lock, and the writes of an install.
+"""The SQL of an activation: the salon's readiness (the view `activation_checks`), its lock,
+and the transaction's settings; the install's writes to the salon are `salons/store.py`'s.
 
 The transactional path calls these on one connection inside one transaction; the legacy
 path (USE_TRANSACTION_ACTIVATION=false) calls the same functions one by one.
@@ -11,26 +12,29 @@ from dataclasses import dataclass
 from portal.platform.database import Connection
 from portal.platform.locks import activation_lock
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
+from portal.whatsapp.link import LinkStatus
 
 # The salon and its WhatsApp link as activation checks them (a chain's branch: its lead's link,
 # which serves the whole install). How long the install waits for
 # us is YClients' to say (its install status), not a clock of ours.
+# The view `activation_checks` (migrations/019) is this module's.
 _SALON_CHECK = """
-SELECT s.id, s.yclients_salon_id, s.integration_status, s.install_generation, l.status AS link_status
-FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = COALESCE(s.install_lead_id, s.id)
-WHERE s.yclients_salon_id = $1
+SELECT id, yclients_salon_id, integration_status, install_generation, link_status
+FROM activation_checks WHERE yclients_salon_id = $1
 """
-# The transactional path holds the row until commit, so a webhook or a staff action waits.
-_SALON_CHECK_FOR_UPDATE = _SALON_CHECK + " FOR UPDATE OF s"
+# The transactional path holds the salon row until commit, so a webhook or a staff action
+# waits (the view reads the link in a subquery: only the salon row is locked).
+_SALON_CHECK_FOR_UPDATE = _SALON_CHECK + " FOR UPDATE"
 
 
 @dataclass(frozen=True)
 class ActivationCheck:
     salon_pk: SalonPk
     yclients_salon_id: YclientsSalonId
-    integration_status: str
+    integration_status: IntegrationStatus
     install_generation: int
-    link_status: str | None
+    link_status: LinkStatus | None
 
 
 async def limit_idle_in_transaction(conn: Connection, idle_ms: int) -> None:
@@ -74,31 +78,6 @@ async def check_salon(conn: Connection, yclients_salon_id: YclientsSalonId, *,
         return None
     return ActivationCheck(
         salon_pk=SalonPk(row["id"]), yclients_salon_id=YclientsSalonId(row["yclients_salon_id"]),
-        integration_status=row["integration_status"], install_generation=row["install_generation"],
-        link_status=row["link_status"])
-
-
-async def mark_activating(conn: Connection, salon_pk: SalonPk, key_hash: str) -> None:
-    # Only the hash: no part of the key is stored where staff or an API could read it.
-    await conn.execute(
-        "UPDATE salons SET integration_status = 'activating', api_key_hash = $2,"
-        " api_key_prefix = NULL, updated_at = now() WHERE id = $1", salon_pk, key_hash)
-
-
-async def mark_active(conn: Connection, salon_pk: SalonPk, install_generation: int) -> None:
-    await conn.execute(
-        "UPDATE salons SET integration_status = 'active', activated_at = now(),"
-        " install_generation = $2, last_error = NULL, updated_at = now() WHERE id = $1",
-        salon_pk, install_generation)
-
-
-async def forget_key(conn: Connection, salon_pk: SalonPk) -> None:
-    """The legacy path's undo of `mark_activating` after a partner failure."""
-    await conn.execute("UPDATE salons SET api_key_hash = NULL WHERE id = $1", salon_pk)
-
-
-async def mark_failed(conn: Connection, salon_pk: SalonPk, error: str) -> None:
-    """`activation_failed` with the partner's safe summary; an active salon stays active."""
-    await conn.execute(
-        "UPDATE salons SET integration_status = 'activation_failed', last_error = $2, updated_at = now()"
-        " WHERE id = $1 AND integration_status <> 'active'", salon_pk, error)
+        integration_status=IntegrationStatus(row["integration_status"]),
+        install_generation=row["install_generation"],
+        link_status=LinkStatus(row["link_status"]) if row["link_status"] is not None else None)

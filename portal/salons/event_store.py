@@ -2,7 +2,9 @@
 
 `record` is for callers inside their own transaction; `record_quietly` is for after a
 commit: a failure to write the trail is logged and swallowed, so it can never fail the
-owner's request. `for_salon` reads a salon's trail back, newest first (the support pages).
+owner's request. `for_salon` reads a salon's trail back, newest first (the support pages);
+`landing_alerts` reads the view `salon_events` (migrations/019, this module's) and `funnel`
+counts the onboarding's steps.
 """
 
 from __future__ import annotations
@@ -54,12 +56,29 @@ async def landing_alerts(pool: Pool, *, days: int = 7, limit: int = 20) -> list[
     """The newest landing alerts, one row per salon and kind, with how often it happened."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT DISTINCT ON (e.salon_id, e.event_type) e.event_type, e.payload, e.created_at,"
-            "       s.yclients_salon_id, s.name, s.owner_user_id,"
-            "       count(*) OVER (PARTITION BY e.salon_id, e.event_type) AS times"
-            " FROM marketplace_events e LEFT JOIN salons s ON s.id = e.salon_id"
-            " WHERE e.event_type = ANY($1::text[]) AND e.created_at > now() - make_interval(days => $2)"
-            " ORDER BY e.salon_id, e.event_type, e.created_at DESC", list(LANDING_ALERTS), days)
+            "SELECT DISTINCT ON (salon_id, event_type) event_type, payload, created_at,"
+            "       yclients_salon_id, name, owner_user_id,"
+            "       count(*) OVER (PARTITION BY salon_id, event_type) AS times"
+            " FROM salon_events"
+            " WHERE event_type = ANY($1::text[]) AND created_at > now() - make_interval(days => $2)"
+            " ORDER BY salon_id, event_type, created_at DESC", list(LANDING_ALERTS), days)
     alerts = [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
     alerts.sort(key=lambda a: a["created_at"], reverse=True)
     return alerts[:limit]
+
+
+# $1 'today' (since midnight, the database's day) or 'week' (the last seven days).
+_FUNNEL = """
+SELECT count(DISTINCT salon_id) FILTER (WHERE event_type = 'landed') AS landed,
+       count(DISTINCT salon_id) FILTER (WHERE event_type = 'qr_shown') AS qr_shown,
+       count(DISTINCT salon_id) FILTER (WHERE event_type = 'passkey_asked') AS passkey,
+       count(DISTINCT salon_id) FILTER (WHERE event_type = 'whatsapp_connected') AS linked,
+       count(DISTINCT salon_id) FILTER (WHERE event_type = 'integration_activated') AS active
+FROM marketplace_events
+WHERE created_at >= CASE $1::text WHEN 'today' THEN date_trunc('day', now()) ELSE now() - interval '7 days' END
+"""
+
+
+async def funnel(conn: Connection, period: str) -> dict[str, int]:
+    """How many salons reached each onboarding step in the period ('today' or 'week')."""
+    return dict(await conn.fetchrow(_FUNNEL, period) or {})

@@ -17,14 +17,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from portal.onboarding import store as owners
 from portal.platform.database import Connection
 from portal.salons import event_store as events
-from portal.salons import personal_data_store as personal_data
 from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.support import audit_store as audit
-from portal.support import store as support
+from portal.support import personal_data
 from portal.support.deps import ActionDeps
 from portal.web.i18n import translator
 from portal.whatsapp import store as links
@@ -139,7 +137,7 @@ async def mark_for_retry(runtime: ActionDeps, actor: str, yclients_salon_id: Ycl
         return None
     target = _target(yclients_salon_id)
     async with _all_or_nothing(runtime, actor, "mark_for_retry", target) as conn:
-        changed = await support.mark_for_retry(conn, salon_pk)
+        changed = await salons.mark_for_retry(conn, salon_pk)
         if changed:
             await events.record(conn, salon_pk, "activation_retry_marked", {"by": actor})
         await audit.record(conn, actor, "mark_for_retry", target,
@@ -197,7 +195,7 @@ async def hand_over(runtime: ActionDeps, actor: str, yclients_salon_id: Yclients
         return None
     target = _target(yclients_salon_id)
     async with _all_or_nothing(runtime, actor, "hand_over", target) as conn:
-        previous = await owners.hand_over(conn, salon_pk, new_owner_user_id)
+        previous = await salons.hand_over(conn, salon_pk, new_owner_user_id)
         details = {"from_user_id": previous, "to_user_id": new_owner_user_id, "reason": reason}
         await events.record(conn, salon_pk, "owner_handed_over", {"by": actor, **details})
         await audit.record(conn, actor, "hand_over", target, "ok", details)

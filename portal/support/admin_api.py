@@ -23,6 +23,7 @@ from portal.support import audit_store as audit
 from portal.support import staff
 from portal.support import store as support
 from portal.support.deps import support_deps
+from portal.support.filters import BadFilter, parse_filter
 from portal.web.request_input import BadInput, parse_id, parse_json
 from portal.web.throttle import count_failure, over_failure_limit, over_limit
 from portal.whatsapp.shared_breaker import SharedBreaker
@@ -66,6 +67,23 @@ async def refuse(request: Request) -> Response | None:
     return _error(401, "UNAUTHORIZED", "Send the admin API key in X-API-Key.")
 
 
+# "Needs attention" as the API has always said it: English phrases, part of its contract
+# (the dashboard's words come from the catalogues and may change; these do not).
+ATTENTION_PHRASES = {"activation_failed": "activation failed", "logged_out": "WhatsApp logged out",
+                     "qr_expired": "QR code expired", "session_failed": "WhatsApp session failed",
+                     "stuck_activating": "stuck activating"}
+
+
+def attention_phrase(code: str | None, link_status: str | None) -> str | None:
+    if code is None:
+        return None
+    return f"stuck in {link_status}" if code == "stuck" else ATTENTION_PHRASES[code]
+
+
+def _in_phrases(salon: dict[str, Any]) -> dict[str, Any]:
+    return salon | {"attention": attention_phrase(salon["attention"], salon["whatsapp_status"])}
+
+
 def yclients_salon_id_of(request: Request) -> YclientsSalonId | None:
     """YClients' salon id from the URL (the routes call it `salon_id`: the id the marketplace
     and staff know), or None when it is not one."""
@@ -77,11 +95,12 @@ async def salons(request: Request) -> Response:
     if (refusal := await refuse(request)) is not None:
         return refusal
     try:
-        f = support.parse_filter(request.query_params)
-    except support.BadFilter as exc:
+        f = parse_filter(request.query_params)
+    except BadFilter as exc:
         return _error(400, "BAD_FILTER", str(exc))
     rows, total = await support.salons_page(support_deps(request).pool, f)
-    return AdminJSON({"salons": rows, "page": f.page, "page_size": support.PAGE_SIZE, "total": total})
+    return AdminJSON({"salons": [_in_phrases(r) for r in rows], "page": f.page, "page_size": support.PAGE_SIZE,
+                      "total": total})
 
 
 async def salon_status(request: Request) -> Response:
@@ -95,7 +114,7 @@ async def salon_status(request: Request) -> Response:
         return _error(404, "SALON_NOT_FOUND", "No salon with this YClients id.")
     detail.pop("api_key_prefix", None)  # whether a key is set, never the key (nor part of it)
     detail["events"] = detail["events"][:20]
-    return AdminJSON(detail)
+    return AdminJSON(_in_phrases(detail))
 
 
 async def disconnect(request: Request) -> Response:

@@ -24,7 +24,7 @@ from portal.salons.ids import YclientsSalonId
 from portal.salons.status import IntegrationStatus
 from portal.support import actions as support_actions
 from portal.support import audit_store as audit
-from portal.support import staff
+from portal.support import filters, staff
 from portal.support import store as support
 from portal.support.actions import ActionResult
 from portal.support.admin_api import yclients_salon_id_of
@@ -37,6 +37,7 @@ from portal.web.rendering import render, request_language
 from portal.web.throttle import over_limit
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.link import session_name
+from portal.yclients_webhooks import entity_webhook_store
 from portal.yclients_webhooks import store as webhook_store
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -61,17 +62,17 @@ def _t(request: Request) -> Callable[..., str]:
     return translator(request_language(request))
 
 
-def _why(request: Request) -> Callable[[str | None], str]:
-    """"Needs attention" arrives as an English phrase from the SQL (support/store.py); this
-    says it in the page's language ("stuck in <link status>" included)."""
+def _why(request: Request) -> Callable[[str | None, str | None], str]:
+    """"Needs attention" arrives as a code (support/store.py ATTENTION_CODES); this says it in
+    the page's language, a salon `stuck` with the link step it is stuck in."""
     t, label = _t(request), labeler(request_language(request))
 
-    def why(text: str | None) -> str:
-        if not text:
+    def why(code: str | None, link_status: str | None = None) -> str:
+        if not code:
             return ""
-        if text.startswith("stuck in "):
-            return t("admin.attention.stuck in", status=label("link", text.removeprefix("stuck in ")))
-        return label("attention", text)
+        if code == "stuck":
+            return t("admin.attention.stuck", status=label("link", link_status))
+        return label("attention", code)
 
     return why
 
@@ -165,20 +166,20 @@ async def overview(request: Request) -> Response:
 @staff_only
 async def salons(request: Request) -> Response:
     try:
-        f = support.parse_filter(request.query_params)
-    except support.BadFilter:
+        f = filters.parse_filter(request.query_params)
+    except filters.BadFilter:
         status, link = request.query_params.get("status"), request.query_params.get("link")
-        error = (_t(request)("admin.filter_bad_status", statuses=", ".join(support.STATUSES))
-                 if status and status not in support.STATUSES else
-                 _t(request)("admin.filter_bad_status", statuses=", ".join(support.LINK_STATUSES))
-                 if link and link not in support.LINK_STATUSES else _t(request)("admin.filter_bad_page"))
+        error = (_t(request)("admin.filter_bad_status", statuses=", ".join(filters.STATUSES))
+                 if status and status not in filters.STATUSES else
+                 _t(request)("admin.filter_bad_status", statuses=", ".join(filters.LINK_STATUSES))
+                 if link and link not in filters.LINK_STATUSES else _t(request)("admin.filter_bad_page"))
         return _page(request, "admin/salons.html", {"error": error, "rows": [], "total": 0,
-                                                     "f": support.SalonFilter(), "statuses": support.STATUSES,
-                                                     "link_statuses": support.LINK_STATUSES,
+                                                     "f": filters.SalonFilter(), "statuses": filters.STATUSES,
+                                                     "link_statuses": filters.LINK_STATUSES,
                                                      "pages": 0}, status_code=400)
     rows, total = await support.salons_page(support_deps(request).pool, f)
-    context = {"rows": rows, "total": total, "f": f, "statuses": support.STATUSES,
-               "link_statuses": support.LINK_STATUSES,
+    context = {"rows": rows, "total": total, "f": f, "statuses": filters.STATUSES,
+               "link_statuses": filters.LINK_STATUSES,
                "pages": max(1, -(-total // support.PAGE_SIZE)), "error": None}
     if is_htmx(request) and request.headers.get("hx-target") == "salon-table":
         return _page(request, "admin/partials/salon_table.html", context)
@@ -286,7 +287,7 @@ async def system(request: Request) -> Response:
     pool_stats = runtime.pool_sample()
     backlog = await support.webhook_backlog(runtime.pool, failing_after=webhook_store.ATTENTION_AFTER_ATTEMPTS)
     backlog["failed"] = await webhook_store.count_failed(runtime.pool)
-    backlog["entity_ignored"] = await webhook_store.entity_webhooks_ignored(runtime.pool)
+    backlog["entity_ignored"] = await entity_webhook_store.recent(runtime.pool)
     breaker_seen, instances_running = await runtime.breaker.seen(runtime.breaker.version)
     return _page(request, "admin/system.html", {
         "backlog": backlog,

@@ -1,5 +1,6 @@
-"""SQL of the shared circuit breaker: its row (state, counters, half-open trial claims) and
-the running instances with the breaker version each has applied.
+"""SQL of the shared circuit breaker (`circuit_breakers`): its row (state, counters,
+half-open trial claims); the running instances with the breaker version each has applied
+are `instance_store.py`'s, written on the same connection.
 
 Every change is one transaction: lock the row, apply a pure rule (breaker.Rules) to it with
 the database's clock, write it back with the next version and announce that version on
@@ -16,6 +17,7 @@ from typing import Any
 
 from portal.platform.database import Connection, Pool
 from portal.platform.notifications import publish
+from portal.whatsapp import instance_store as instances
 from portal.whatsapp.breaker import BreakerState, Shared, Totals
 
 _COLUMNS = ("version, state, forced, episode, extract(epoch FROM opened_at)::float8 AS opened_at,"
@@ -46,12 +48,8 @@ class BreakerStore:
         """Make sure the breaker's row exists and this instance is listed as running."""
         async with self._pool.acquire() as conn:
             await conn.execute("INSERT INTO circuit_breakers (name) VALUES ($1) ON CONFLICT DO NOTHING", self.name)
-            await conn.execute(
-                "INSERT INTO portal_instances (instance_id, instance_name) VALUES ($1, $2)"
-                " ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
-                self.instance_id, self._instance_name)
-            # Instances gone for a day are history, not "running": keep the table small.
-            await conn.execute("DELETE FROM portal_instances WHERE heartbeat_at < now() - interval '1 day'")
+            await instances.register(conn, self.instance_id, self._instance_name)
+            await instances.prune(conn)
 
     async def load(self) -> tuple[Shared, float]:
         """The shared state and the database's now (epoch seconds)."""
@@ -87,9 +85,7 @@ class BreakerStore:
         return version
 
     async def _applied(self, conn: Connection, version: int) -> None:
-        await conn.execute(
-            "UPDATE portal_instances SET breaker_version = greatest(breaker_version, $2), heartbeat_at = now()"
-            " WHERE instance_id = $1", self.instance_id, version)
+        await instances.applied(conn, self.instance_id, version)
 
     async def applied(self, version: int) -> None:
         """Record that this instance now decides with `version` of the breaker, and say so on
@@ -120,10 +116,7 @@ class BreakerStore:
         """Say this instance is alive (re-listing it if it was pruned); returns the breaker's
         current version, so a lost announcement is noticed here at the latest."""
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO portal_instances (instance_id, instance_name) VALUES ($1, $2)"
-                " ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
-                self.instance_id, self._instance_name)
+            await instances.register(conn, self.instance_id, self._instance_name)
             version: int = await conn.fetchval("SELECT version FROM circuit_breakers WHERE name = $1", self.name)
         return version
 
@@ -131,14 +124,9 @@ class BreakerStore:
         """(instances that applied `version` or later, instances running): running means
         heartbeated within `recent_s`."""
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE breaker_version >= $1) AS seen, count(*) AS running"
-                " FROM portal_instances WHERE heartbeat_at > now() - make_interval(secs => $2)",
-                version, recent_s)
-        assert row is not None
-        return row["seen"], row["running"]
+            return await instances.seen(conn, version, recent_s)
 
     async def leave(self) -> None:
         """A clean shutdown: this instance is no longer running."""
         async with self._pool.acquire() as conn:
-            await conn.execute("DELETE FROM portal_instances WHERE instance_id = $1", self.instance_id)
+            await instances.leave(conn, self.instance_id)

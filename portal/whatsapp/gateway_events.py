@@ -16,6 +16,7 @@ import logging
 import time
 from enum import StrEnum
 
+from portal.whatsapp import gateway_event_store as seen_events
 from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import WhatsAppDeps
@@ -39,10 +40,10 @@ class GatewayUnconfirmed(Exception):
 async def apply_update(runtime: WhatsAppDeps, update: StatusUpdate, *, now: float | None = None) -> Outcome:
     """Take one authenticated status event (`now`: Unix seconds, for tests)."""
     now = time.time() if now is None else now
-    if update.sent_at is not None and update.sent_at < now - links.EVENT_MEMORY_S:
+    if update.sent_at is not None and update.sent_at < now - seen_events.EVENT_MEMORY_S:
         return Outcome.STALE
     async with runtime.pool.acquire() as conn:
-        if update.event_id is not None and await links.event_seen(conn, update.event_id):
+        if update.event_id is not None and await seen_events.seen(conn, update.event_id):
             return Outcome.DUPLICATE
         found = await links.session_link(conn, update.session)
     if found is None:
@@ -61,5 +62,5 @@ async def apply_update(runtime: WhatsAppDeps, update: StatusUpdate, *, now: floa
     await _store(runtime, salon_pk, _as_seen(known, state))
     if update.event_id is not None:
         async with runtime.pool.acquire() as conn:
-            await links.remember_event(conn, update.event_id)
+            await seen_events.remember(conn, update.event_id)
     return Outcome.PROCESSED

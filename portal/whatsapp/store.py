@@ -17,6 +17,7 @@ import asyncpg
 from portal.platform.database import Connection
 from portal.platform.locks import SWEEP_LOCK
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.salons.status import IntegrationStatus
 from portal.whatsapp.link import LinkState, LinkStatus, session_name
 
 # A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
@@ -55,11 +56,12 @@ _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
                  " l.connected_at, l.connected_phone, l.passkey_code, l.failed_starts")
 
-# One round trip for the hottest path: the salon, its link, and the claim. The CTE claims the
-# refresh (moving checked_at) only when it is due; the outer SELECT still sees the row as it
-# was, which is what the caller shows if it did not win.
+# One round trip for the hottest path: the salon (read through the view `salon_links`,
+# migrations/019, this module's), its link, and the claim. The CTE claims the refresh (moving
+# checked_at) only when it is due; the outer SELECT still sees the row as it was, which is
+# what the caller shows if it did not win.
 _POLL = f"""
-WITH s AS (SELECT id, integration_status, owner_user_id FROM salons WHERE yclients_salon_id = $1),
+WITH s AS (SELECT salon_pk AS id, integration_status, owner_user_id FROM salon_links WHERE yclients_salon_id = $1),
 claim AS (
     UPDATE whatsapp_links l SET checked_at = now() FROM s
     WHERE l.salon_id = s.id AND (
@@ -85,7 +87,7 @@ FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 @dataclass(frozen=True)
 class PollRead:
     salon_pk: SalonPk
-    integration_status: str
+    integration_status: IntegrationStatus
     link: Link | None
     claimed: bool  # this caller may ask the gateway now
     owner_user_id: int | None  # who may see it (onboarding/owner.py `opens`)
@@ -101,13 +103,14 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, row["claimed"], row["owner_user_id"])
+    return PollRead(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, row["claimed"],
+                    row["owner_user_id"])
 
 
 # The poll with the gateway's events on: a read, nothing claimed (the sweep looks at the gateway).
 _READ = f"""
-SELECT s.id AS salon_pk, s.integration_status, s.owner_user_id, {_LINK_COLUMNS}, false AS claimed
-FROM salons s LEFT JOIN whatsapp_links l ON l.salon_id = s.id WHERE s.yclients_salon_id = $1
+SELECT l.salon_pk, l.integration_status, l.owner_user_id, {_LINK_COLUMNS}, false AS claimed
+FROM salon_links l WHERE l.yclients_salon_id = $1
 """
 
 
@@ -117,16 +120,17 @@ async def read_for_owner(conn: Connection, yclients_salon_id: YclientsSalonId) -
     if row is None:
         return None
     link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), row["integration_status"], link, False, row["owner_user_id"])
+    return PollRead(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, False,
+                    row["owner_user_id"])
 
 
 async def watched_links(conn: Connection) -> list[Link]:
     """The links the safety sweep compares with the gateway's list: every waiting one, and every
     connected one of a salon that still has the app (the phone may unlink the device)."""
     rows = await conn.fetch(
-        f"""SELECT {_LINK_COLUMNS} FROM whatsapp_links l JOIN salons s ON s.id = l.salon_id
+        f"""SELECT {_LINK_COLUMNS} FROM salon_links l
             WHERE l.status = ANY($1::text[])
-               OR l.status = 'connected' AND s.integration_status <> 'uninstalled'""",
+               OR l.status = 'connected' AND l.integration_status <> 'uninstalled'""",
         [s.value for s in WAITING])
     return [Link.from_row(row) for row in rows]
 
@@ -181,7 +185,7 @@ class Saved(NamedTuple):
     link: Link
     previous: LinkStatus  # the status before this save
     previous_phone: str | None  # the number last connected before this save
-    integration_status: str  # the salon's, read in the same statement
+    integration_status: IntegrationStatus  # the salon's, read in the same statement
 
 
 async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
@@ -212,13 +216,13 @@ async def save_state(conn: Connection, salon_pk: SalonPk, state: LinkState, *,
             updated_at = now()
         FROM before WHERE l.salon_id = $1
         RETURNING {_LINK_COLUMNS}, before.status AS previous, before.connected_phone AS previous_phone,
-            (SELECT integration_status FROM salons WHERE id = $1) AS integration_status
+            (SELECT integration_status FROM salon_links WHERE salon_pk = $1) AS integration_status
         """,
         salon_pk, state.status.value, state.qr, state.qr_expires_in, state.phone, error, state.passkey_code,
     )
     link = Link.from_row(row)
     assert row is not None
-    return Saved(link, LinkStatus(row["previous"]), row["previous_phone"], row["integration_status"])
+    return Saved(link, LinkStatus(row["previous"]), row["previous_phone"], IntegrationStatus(row["integration_status"]))
 
 
 async def save_pairing_code(conn: Connection, salon_pk: SalonPk, code: str, lifetime_s: float) -> Link:
@@ -252,26 +256,28 @@ async def count_waiting(conn: Connection, other_than: SalonPk, fresh_s: float) -
     return count
 
 
-# How long an event id is remembered; the webhook refuses events older than this by their
-# timestamp, so a replay cannot outlive its id.
-EVENT_MEMORY_S = 86_400.0
-
-
-async def event_seen(conn: Connection, event_id: str) -> bool:
-    """Whether a gateway event with this id was already taken."""
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM gateway_events_seen WHERE event_id = $1)",
-                                    event_id))
-
-
-async def remember_event(conn: Connection, event_id: str) -> None:
-    """Note an event as taken, and forget those past the memory window in the same statement."""
-    await conn.execute(
-        """WITH purge AS (DELETE FROM gateway_events_seen WHERE seen_at < now() - make_interval(secs => $2))
-           INSERT INTO gateway_events_seen (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING""",
-        event_id, EVENT_MEMORY_S)
 async def drop_pairing_code(conn: Connection, salon_pk: SalonPk) -> Link:
     """The owner goes back to the QR: the code is forgotten (the session still shows a QR)."""
     row = await conn.fetchrow(
         f"""UPDATE whatsapp_links l SET pairing_code = NULL, pairing_expires_at = NULL, updated_at = now()
             WHERE l.salon_id = $1 RETURNING {_LINK_COLUMNS}""", salon_pk)
     return Link.from_row(row)
+
+
+async def reset(conn: Connection, salon_pk: SalonPk) -> None:
+    """The salon's gateway session is gone (an uninstall's cleanup): the link starts over."""
+    await conn.execute(
+        "UPDATE whatsapp_links SET status = 'idle', qr = NULL, qr_expires_at = NULL, phone = NULL,"
+        " pairing_code = NULL, pairing_expires_at = NULL, updated_at = now() WHERE salon_id = $1", salon_pk)
+
+
+async def erase_phones(conn: Connection, salon_pk: SalonPk) -> None:
+    """The salon's WhatsApp numbers are personal data: blanked when it is erased."""
+    await conn.execute("UPDATE whatsapp_links SET phone = NULL, connected_phone = NULL WHERE salon_id = $1",
+                       salon_pk)
+
+
+async def holds_phone(conn: Connection, salon_pk: SalonPk) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM whatsapp_links WHERE salon_id = $1"
+        " AND (phone IS NOT NULL OR connected_phone IS NOT NULL))", salon_pk))

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from portal.onboarding import store as onboarding_store
 from portal.onboarding.owner import current_owner, owner_salon
+from portal.salons import marketplace_user_store
 from portal.salons.status import IntegrationStatus
 from portal.salons.store import Salon
 from portal.web.htmx import is_htmx, redirect
@@ -238,7 +238,7 @@ async def _owner_region(request: Request, salon: Salon) -> str:
     """The country a typed number is read in: the owner's own number's, else the setting's."""
     runtime = whatsapp_deps(request)
     async with runtime.pool.acquire() as conn:
-        own = await onboarding_store.owner_phone(conn, salon.pk)
+        own = await marketplace_user_store.owner_phone(conn, salon.pk)
     return region_of(own, runtime.settings.default_phone_region)
 
 

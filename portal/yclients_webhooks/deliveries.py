@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portal.platform.database import Pool
+from portal.salons import store as salons
 from portal.salons.ids import YclientsSalonId
 from portal.web.request_input import BadInput, parse_json
 from portal.yclients_webhooks import store as delivery_store
@@ -138,7 +139,7 @@ def idempotency_key(delivery: Delivery, install_generation: int) -> str:
 async def store(pool: Pool, delivery: Delivery, *, ttl_h: float) -> tuple[int | None, bool]:
     """Commit the delivery; (id, is_new). A key past its TTL counts as new again."""
     async with pool.acquire() as conn, conn.transaction():
-        generation = await delivery_store.install_generation(conn, delivery.yclients_salon_id)
+        generation = await salons.install_generation(conn, delivery.yclients_salon_id)
         status = "pending" if delivery.event in KNOWN_EVENTS else "ignored"
         delivery_id = await delivery_store.insert_delivery(
             conn, idempotency_key(delivery, generation), delivery.yclients_salon_id, delivery.event, generation,

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from portal.web.throttle import over_limit
 from portal.yclients_webhooks import deliveries as yclients_webhooks
-from portal.yclients_webhooks import store as delivery_store
+from portal.yclients_webhooks import entity_webhook_store
 from portal.yclients_webhooks import worker as webhook_worker
 from portal.yclients_webhooks.deliveries import EntityWebhook, WebhookRefused
 from portal.yclients_webhooks.deps import WebhookDeps, webhook_deps
@@ -60,7 +60,7 @@ async def _entity_webhook(runtime: WebhookDeps, entity: EntityWebhook) -> Respon
     only make YClients retry), counted for staff; the count must never fail the answer."""
     runtime.metrics.webhook_delivery("yclients", "entity_ignored")
     try:
-        await delivery_store.count_entity_webhook(runtime.pool, entity.resource)
+        await entity_webhook_store.count(runtime.pool, entity.resource)
     except Exception as exc:
         log.warning("entity webhook count failed", extra={"error": type(exc).__name__})
     return JSONResponse({"success": True, "ignored": True, "reason": "entity webhook"})

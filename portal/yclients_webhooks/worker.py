@@ -27,7 +27,9 @@ from typing import TypeVar
 
 from portal.platform.database import Connection
 from portal.salons import event_store as events
+from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
+from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import GatewayDeps
 from portal.whatsapp.link import session_name
@@ -51,19 +53,19 @@ _TRAIL = {"uninstall": "uninstalled", "freeze": "frozen", "unfreeze": "unfrozen"
 
 
 async def _uninstall(conn: Connection, yclients_salon_id: YclientsSalonId) -> Applied:
-    salon_pk = await store.mark_uninstalled(conn, yclients_salon_id)
+    salon_pk = await salons.mark_uninstalled(conn, yclients_salon_id)
     return None if salon_pk is None else (salon_pk, _TRAIL["uninstall"])
 
 
 async def _freeze(conn: Connection, yclients_salon_id: YclientsSalonId) -> Applied:
-    salon_pk = await store.mark_frozen(conn, yclients_salon_id)
+    salon_pk = await salons.mark_frozen(conn, yclients_salon_id)
     return None if salon_pk is None else (salon_pk, _TRAIL["freeze"])
 
 
 async def _payment(conn: Connection, yclients_salon_id: YclientsSalonId) -> Applied:
     # The platform's `freezed → active` on a successful payment; a renewal of an active
     # install changes nothing but is on the timeline too.
-    paid = await store.mark_paid(conn, yclients_salon_id)
+    paid = await salons.mark_paid(conn, yclients_salon_id)
     return None if paid is None else (paid[0], _TRAIL["unfreeze"] if paid[1] else _TRAIL["renewal"])
 
 
@@ -136,7 +138,9 @@ async def _give_up(runtime: GatewayDeps, claim: Claim, error: str) -> None:
 
 async def clean_up_gateway(runtime: GatewayDeps, yclients_salon_id: YclientsSalonId) -> bool:
     """Log out and delete an uninstalled salon's WhatsApp session; True when done."""
-    if not await store.still_uninstalled(runtime.pool, yclients_salon_id):
+    async with runtime.pool.acquire() as conn:
+        uninstalled = await salons.still_uninstalled(conn, yclients_salon_id)
+    if not uninstalled:
         return False  # reinstalled meanwhile: its session belongs to the new onboarding
     name = session_name(yclients_salon_id)
 
@@ -149,8 +153,9 @@ async def clean_up_gateway(runtime: GatewayDeps, yclients_salon_id: YclientsSalo
         log.info("gateway cleanup deferred", extra={"yclients_salon_id": yclients_salon_id, "error": error})
         return False
     async with runtime.pool.acquire() as conn, conn.transaction():
-        salon_pk = await store.finish_cleanup(conn, yclients_salon_id)
-        if salon_pk is not None:
+        salon_pk = await salons.finish_cleanup(conn, yclients_salon_id)
+        if salon_pk is not None:  # its link starts over
+            await links.reset(conn, salon_pk)
             await events.record(conn, salon_pk, "whatsapp_session_deleted", {})
     return True
 
