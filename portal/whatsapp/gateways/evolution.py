@@ -35,20 +35,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from portal.web.request_input import BadInput, parse_json
+from portal.whatsapp.gateways.http import GatewayHttp, check_token, json_object, segment
 from portal.whatsapp.link import (
-    GatewayAuthError,
     GatewayConflict,
     GatewayError,
-    GatewayUnavailable,
     InvalidWebhook,
     LinkState,
     LinkStatus,
@@ -93,28 +89,24 @@ class EvolutionGateway:
         self._accept_unauthenticated = accept_unauthenticated_webhooks
         # `create` with a QR waits 5 s inside Evolution and `connect` 2 s: the default of
         # 10 s leaves room for either.
-        self._timeout = httpx.Timeout(timeout_s)
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"apikey": api_key, "Accept": "application/json"},
-            timeout=self._timeout,
-            transport=transport,
-            follow_redirects=False,
+        self._http = GatewayHttp(
+            base_url, {"apikey": api_key}, gateway="evolution", log=log, unit="instance",
+            refusal=_refusal, answer_check=_error_answer, timeout_s=timeout_s, transport=transport,
         )
 
     def __repr__(self) -> str:  # never show the key, not even in a debugger
-        return f"EvolutionGateway({str(self._client.base_url)!r})"
+        return f"EvolutionGateway({self._http.base_url!r})"
 
     # --- the WhatsAppGateway contract -----------------------------------------------
 
     async def start_session(self, name: str, *, metadata: Mapping[str, Any]) -> LinkState:
         # Evolution keeps no free-form metadata on an instance: the name says whose it is.
         try:
-            created = await self._call("POST", "/instance/create", "create instance", json=self._create_body(name))
+            created = await self._http.call("POST", "/instance/create", "create instance", json=self._create_body(name))
         except GatewayConflict:
             # The name is taken (403): our instance from an earlier start. Start it if closed.
             if await self._connection_state(name) in (None, "close"):
-                await self._call("GET", f"/instance/connect/{_seg(name)}", "connect instance")
+                await self._http.call("GET", f"/instance/connect/{_seg(name)}", "connect instance")
         else:
             code = _qr_code(created.get("qrcode") if isinstance(created, Mapping) else None)
             if code is not None:
@@ -138,13 +130,13 @@ class EvolutionGateway:
         if state == "connecting":
             if not want_qr and known is LinkStatus.AWAITING_SCAN:
                 return LinkState(LinkStatus.AWAITING_SCAN)
-            answer = await self._call("GET", f"/instance/connect/{_seg(name)}", "get QR")
+            answer = await self._http.call("GET", f"/instance/connect/{_seg(name)}", "get QR")
             code = _qr_code(answer)
             return LinkState(LinkStatus.AWAITING_SCAN, qr=code) if code else LinkState(LinkStatus.STARTING)
         return LinkState(LinkStatus.EXPIRED)
 
     async def list_states(self) -> dict[str, LinkState]:
-        answer = await self._call("GET", "/instance/fetchInstances", "list instances")
+        answer = await self._http.call("GET", "/instance/fetchInstances", "list instances")
         if not isinstance(answer, list):
             raise GatewayError("list instances: response is not a JSON array")
         states: dict[str, LinkState] = {}
@@ -161,55 +153,49 @@ class EvolutionGateway:
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)
         path, params = f"/instance/connect/{_seg(name)}", {"number": phone}
-        code = _pairing_code(await self._call("GET", path, "request pairing code", params=params))
+        code = _pairing_code(await self._http.call("GET", path, "request pairing code", params=params))
         if code is None:
             # Evolution asks WhatsApp for a code only on a connection begun with a number;
             # ours began with a QR. Close it and begin again with the number.
             with contextlib.suppress(GatewayConflict):
-                await self._call("DELETE", f"/instance/logout/{_seg(name)}", "log out instance")
-            code = _pairing_code(await self._call("GET", path, "request pairing code", params=params))
+                await self._http.call("DELETE", f"/instance/logout/{_seg(name)}", "log out instance")
+            code = _pairing_code(await self._http.call("GET", path, "request pairing code", params=params))
         if code is None:
             raise GatewayConflict("request pairing code: the instance gave no code")
         return code
 
     async def send_text(self, name: str, phone_digits: str, text: str) -> None:
         phone = validate_phone_digits(phone_digits)
-        await self._call("POST", f"/message/sendText/{_seg(name)}", "send text", json={"number": phone, "text": text})
+        await self._http.call("POST", f"/message/sendText/{_seg(name)}", "send text",
+                              json={"number": phone, "text": text})
 
     async def restart(self, name: str) -> None:
-        await self._call("POST", f"/instance/restart/{_seg(name)}", "restart instance")
+        await self._http.call("POST", f"/instance/restart/{_seg(name)}", "restart instance")
 
     async def logout(self, name: str) -> None:
         # 400 "is not connected": already logged out, which is what the caller wanted.
         with contextlib.suppress(GatewayConflict):
-            await self._call("DELETE", f"/instance/logout/{_seg(name)}", "log out instance")
+            await self._http.call("DELETE", f"/instance/logout/{_seg(name)}", "log out instance")
 
     async def delete(self, name: str) -> None:
         with contextlib.suppress(SessionNotFound):
-            await self._call("DELETE", f"/instance/delete/{_seg(name)}", "delete instance")
+            await self._http.call("DELETE", f"/instance/delete/{_seg(name)}", "delete instance")
 
     async def confirm_passkey(self, name: str) -> None:
         raise GatewayConflict("Evolution API has no passkey step")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> StatusUpdate:
         # Authenticate before reading anything: unauthenticated input is not parsed.
         if self._webhook_url is None:
             raise InvalidWebhook("webhooks are off")
         if self._webhook_token is not None:
-            given = (_header(headers, TOKEN_HEADER) or "").encode()
-            if not hmac.compare_digest(given, self._webhook_token):
-                raise InvalidWebhook("webhook token missing or wrong")
+            check_token(self._webhook_token, headers, TOKEN_HEADER)
         elif not self._accept_unauthenticated:
             raise InvalidWebhook("unauthenticated webhook")
-        try:
-            event = parse_json(body)
-        except BadInput:
-            raise MalformedWebhook("webhook body is not JSON") from None
-        if not isinstance(event, Mapping):
-            raise MalformedWebhook("webhook body is not a JSON object")
+        event = json_object(body)
         kind, instance, data = event.get("event"), event.get("instance"), event.get("data")
         if kind not in ("qrcode.updated", "connection.update"):
             raise MalformedWebhook("webhook is not a qrcode.updated or connection.update event")
@@ -236,46 +222,18 @@ class EvolutionGateway:
         return body
 
     async def _connection_state(self, name: str) -> str | None:
-        answer = await self._call("GET", f"/instance/connectionState/{_seg(name)}", "get state")
+        answer = await self._http.call("GET", f"/instance/connectionState/{_seg(name)}", "get state")
         instance = answer.get("instance") if isinstance(answer, Mapping) else None
         state = instance.get("state") if isinstance(instance, Mapping) else None
         return state if isinstance(state, str) else None
 
     async def _owner_phone(self, name: str) -> str | None:
-        answer = await self._call("GET", "/instance/fetchInstances", "get instance", params={"instanceName": name})
+        answer = await self._http.call("GET", "/instance/fetchInstances", "get instance", params={"instanceName": name})
         rows = answer if isinstance(answer, list) else []
         for row in rows:
             if isinstance(row, Mapping) and row.get("name") == name:
                 return phone_from_jid(row.get("ownerJid"))
         return None
-
-    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        """One request; returns the decoded JSON (or None) or raises a GatewayError."""
-        try:
-            response = await self._client.request(method, path, timeout=self._timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise _logged(GatewayUnavailable(f"{what}: timed out")) from exc
-        except httpx.TransportError as exc:
-            raise _logged(GatewayUnavailable(f"{what}: {type(exc).__name__}")) from exc
-        code = response.status_code
-        if code >= 500:
-            raise _logged(GatewayUnavailable(f"{what}: HTTP {code}", status_code=code))
-        if code == 401:
-            raise _logged(GatewayAuthError(f"{what}: API key rejected (HTTP 401)", status_code=401))
-        if code == 404:
-            raise SessionNotFound(f"{what}: no such instance", status_code=404)
-        if code in (400, 403):  # 403: the name is taken; 400: not possible in this state
-            raise GatewayConflict(f"{what}: not possible now (HTTP {code})", status_code=code)
-        if code >= 300:
-            raise _logged(GatewayError(f"{what}: HTTP {code}", status_code=code))
-        try:
-            answer = response.json() if response.content else None
-        except ValueError:
-            raise _logged(GatewayError(f"{what}: response is not JSON", status_code=code)) from None
-        if isinstance(answer, Mapping) and answer.get("error") is True:
-            # Evolution's "200 but failed": its message may echo anything, so it is not kept.
-            raise GatewayConflict(f"{what}: Evolution answered an error", status_code=code)
-        return answer
 
 
 def _qr_code(answer: Any) -> str | None:
@@ -289,21 +247,18 @@ def _pairing_code(answer: Any) -> str | None:
 
 
 def _seg(name: str) -> str:
-    if not name:
-        raise ValueError("instance name must not be empty")
-    return quote(name, safe="")
+    return segment(name, "instance")
 
 
-def _logged(error: GatewayError) -> GatewayError:
-    log.warning(
-        "whatsapp gateway call failed",
-        extra={"gateway": "evolution", "error_class": type(error).__name__, "summary": error.safe_summary},
-    )
-    return error
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
+def _refusal(what: str, response: httpx.Response) -> GatewayError | None:
+    """403: the name is taken; 400: not possible in this state. Both a conflict."""
+    code = response.status_code
+    if code in (400, 403):
+        return GatewayConflict(f"{what}: not possible now (HTTP {code})", status_code=code)
     return None
+
+
+def _error_answer(what: str, code: int, answer: Any) -> None:
+    """Evolution's "200 but failed": its message may echo anything, so it is not kept."""
+    if isinstance(answer, Mapping) and answer.get("error") is True:
+        raise GatewayConflict(f"{what}: Evolution answered an error", status_code=code)

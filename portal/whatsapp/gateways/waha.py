@@ -44,16 +44,13 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from portal.web.request_input import BadInput, parse_json
+from portal.whatsapp.gateways.http import GatewayHttp, check_token, header, json_object, segment
 from portal.whatsapp.link import (
-    GatewayAuthError,
     GatewayConflict,
     GatewayError,
-    GatewayUnavailable,
     InvalidWebhook,
     LinkState,
     LinkStatus,
@@ -133,25 +130,21 @@ class WahaGateway:
         # Demo and tests only: production settings refuse WAHA without webhook authentication.
         self._accept_unauthenticated = accept_unauthenticated_webhooks
         # WAHA's QR endpoint itself waits up to ~5 s for SCAN_QR_CODE; the default of
-        # 10 s leaves room for that. Every request also passes this timeout explicitly.
-        self._timeout = httpx.Timeout(timeout_s)
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"X-Api-Key": api_key, "Accept": "application/json"},
-            timeout=self._timeout,
-            transport=transport,
-            follow_redirects=False,
+        # 10 s leaves room for that.
+        self._http = GatewayHttp(
+            base_url, {"X-Api-Key": api_key}, gateway="waha", log=log, unit="session",
+            refusal=_refusal, timeout_s=timeout_s, transport=transport,
         )
 
     def __repr__(self) -> str:  # never show the key, not even in a debugger
-        return f"WahaGateway({str(self._client.base_url)!r})"
+        return f"WahaGateway({self._http.base_url!r})"
 
     # --- the WhatsAppGateway contract -----------------------------------------------
 
     async def start_session(self, name: str, *, metadata: Mapping[str, Any]) -> LinkState:
         body = self._create_body(name, metadata)
         try:
-            await self._call("POST", "/api/sessions", "create session", json=body)
+            await self._http.call("POST", "/api/sessions", "create session", json=body)
         except GatewayConflict as name_taken:
             await self._resume_existing(name, name_taken)
         return await self.get_state(name)
@@ -161,7 +154,7 @@ class WahaGateway:
         return await self.refresh(name, known=LinkStatus.IDLE, want_qr=True)
 
     async def _qr(self, name: str) -> str:
-        answer = await self._call("GET", f"/api/{_seg(name)}/auth/qr", "get QR", params={"format": "raw"})
+        answer = await self._http.call("GET", f"/api/{_seg(name)}/auth/qr", "get QR", params={"format": "raw"})
         value = answer.get("value") if isinstance(answer, Mapping) else None
         if not isinstance(value, str) or not value:
             raise GatewayError("get QR: response without a QR value")
@@ -196,14 +189,14 @@ class WahaGateway:
 
     async def list_states(self) -> dict[str, LinkState]:
         # `all=true`: STOPPED sessions too (without it WAHA lists only running ones).
-        answer = await self._call("GET", "/api/sessions", "list sessions", params={"all": "true"})
+        answer = await self._http.call("GET", "/api/sessions", "list sessions", params={"all": "true"})
         if not isinstance(answer, list):
             raise GatewayError("list sessions: response is not a JSON array")
         return {row["name"]: self._state_from(row) for row in answer if isinstance(row, Mapping) and "name" in row}
 
     async def request_pairing_code(self, name: str, phone_digits: str) -> str:
         phone = validate_phone_digits(phone_digits)
-        answer = await self._call(
+        answer = await self._http.call(
             "POST", f"/api/{_seg(name)}/auth/request-code", "request pairing code",
             json={"phoneNumber": phone},
         )
@@ -217,35 +210,35 @@ class WahaGateway:
         # moment for WORKING and answers 422 (wrong state) or 404 (no session) otherwise.
         phone = validate_phone_digits(phone_digits)
         _seg(name)
-        await self._call("POST", "/api/sendText", "send text",
-                         json={"session": name, "chatId": f"{phone}@c.us", "text": text})
+        await self._http.call("POST", "/api/sendText", "send text",
+                              json={"session": name, "chatId": f"{phone}@c.us", "text": text})
 
     async def confirm_passkey(self, name: str) -> None:
-        await self._call("POST", f"/api/{_seg(name)}/auth/passkey/confirm", "confirm passkey")
+        await self._http.call("POST", f"/api/{_seg(name)}/auth/passkey/confirm", "confirm passkey")
 
     async def _passkey_code(self, name: str) -> str | None:
         try:
-            answer = await self._call("GET", f"/api/{_seg(name)}/auth/passkey/confirmation", "get passkey code")
+            answer = await self._http.call("GET", f"/api/{_seg(name)}/auth/passkey/confirmation", "get passkey code")
         except GatewayConflict:
             return None  # 422: nothing pending any more (confirmed or stopped meanwhile)
         code = answer.get("code") if isinstance(answer, Mapping) else None
         return code if isinstance(code, str) and 0 < len(code) <= 16 else None
 
     async def restart(self, name: str) -> None:
-        await self._call("POST", f"/api/sessions/{_seg(name)}/restart", "restart session")
+        await self._http.call("POST", f"/api/sessions/{_seg(name)}/restart", "restart session")
 
     async def logout(self, name: str) -> None:
-        await self._call("POST", f"/api/sessions/{_seg(name)}/logout", "log out session")
+        await self._http.call("POST", f"/api/sessions/{_seg(name)}/logout", "log out session")
 
     async def stop(self, name: str) -> None:
-        await self._call("POST", f"/api/sessions/{_seg(name)}/stop", "stop session")
+        await self._http.call("POST", f"/api/sessions/{_seg(name)}/stop", "stop session")
 
     async def delete(self, name: str) -> None:
         with contextlib.suppress(SessionNotFound):  # already gone: what the caller wanted
-            await self._call("DELETE", f"/api/sessions/{_seg(name)}", "delete session")
+            await self._http.call("DELETE", f"/api/sessions/{_seg(name)}", "delete session")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> StatusUpdate:
         # Authenticate before reading anything: unauthenticated input is not parsed.
@@ -254,17 +247,10 @@ class WahaGateway:
         if self._webhook_hmac_key is not None:
             verify_signature(self._webhook_hmac_key, body, headers)
         if self._webhook_token is not None:
-            given = (_header(headers, TOKEN_HEADER) or "").encode()
-            if not hmac.compare_digest(given, self._webhook_token):
-                raise InvalidWebhook("webhook token missing or wrong")
+            check_token(self._webhook_token, headers, TOKEN_HEADER)
         if self._webhook_hmac_key is None and self._webhook_token is None and not self._accept_unauthenticated:
             raise InvalidWebhook("unauthenticated webhook")
-        try:
-            event = parse_json(body)
-        except BadInput:
-            raise MalformedWebhook("webhook body is not JSON") from None
-        if not isinstance(event, Mapping):
-            raise MalformedWebhook("webhook body is not a JSON object")
+        event = json_object(body)
         if event.get("event") != STATUS_EVENT:
             raise MalformedWebhook("webhook is not a session.status event")
         session = event.get("session")
@@ -305,12 +291,12 @@ class WahaGateway:
             raise name_taken from None
         match info.get("status"):
             case "STOPPED":
-                await self._call("POST", f"/api/sessions/{_seg(name)}/start", "start session")
+                await self._http.call("POST", f"/api/sessions/{_seg(name)}/start", "start session")
             case "FAILED":
                 await self.restart(name)
 
     async def _session_info(self, name: str) -> Mapping[str, Any]:
-        info = await self._call("GET", f"/api/sessions/{_seg(name)}", "get session")
+        info = await self._http.call("GET", f"/api/sessions/{_seg(name)}", "get session")
         if not isinstance(info, Mapping):
             raise GatewayError("get session: response is not a JSON object")
         return info
@@ -321,66 +307,32 @@ class WahaGateway:
         phone = phone_from_me(me) if status in (LinkStatus.CONNECTED, LinkStatus.LINKING) else None
         return LinkState(status, phone=phone)
 
-    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        """One request; returns the decoded JSON (or None) or raises a GatewayError."""
-        try:
-            response = await self._client.request(method, path, timeout=self._timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise _logged(GatewayUnavailable(f"{what}: timed out")) from exc
-        except httpx.TransportError as exc:
-            raise _logged(GatewayUnavailable(f"{what}: {type(exc).__name__}")) from exc
-        code = response.status_code
-        if code >= 500:
-            raise _logged(GatewayUnavailable(f"{what}: HTTP {code}", status_code=code))
-        if code == 401:
-            raise _logged(GatewayAuthError(f"{what}: API key rejected (HTTP 401)", status_code=401))
-        if code == 404:
-            raise SessionNotFound(f"{what}: no such session", status_code=404)
-        if code == 422:
-            raise GatewayConflict(_conflict_summary(what, response), status_code=422)
-        if code >= 300:
-            raise _logged(GatewayError(f"{what}: HTTP {code}", status_code=code))
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise _logged(GatewayError(f"{what}: response is not JSON", status_code=code)) from None
-
 
 def _seg(name: str) -> str:
-    """A session name as one URL path segment (names come from `session_name`, but be safe)."""
-    if not name:
-        raise ValueError("session name must not be empty")
-    return quote(name, safe="")
+    return segment(name, "session")
 
 
-def _conflict_summary(what: str, response: httpx.Response) -> str:
-    """For a wrong-state 422 WAHA names the session's status; that one word is safe to keep."""
+def _refusal(what: str, response: httpx.Response) -> GatewayError | None:
+    """422 is WAHA's "not in this state": a conflict, whose body names the session's status;
+    that one word is safe to keep. Any other 4xx is a plain failure."""
+    if response.status_code != 422:
+        return None
     try:
         status = response.json().get("status")
     except (ValueError, AttributeError):
         status = None
     if isinstance(status, str) and re.fullmatch(r"[A-Z_]{1,20}", status):
-        return f"{what}: session is {status} (HTTP 422)"
-    return f"{what}: not possible in the session's state (HTTP 422)"
-
-
-def _logged(error: GatewayError) -> GatewayError:
-    log.warning(
-        "whatsapp gateway call failed",
-        extra={"gateway": "waha", "error_class": type(error).__name__, "summary": error.safe_summary},
-    )
-    return error
+        return GatewayConflict(f"{what}: session is {status} (HTTP 422)", status_code=422)
+    return GatewayConflict(f"{what}: not possible in the session's state (HTTP 422)", status_code=422)
 
 
 def verify_signature(key: bytes, body: bytes, headers: Mapping[str, str]) -> None:
     """Raise InvalidWebhook unless `headers` carry WAHA's HMAC-SHA512 of the raw body."""
-    signature = _header(headers, HMAC_HEADER)
+    signature = header(headers, HMAC_HEADER)
     if not signature:
         raise InvalidWebhook("webhook signature missing")
     # WAHA signs with SHA-512 and says so; a different algorithm is not ours.
-    algorithm = _header(headers, HMAC_ALGORITHM_HEADER)
+    algorithm = header(headers, HMAC_ALGORITHM_HEADER)
     if algorithm is not None and algorithm.strip().lower() != "sha512":
         raise InvalidWebhook("webhook signed with an unexpected algorithm")
     expected = hmac.new(key, body, hashlib.sha512).hexdigest()
@@ -390,10 +342,3 @@ def verify_signature(key: bytes, body: bytes, headers: Mapping[str, str]) -> Non
     if not hmac.compare_digest(expected.encode(), given):
         raise InvalidWebhook("webhook signature does not match")
 
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive lookup that works for Starlette's Headers and for a plain dict."""
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None
