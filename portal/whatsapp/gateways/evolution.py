@@ -41,11 +41,10 @@ from typing import Any
 
 import httpx
 
-from portal.whatsapp.gateways.http import GatewayHttp, check_token, json_object, segment
+from portal.whatsapp.gateways.http import TOKEN_HEADER, GatewayHttp, WebhookGate, json_object, segment
 from portal.whatsapp.link import (
     GatewayConflict,
     GatewayError,
-    InvalidWebhook,
     LinkState,
     LinkStatus,
     MalformedWebhook,
@@ -56,7 +55,6 @@ from portal.whatsapp.link import (
 
 log = logging.getLogger(__name__)
 
-TOKEN_HEADER = "X-Webhook-Token"  # noqa: S105 - a header name, not a secret
 EVENTS = ("QRCODE_UPDATED", "CONNECTION_UPDATE")
 _HINTS = {"open": LinkStatus.CONNECTED, "connecting": LinkStatus.AWAITING_SCAN}
 
@@ -83,10 +81,8 @@ class EvolutionGateway:
         timeout_s: float = 10,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._webhook_url = webhook_url
-        self._webhook_token = webhook_token.encode() if webhook_token else None
-        # Demo and tests only: production settings refuse Evolution without a webhook token.
-        self._accept_unauthenticated = accept_unauthenticated_webhooks
+        # Evolution does not sign its webhooks: the token is their one authentication.
+        self._webhooks = WebhookGate(webhook_url, webhook_token, accept_unauthenticated=accept_unauthenticated_webhooks)
         # `create` with a QR waits 5 s inside Evolution and `connect` 2 s: the default of
         # 10 s leaves room for either.
         self._http = GatewayHttp(
@@ -188,13 +184,7 @@ class EvolutionGateway:
         await self._http.aclose()
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> StatusUpdate:
-        # Authenticate before reading anything: unauthenticated input is not parsed.
-        if self._webhook_url is None:
-            raise InvalidWebhook("webhooks are off")
-        if self._webhook_token is not None:
-            check_token(self._webhook_token, headers, TOKEN_HEADER)
-        elif not self._accept_unauthenticated:
-            raise InvalidWebhook("unauthenticated webhook")
+        self._webhooks.admit(headers)
         event = json_object(body)
         kind, instance, data = event.get("event"), event.get("instance"), event.get("data")
         if kind not in ("qrcode.updated", "connection.update"):
@@ -215,9 +205,9 @@ class EvolutionGateway:
     def _create_body(self, name: str) -> dict[str, Any]:
         _seg(name)
         body: dict[str, Any] = {"instanceName": name, "integration": "WHATSAPP-BAILEYS", "qrcode": True}
-        if self._webhook_url:
-            headers = {TOKEN_HEADER: self._webhook_token.decode()} if self._webhook_token else {}
-            body["webhook"] = {"enabled": True, "url": self._webhook_url, "headers": headers,
+        if self._webhooks.url:
+            headers = {TOKEN_HEADER: self._webhooks.token} if self._webhooks.token else {}
+            body["webhook"] = {"enabled": True, "url": self._webhooks.url, "headers": headers,
                                "byEvents": False, "base64": False, "events": list(EVENTS)}
         return body
 

@@ -29,6 +29,11 @@ from portal.whatsapp.link import (
     SessionNotFound,
 )
 
+# The header that carries the portal's shared webhook secret: each gateway is told to send
+# it with every delivery (WAHA's `customHeaders`, Evolution's webhook `headers`), since
+# neither signs its webhooks in every edition.
+TOKEN_HEADER = "X-Webhook-Token"  # noqa: S105 - a header name, not a secret
+
 # A gateway's reading of a 4xx answer the shared mapping leaves to it (after 401 and 404):
 # the error to raise, or None for the generic "HTTP <code>" failure.
 Refusal = Callable[[str, httpx.Response], GatewayError | None]
@@ -132,11 +137,32 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def check_token(expected: bytes, headers: Mapping[str, str], header_name: str) -> None:
-    """Raise InvalidWebhook unless `headers` carry the shared secret (compared in constant time)."""
-    given = (header(headers, header_name) or "").encode()
-    if not hmac.compare_digest(given, expected):
-        raise InvalidWebhook("webhook token missing or wrong")
+class WebhookGate:
+    """Who may deliver a gateway's webhooks: nobody while they are off (no URL); with a
+    shared secret configured, whoever sends it; else a delivery a gateway-specific
+    `verify` accepted (WAHA's signature), or anyone when unauthenticated deliveries are
+    allowed (demo and tests only: production settings refuse that)."""
+
+    def __init__(self, url: str | None, token: str | None, *, accept_unauthenticated: bool) -> None:
+        self.url = url
+        self.token = token or None  # what the gateway is told to send
+        self._token = self.token.encode() if self.token else None
+        self._accept_unauthenticated = accept_unauthenticated
+
+    def admit(self, headers: Mapping[str, str], *, verify: Callable[[], None] | None = None) -> None:
+        """Raise InvalidWebhook unless the delivery is authenticated; called before the body
+        is read, so unauthenticated input is never parsed."""
+        if self.url is None:
+            raise InvalidWebhook("webhooks are off")
+        if verify is not None:
+            verify()
+        if self._token is not None:
+            given = (header(headers, TOKEN_HEADER) or "").encode()
+            # Constant-time, so response timing does not leak how much of a guess was right.
+            if not hmac.compare_digest(given, self._token):
+                raise InvalidWebhook("webhook token missing or wrong")
+        elif verify is None and not self._accept_unauthenticated:
+            raise InvalidWebhook("unauthenticated webhook")
 
 
 def json_object(body: bytes) -> Mapping[str, Any]:

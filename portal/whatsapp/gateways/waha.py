@@ -38,6 +38,7 @@ confirms (`POST /api/{session}/auth/passkey/confirm`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -47,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from portal.whatsapp.gateways.http import GatewayHttp, check_token, header, json_object, segment
+from portal.whatsapp.gateways.http import TOKEN_HEADER, GatewayHttp, WebhookGate, header, json_object, segment
 from portal.whatsapp.link import (
     GatewayConflict,
     GatewayError,
@@ -64,9 +65,6 @@ log = logging.getLogger(__name__)
 
 HMAC_HEADER = "x-webhook-hmac"
 HMAC_ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
-# WAHA Core does not sign webhooks, but sends the `customHeaders` configured per webhook:
-# a shared secret in this header authenticates a delivery there.
-TOKEN_HEADER = "X-Webhook-Token"  # noqa: S105 - a header name, not a secret
 STATUS_EVENT = "session.status"
 # Failed deliveries are sent again by WAHA (waha-docs how-to/events#retries): 2, 4, 8, 16,
 # 32 s with jitter, about a minute in all, which covers a portal restart or a gateway blip.
@@ -124,11 +122,10 @@ class WahaGateway:
         timeout_s: float = 10,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._webhook_url = webhook_url
         self._webhook_hmac_key = webhook_hmac_key.encode() if webhook_hmac_key else None
-        self._webhook_token = webhook_token.encode() if webhook_token else None
-        # Demo and tests only: production settings refuse WAHA without webhook authentication.
-        self._accept_unauthenticated = accept_unauthenticated_webhooks
+        # WAHA Core does not sign webhooks, but sends the `customHeaders` configured per
+        # webhook: the shared secret there authenticates a delivery.
+        self._webhooks = WebhookGate(webhook_url, webhook_token, accept_unauthenticated=accept_unauthenticated_webhooks)
         # WAHA's QR endpoint itself waits up to ~5 s for SCAN_QR_CODE; the default of
         # 10 s leaves room for that.
         self._http = GatewayHttp(
@@ -241,15 +238,8 @@ class WahaGateway:
         await self._http.aclose()
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> StatusUpdate:
-        # Authenticate before reading anything: unauthenticated input is not parsed.
-        if self._webhook_url is None:
-            raise InvalidWebhook("webhooks are off")
-        if self._webhook_hmac_key is not None:
-            verify_signature(self._webhook_hmac_key, body, headers)
-        if self._webhook_token is not None:
-            check_token(self._webhook_token, headers, TOKEN_HEADER)
-        if self._webhook_hmac_key is None and self._webhook_token is None and not self._accept_unauthenticated:
-            raise InvalidWebhook("unauthenticated webhook")
+        key = self._webhook_hmac_key
+        self._webhooks.admit(headers, verify=functools.partial(verify_signature, key, body, headers) if key else None)
         event = json_object(body)
         if event.get("event") != STATUS_EVENT:
             raise MalformedWebhook("webhook is not a session.status event")
@@ -271,13 +261,13 @@ class WahaGateway:
         _seg(name)  # the same name check every other call makes
         # WAHA keeps metadata as string → string.
         config: dict[str, Any] = {"metadata": {str(k): str(v) for k, v in metadata.items()}}
-        if self._webhook_url:
-            webhook: dict[str, Any] = {"url": self._webhook_url, "events": [STATUS_EVENT],
+        if self._webhooks.url:
+            webhook: dict[str, Any] = {"url": self._webhooks.url, "events": [STATUS_EVENT],
                                        "retries": dict(WEBHOOK_RETRIES)}
             if self._webhook_hmac_key is not None:
                 webhook["hmac"] = {"key": self._webhook_hmac_key.decode()}
-            if self._webhook_token is not None:
-                webhook["customHeaders"] = [{"name": TOKEN_HEADER, "value": self._webhook_token.decode()}]
+            if self._webhooks.token is not None:
+                webhook["customHeaders"] = [{"name": TOKEN_HEADER, "value": self._webhooks.token}]
             config["webhooks"] = [webhook]
         # `start` is sent explicitly: older WAHA versions default it differently.
         return {"name": name, "start": True, "config": config}
