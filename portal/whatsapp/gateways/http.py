@@ -1,6 +1,6 @@
 """The HTTP the gateway adapters share: one pooled client per gateway and one mapping of
 a request's outcome onto the `GatewayError` classes, plus the webhook checks every
-adapter makes (the shared-secret header, a JSON-object body).
+adapter makes (`WebhookGate`: the shared-secret header; a JSON-object body).
 
 Each adapter composes a `GatewayHttp` and keeps what is its own gateway's: its paths and
 JSON shapes, and, through two hooks, the answers the gateways word differently (WAHA's
@@ -34,8 +34,8 @@ from portal.whatsapp.link import (
 # neither signs its webhooks in every edition.
 TOKEN_HEADER = "X-Webhook-Token"  # noqa: S105 - a header name, not a secret
 
-# A gateway's reading of a 4xx answer the shared mapping leaves to it (after 401 and 404):
-# the error to raise, or None for the generic "HTTP <code>" failure.
+# A gateway's reading of an answer from 300 to 499 other than 401 and 404: the error to
+# raise (a refusal the caller expects, so not logged), or None for the logged "HTTP <code>".
 Refusal = Callable[[str, httpx.Response], GatewayError | None]
 # A gateway's look at a decoded 2xx answer (`what`, status code, the JSON): raises or passes.
 AnswerCheck = Callable[[str, int, Any], None]
@@ -90,14 +90,14 @@ class GatewayHttp:
         try:
             response = await self._client.request(method, path, timeout=self._timeout, **kwargs)
         except httpx.TimeoutException as exc:
-            raise self.logged(GatewayUnavailable(f"{what}: timed out")) from exc
+            raise self._logged(GatewayUnavailable(f"{what}: timed out")) from exc
         except httpx.TransportError as exc:
-            raise self.logged(GatewayUnavailable(f"{what}: {type(exc).__name__}")) from exc
+            raise self._logged(GatewayUnavailable(f"{what}: {type(exc).__name__}")) from exc
         code = response.status_code
         if code >= 500:
-            raise self.logged(GatewayUnavailable(f"{what}: HTTP {code}", status_code=code))
+            raise self._logged(GatewayUnavailable(f"{what}: HTTP {code}", status_code=code))
         if code == 401:
-            raise self.logged(GatewayAuthError(f"{what}: API key rejected (HTTP 401)", status_code=401))
+            raise self._logged(GatewayAuthError(f"{what}: API key rejected (HTTP 401)", status_code=401))
         if code == 404:
             raise SessionNotFound(f"{what}: no such {self._unit}", status_code=404)
         if code >= 300:
@@ -105,15 +105,15 @@ class GatewayHttp:
             refused = self._refusal(what, response)
             if refused is not None:
                 raise refused
-            raise self.logged(GatewayError(f"{what}: HTTP {code}", status_code=code))
+            raise self._logged(GatewayError(f"{what}: HTTP {code}", status_code=code))
         try:
             answer = response.json() if response.content else None
         except ValueError:
-            raise self.logged(GatewayError(f"{what}: response is not JSON", status_code=code)) from None
+            raise self._logged(GatewayError(f"{what}: response is not JSON", status_code=code)) from None
         self._answer_check(what, code, answer)
         return answer
 
-    def logged(self, error: GatewayError) -> GatewayError:
+    def _logged(self, error: GatewayError) -> GatewayError:
         """Log a failure worth an operator's look: its class and safe summary, nothing else."""
         self._log.warning(
             "whatsapp gateway call failed",

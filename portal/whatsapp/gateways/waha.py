@@ -1,9 +1,9 @@
 """The WAHA (WhatsApp HTTP API) adapter of `WhatsAppGateway`.
 
 This module owns everything WAHA-specific: its endpoints and JSON shapes, the mapping
-of WAHA session statuses onto the neutral `LinkStatus`, the translation of HTTP
-failures into `GatewayError` subclasses, and the verification of WAHA's signed
-`session.status` webhooks.
+of WAHA session statuses onto the neutral `LinkStatus`, WAHA's own refusal (a wrong-state
+422) among the HTTP failures `gateways/http.py` maps onto `GatewayError` subclasses, and the
+verification of WAHA's signed `session.status` webhooks.
 
 The safety sweep's list: `GET /api/sessions?all=true`, the SessionInfo of every session.
 Status mapping (WAHA → neutral):
