@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process  # noqa: E402
 from portal.platform.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from portal.platform.locks import ACTIVATION_NAMESPACE  # noqa: E402
-from tests.support.landing import landing_query  # noqa: E402
+from tests.helpers.landing import landing_query  # noqa: E402
 
 APP_ID = 1
 HTMX = {"HX-Request": "true"}

@@ -2,7 +2,7 @@
 
     python bench/fake_evolution_server.py PORT API_KEY
 
-Serves tests/support/gateways/fake_evolution.py (built from Evolution's source; instances
+Serves tests/helpers/gateways/fake_evolution.py (built from Evolution's source; instances
 show a QR as soon as they are created) plus, under /_control (no API key; bound to 127.0.0.1),
 the same control API as bench/fake_waha_server.py:
     POST /_control/scan/{name}?phone=7916...&deliver_to=http://host:port   the phone scans:
@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.gateways.fake_evolution import create_fake_evolution
+from tests.helpers.gateways.fake_evolution import create_fake_evolution
 
 
 def build(api_key: str) -> Starlette:

@@ -2,7 +2,7 @@
 
     python bench/fake_waha_server.py PORT API_KEY
 
-Serves tests/support/gateways/fake_waha.py (documented fields only; sessions start in SCAN_QR_CODE)
+Serves tests/helpers/gateways/fake_waha.py (documented fields only; sessions start in SCAN_QR_CODE)
 plus, under /_control (no API key; bound to 127.0.0.1):
     POST /_control/scan/{name}?phone=7916...&deliver_to=http://host:port   the phone scans:
          the session is WORKING with that number, and its session.status webhook is
@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.gateways.fake_waha import create_fake_waha
+from tests.helpers.gateways.fake_waha import create_fake_waha
 
 
 def build(api_key: str):

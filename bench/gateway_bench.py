@@ -36,8 +36,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.machine import free_port, run_async, stop_process  # noqa: E402
-from tests.support.database import embedded_server, with_database  # noqa: E402
-from tests.support.landing import landing_query  # noqa: E402
+from tests.helpers.database import embedded_server, with_database  # noqa: E402
+from tests.helpers.landing import landing_query  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
 VERSION = re.compile(r'hx-get="/onboarding/whatsapp/status\?v=([0-9a-f]+)[&"]')

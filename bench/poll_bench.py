@@ -38,8 +38,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.machine import cpu_seconds, free_port, machine_busy, run_async, stop_process, worker_rss_mb  # noqa: E402
-from tests.support.database import embedded_server  # noqa: E402
-from tests.support.landing import landing_query  # noqa: E402
+from tests.helpers.database import embedded_server  # noqa: E402
+from tests.helpers.landing import landing_query  # noqa: E402
 
 HTMX = {"HX-Request": "true"}
 VERSION = re.compile(r'hx-get="/onboarding/whatsapp/status\?v=([0-9a-f]+)[&"]')

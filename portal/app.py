@@ -26,30 +26,33 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from portal.activation import page as activation_routes
 from portal.activation import recovery as activation_recovery
-from portal.onboarding import landing_page as landing_routes
-from portal.platform import health
+from portal.activation import routes as activation_routes
+from portal.onboarding import routes as landing_routes
+from portal.platform import routes as health
 from portal.platform.database import OUTAGE_EXCEPTION_TYPES, is_outage
 from portal.platform.deps import STATE_KEY
 from portal.platform.resources import resource_path
 from portal.platform.settings import Settings
 from portal.runtime import Runtime, open_runtime
-from portal.salon_pages import onboarding as onboarding_page
-from portal.salon_pages import salon as salon_page
+from portal.salon_pages import routes as onboarding_page
+from portal.salon_pages import salon_routes as salon_page
 from portal.sandbox import SandboxMarketplace
-from portal.sandbox import pages as sandbox_pages
-from portal.support import admin_api, dashboard, personal_data, staff
-from portal.web import language, outage
+from portal.sandbox import routes as sandbox_pages
+from portal.support import api_routes as admin_api
+from portal.support import personal_data, staff
+from portal.support import routes as dashboard
+from portal.web import outage
+from portal.web import routes as language
 from portal.web.htmx import VaryOnHtmx
 from portal.web.rendering import error_response, make_templates
 from portal.web.request_log import RequestLog
 from portal.web.security import BrowserProtection, frame_ancestors
 from portal.web.transport import BodyReadTimeout, SecureCookiesOverHttps
-from portal.whatsapp import gateway_webhook as whatsapp_webhook
-from portal.whatsapp import owner_api as whatsapp_api
-from portal.whatsapp import widget as whatsapp_widget
-from portal.yclients_webhooks import page as yclients_webhook
+from portal.whatsapp import api_routes as whatsapp_api
+from portal.whatsapp import routes as whatsapp_widget
+from portal.whatsapp import webhook_routes as whatsapp_webhook
+from portal.yclients_webhooks import routes as yclients_webhook
 from portal.yclients_webhooks import worker as webhook_worker
 
 log = logging.getLogger(__name__)

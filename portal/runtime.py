@@ -27,9 +27,9 @@ from portal.onboarding.token import VerifiedTokens
 from portal.platform.database import Pool, open_database
 from portal.platform.deps import Container
 from portal.platform.error_reporting import init_sentry
-from portal.platform.health import HealthDeps
 from portal.platform.metrics import PoolGauge, PoolHealth, PoolSample, PortalMetrics
 from portal.platform.notifications import Notifications
+from portal.platform.routes import HealthDeps
 from portal.platform.settings import Settings
 from portal.salons.ids import YclientsSalonId
 from portal.sandbox.deps import SandboxDeps
@@ -45,7 +45,7 @@ from portal.whatsapp.gateways.evolution import EvolutionGateway
 from portal.whatsapp.gateways.simulator import SimulatedGateway
 from portal.whatsapp.gateways.waha import WahaGateway
 from portal.whatsapp.link import WhatsAppGateway
-from portal.whatsapp.link_versions import LinkVersions, QrRenewals
+from portal.whatsapp.poll_cache import LinkVersions, QrRenewals
 from portal.whatsapp.qr_image import QrImages
 from portal.whatsapp.shared_breaker import SharedBreaker
 from portal.whatsapp.sweep import SafetySweep

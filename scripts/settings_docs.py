@@ -4,7 +4,7 @@
     python scripts/settings_docs.py --check   # exit 1 when either is out of date
 
 Each setting is declared once, on its field (portal/platform/settings_sections.py,
-settings_gateway.py); tests/test_settings_documented.py fails when these documents differ
+settings_gateway.py); tests/platform/test_settings_documented.py fails when these documents differ
 from what this script writes, so an edit goes to the declaration, then here.
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from portal.platform.settings import load_settings
-from tests.support.database import Db, TestServer, embedded_server, run
+from tests.helpers.database import Db, TestServer, embedded_server, run
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +81,8 @@ def client(settings):
 def waha():
     """A fake WAHA over real HTTP on 127.0.0.1 (API key "waha-key"), sessions starting
     straight into SCAN_QR_CODE: (base URL, its state to steer)."""
-    from tests.support.gateways.fake_waha import create_fake_waha
-    from tests.support.servers import serve
+    from tests.helpers.gateways.fake_waha import create_fake_waha
+    from tests.helpers.servers import serve
 
     app, state = create_fake_waha("waha-key")
     state.status_on_start = "SCAN_QR_CODE"
@@ -93,7 +93,7 @@ def waha():
 @pytest.fixture
 def partner():
     """A fake YClients over real HTTP on 127.0.0.1: (base URL, its marketplace state)."""
-    from tests.support.partner import partner_server
+    from tests.helpers.partner import partner_server
 
     with partner_server() as (url, market):
         yield url, market
@@ -102,7 +102,7 @@ def partner():
 @pytest.fixture
 def partner_env(partner):
     """Settings that point a portal at the `partner` fake, with its token and application."""
-    from tests.support.partner import APP_ID, PARTNER_TOKEN
+    from tests.helpers.partner import APP_ID, PARTNER_TOKEN
 
     return {"SANDBOX": "true", "YCLIENTS_PARTNER_TOKEN": PARTNER_TOKEN, "YCLIENTS_API_URL": partner[0],
             "YCLIENTS_APP_ID": str(APP_ID), "YCLIENTS_TIMEOUT_S": "2"}

@@ -7,7 +7,7 @@ through its own accessor, so nothing a handler holds is `Any`.
 
 The container derives from `Container`, and an accessor checks that, cheaply, per request.
 That it fits every package's Protocol is proved once by the type checker (`runtime._fits`)
-and at run time by `tests/test_deps.py`: not per request, because Python 3.11's isinstance
+and at run time by `tests/app/test_deps.py`: not per request, because Python 3.11's isinstance
 against a Protocol with attributes walks every member each time (30-50 µs measured, and a
 poll reaches its deps several times).
 """

@@ -1,6 +1,6 @@
 """The demo sandbox: a local YClients marketplace stand-in, mounted only in demo mode.
 
-Its pages and the partner API stand-in are in the route list of `portal.sandbox.pages`,
+Its pages and the partner API stand-in are in the route list of `portal.sandbox.routes`,
 assembled by `app.py`.
 """
 

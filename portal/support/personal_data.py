@@ -1,5 +1,5 @@
 """Personal data: what the marketplace told us of the owner (name, phone, e-mail) and the
-salon's WhatsApp numbers, erased at once by staff (support/actions.py) or, after an
+salon's WhatsApp numbers, erased at once by staff (support/service.py) or, after an
 uninstall, after PERSONAL_DATA_RETENTION_DAYS by a round of the background worker. The event
 trail keeps that it happened, never the values.
 

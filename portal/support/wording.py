@@ -6,7 +6,7 @@ The trail and the audit log store codes (`qr_shown`, `{"by": "owner", "relink": 
 `admin.event.<type>`, `admin.field.<key>`, `admin.audit_action.<action>`,
 `admin.audit_result.<part>`, and for values that are themselves codes the family of their
 field (`from` and `status` are link states, `state_after` a breaker state, …). A code
-without words yet shows as itself; tests/test_i18n.py finds every code the portal writes
+without words yet shows as itself; tests/house/test_i18n.py finds every code the portal writes
 and fails on one without words in either language.
 """
 

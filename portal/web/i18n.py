@@ -7,7 +7,7 @@ the visible switch (a `lang` cookie) overrides. Templates call `t("key", name=..
 The texts live in gettext catalogues, portal/locale/{ru,en}/LC_MESSAGES/messages.po, whose
 msgids are the message keys ("whatsapp.connected"), so translators use ordinary .po tools
 and the code never changes when a wording does. They are read at import and compiled in
-memory (Babel). tests/test_i18n.py fails on any key used without a text in both languages.
+memory (Babel). tests/house/test_i18n.py fails on any key used without a text in both languages.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def translations(language: str) -> Translations:
 
 def translator(language: str) -> Callable[..., str]:
     """`t(key, **values)`: the key's text in `language` with {values} filled in. A key the
-    catalogue lacks shows as the key itself (tests/test_i18n.py fails on any such key)."""
+    catalogue lacks shows as the key itself (tests/house/test_i18n.py fails on any such key)."""
     gettext = CATALOGUES[language][0].gettext
 
     def t(key: str, **values: object) -> str:

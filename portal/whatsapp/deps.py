@@ -17,7 +17,7 @@ from portal.platform.deps import container
 from portal.platform.metrics import PortalMetrics
 from portal.platform.settings import Settings
 from portal.whatsapp.link import WhatsAppGateway
-from portal.whatsapp.link_versions import LinkVersions, QrRenewals
+from portal.whatsapp.poll_cache import LinkVersions, QrRenewals
 from portal.whatsapp.qr_image import QrImages
 from portal.whatsapp.shared_breaker import SharedBreaker
 

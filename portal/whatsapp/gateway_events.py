@@ -21,7 +21,7 @@ from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import WhatsAppDeps
 from portal.whatsapp.link import GatewayError, StatusUpdate
-from portal.whatsapp.linking import _as_seen, _store
+from portal.whatsapp.service import _as_seen, _store
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What an owner is shown of a link: the view of one moment, and a poll's whole answer.
 
-Kept apart from `linking` (which makes them) so that what caches them (`link_versions`) and
+Kept apart from `service` (which makes them) so that what caches them (`poll_cache`) and
 the pages showing them need not import the linking logic.
 """
 

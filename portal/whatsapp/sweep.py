@@ -25,7 +25,7 @@ from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import WhatsAppDeps
 from portal.whatsapp.link import GatewayError, LinkState, LinkStatus
-from portal.whatsapp.linking import _as_seen, _refresh
+from portal.whatsapp.service import _as_seen, _refresh
 from portal.whatsapp.store import Link
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from portal.whatsapp import store as links
 from portal.whatsapp.breaker import summarize_error
 from portal.whatsapp.deps import GatewayDeps
 from portal.whatsapp.link import session_name
-from portal.whatsapp.linking import gateway_call
+from portal.whatsapp.service import gateway_call
 from portal.yclients_webhooks import store
 from portal.yclients_webhooks.store import MAX_DELIVERY_ATTEMPTS, Claim
 
@@ -47,7 +47,7 @@ STOP_WAIT_S = 15.0
 
 Applied = tuple[SalonPk, str] | None  # the salon written, and the audit event it records
 
-# The trail's event for each change, in one table (staff read each in words: tests/test_i18n.py
+# The trail's event for each change, in one table (staff read each in words: tests/house/test_i18n.py
 # finds them here).
 _TRAIL = {"uninstall": "uninstalled", "freeze": "frozen", "unfreeze": "unfrozen", "renewal": "payment_received"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from portal.app import create_app
 from tests.conftest import chromium_path
-from tests.support.servers import free_port, serve
+from tests.helpers.servers import free_port, serve
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """axe-core in real Chromium over every owner page state and the support dashboard, in
-Russian and English: zero serious or critical violations (tests/support/axe.py). Also the
+Russian and English: zero serious or critical violations (tests/helpers/axe.py). Also the
 things axe cannot judge alone: the polled widget sits in a stable polite live region, the QR
 is an image named in the page's language, errors are alerts, focus is visible."""
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.axe import assert_accessible
-from tests.support.phone_inbox import code_from_phone
-from tests.support.staff import PASSWORD, USERNAME, staff_env
+from tests.helpers.axe import assert_accessible
+from tests.helpers.phone_inbox import code_from_phone
+from tests.helpers.staff import PASSWORD, USERNAME, staff_env
 
 LOCALES = [("ru-RU", "ru"), ("en-US", "en")]
 

@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
+from tests.helpers.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
 
 
 def test_install_scan_activate_lands_on_yclients(live_portal, browser):

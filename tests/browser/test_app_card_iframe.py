@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from tests.support.servers import free_port, serve
+from tests.helpers.servers import free_port, serve
 
 SALON = 500001
 

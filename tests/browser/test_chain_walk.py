@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.test_support import sign_in
-from tests.support.staff import staff_env
+from tests.helpers.staff import staff_env
 
 LEAD, BRANCH = 500002, 500003
 

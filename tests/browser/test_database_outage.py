@@ -12,9 +12,9 @@ from playwright.sync_api import expect
 
 from portal.platform.embedded_postgres import EmbeddedPostgres
 from tests.browser.test_support import sign_in
-from tests.support import database
-from tests.support.screens import look, screenshot_dir
-from tests.support.staff import staff_env
+from tests.helpers import database
+from tests.helpers.screens import look, screenshot_dir
+from tests.helpers.staff import staff_env
 
 
 def test_a_database_restart_never_shows_a_500(live_portal, browser):

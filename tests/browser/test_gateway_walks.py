@@ -2,7 +2,7 @@
 phone scans → connected → activated. With WAHA, WhatsApp's passkey step too: shown with its
 code, confirmed, then connected.
 
-The fakes of WAHA and Evolution API are real HTTP servers (tests/support/gateways/); their
+The fakes of WAHA and Evolution API are real HTTP servers (tests/helpers/gateways/); their
 webhooks reach the live portal over HTTP. The simulator's phone is the sandbox page.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.axe import assert_accessible
-from tests.support.gateways.drivers import GATEWAYS, driver_for
+from tests.helpers.axe import assert_accessible
+from tests.helpers.gateways.drivers import GATEWAYS, driver_for
 
 SALON = 500001
 SESSION = f"salon-{SALON}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.support.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
-from tests.support.phone_inbox import code_from_phone
+from tests.helpers.partner import APP_ID, PARTNER_TOKEN, install_calls, partner_server
+from tests.helpers.phone_inbox import code_from_phone
 
 SALON = 500001
 

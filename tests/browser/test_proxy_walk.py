@@ -24,11 +24,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_support import sign_in
-from tests.support.gateways.fake_waha import create_fake_waha
-from tests.support.portal_process import PortalProcess, portal_process
-from tests.support.servers import free_port, serve
-from tests.support.staff import staff_env
-from tests.test_deploy_files import running_nginx
+from tests.helpers.gateways.fake_waha import create_fake_waha
+from tests.helpers.portal_process import PortalProcess, portal_process
+from tests.helpers.servers import free_port, serve
+from tests.helpers.staff import staff_env
+from tests.house.test_deploy_files import running_nginx
 
 SALON = 500001
 WAHA_KEY = "waha-key-for-the-proxy-walk"

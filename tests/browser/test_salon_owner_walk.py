@@ -12,7 +12,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.browser.test_support import sign_in
-from tests.support.staff import staff_env
+from tests.helpers.staff import staff_env
 
 SALON = 500001
 

@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_support import sign_in
-from tests.support.screens import look, screenshot_dir
-from tests.support.staff import staff_env
+from tests.helpers.screens import look, screenshot_dir
+from tests.helpers.staff import staff_env
 
 SCREENS = {"phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
            "desktop": {"viewport": {"width": 1280, "height": 800}}}

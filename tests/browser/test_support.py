@@ -3,7 +3,7 @@ reset an open breaker from the system panel; see a sandbox uninstall on the dash
 
 from playwright.sync_api import expect
 
-from tests.support.staff import PASSWORD, USERNAME, staff_env
+from tests.helpers.staff import PASSWORD, USERNAME, staff_env
 
 
 def sign_in(page, base):

@@ -7,8 +7,8 @@ import httpx
 from playwright.sync_api import expect
 
 from portal.app import create_app
-from tests.support.gateways.fake_waha import create_fake_waha
-from tests.support.servers import free_port, serve
+from tests.helpers.gateways.fake_waha import create_fake_waha
+from tests.helpers.servers import free_port, serve
 
 
 def test_the_scan_reaches_the_owner_through_the_other_instance_without_a_reload(make_settings, browser):

@@ -2,9 +2,9 @@
 
 Each scenario is one test function parametrised by gateway: a fake WAHA built from WAHA's
 docs, a fake Evolution API built from Evolution's source (both real HTTP servers on
-127.0.0.1, tests/support/gateways/), and the in-process simulator. Each runs a real portal
+127.0.0.1, tests/helpers/gateways/), and the in-process simulator. Each runs a real portal
 on real PostgreSQL; the gateway's side (the phone, its clock, an outage, its webhooks) is
-played through a driver (tests/support/gateways/drivers.py). A new gateway is added by
+played through a driver (tests/helpers/gateways/drivers.py). A new gateway is added by
 writing its adapter, its fake and its driver: not new tests.
 """
 
@@ -21,10 +21,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from tests.support.gateways.drivers import GATEWAYS, WITH_PASSKEY, Driver, driver_for
-from tests.support.landing import land
-from tests.support.partner import APP_ID, PARTNER_TOKEN, partner_server
-from tests.support.staff import API_KEY, staff_env
+from tests.helpers.gateways.drivers import GATEWAYS, WITH_PASSKEY, Driver, driver_for
+from tests.helpers.landing import land
+from tests.helpers.partner import APP_ID, PARTNER_TOKEN, partner_server
+from tests.helpers.staff import API_KEY, staff_env
 
 HX = {"HX-Request": "true"}
 PHONE = "79160000042"

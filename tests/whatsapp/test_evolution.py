@@ -21,9 +21,9 @@ from portal.whatsapp.link import (
     MalformedWebhook,
     SessionNotFound,
 )
-from tests.support.clock import FakeClock
-from tests.support.gateways.fake_evolution import create_fake_evolution
-from tests.support.servers import serve
+from tests.helpers.clock import FakeClock
+from tests.helpers.gateways.fake_evolution import create_fake_evolution
+from tests.helpers.servers import serve
 
 KEY = "evolution-global-key"
 TOKEN = "evolution-webhook-token-0123456789"

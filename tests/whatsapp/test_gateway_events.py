@@ -12,8 +12,8 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from portal.app import create_app
-from tests.support.landing import land
-from tests.support.servers import free_port, serve
+from tests.helpers.landing import land
+from tests.helpers.servers import free_port, serve
 
 HX = {"HX-Request": "true"}
 HOOK_KEY = "hook-key-for-events-tests"

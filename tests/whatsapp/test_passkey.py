@@ -15,10 +15,10 @@ from starlette.testclient import TestClient
 from portal.app import create_app
 from portal.whatsapp.gateways.waha import WahaGateway
 from portal.whatsapp.link import GatewayConflict, LinkState, LinkStatus
-from tests.support.gateways.fake_waha import create_fake_waha
-from tests.support.landing import land, land_for_token
-from tests.support.servers import serve
-from tests.support.staff import sign_in, staff_env
+from tests.helpers.gateways.fake_waha import create_fake_waha
+from tests.helpers.landing import land, land_for_token
+from tests.helpers.servers import serve
+from tests.helpers.staff import sign_in, staff_env
 
 HX = {"HX-Request": "true"}
 
@@ -116,7 +116,7 @@ def test_the_simulator_has_the_passkey_step_for_demos_and_the_conformance_suite(
     import asyncio
 
     from portal.whatsapp.gateways.simulator import SimulatedGateway
-    from tests.support.clock import FakeClock
+    from tests.helpers.clock import FakeClock
 
     async def walk() -> None:
         clock = FakeClock()

@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from portal.app import create_app
 from portal.platform.locks import SWEEP_LOCK
 from portal.salons.ids import YclientsSalonId
-from portal.whatsapp import linking
-from tests.support.landing import land
+from portal.whatsapp import service as linking
+from tests.helpers.landing import land
 from tests.whatsapp.test_gateway_events import HX, state_of, two_instances, until, waha_env
 
 LIST = "GET /api/sessions"

@@ -16,7 +16,7 @@ from portal.whatsapp.link import (
     SessionNotFound,
     WhatsAppGateway,
 )
-from tests.support.clock import FakeClock
+from tests.helpers.clock import FakeClock
 
 SALON = "salon-12345"
 PHONE = "79161234567"

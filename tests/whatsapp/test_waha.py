@@ -20,8 +20,8 @@ from portal.whatsapp.link import (
     SessionNotFound,
     StatusUpdate,
 )
-from tests.support.gateways.fake_waha import create_fake_waha
-from tests.support.servers import free_port, serve
+from tests.helpers.gateways.fake_waha import create_fake_waha
+from tests.helpers.servers import free_port, serve
 
 API_KEY = "waha-test-key-7f3a"
 HOOK_KEY = "hook-test-key-91c2"
