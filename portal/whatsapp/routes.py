@@ -15,7 +15,7 @@ and never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from portal.web.rendering import WholePage, render, request_language
 from portal.web.request_input import parse_id
 from portal.web.throttle import over_limit
 from portal.whatsapp import service as linking
-from portal.whatsapp.deps import whatsapp_deps
+from portal.whatsapp.deps import WhatsAppDeps, whatsapp_deps
 from portal.whatsapp.link import LinkStatus
 from portal.whatsapp.link_view import LinkView
 from portal.whatsapp.phones import PhoneError, country_name, parse_phone, region_of
@@ -154,23 +154,24 @@ class WidgetPages:
         return self.render_widget(request, poll.view, poll.integration_status)
 
     async def start_link(self, request: Request) -> Response:
-        salon = await _acting_salon(request)
-        if isinstance(salon, Response):
-            return salon
-        view = await linking.start(whatsapp_deps(request), salon)
-        if not is_htmx(request):
-            return RedirectResponse("/onboarding", status_code=303)
-        return self.render_widget(request, view, salon.integration_status, await _attempt(request))
+        return await self._act(request, linking.start, counts_attempts=True)
 
     async def back_to_qr(self, request: Request) -> Response:
         """From a pairing code back to the QR (the owner found a second phone to scan with)."""
+        return await self._act(request, linking.back_to_qr)
+
+    async def _act(self, request: Request, act: Callable[[WhatsAppDeps, Salon], Awaitable[LinkView]], *,
+                   counts_attempts: bool = False) -> Response:
+        """One of the widget's buttons, done for the owner's salon: the widget again for htmx,
+        back to the page without JavaScript."""
         salon = await _acting_salon(request)
         if isinstance(salon, Response):
             return salon
-        view = await linking.back_to_qr(whatsapp_deps(request), salon)
+        view = await act(whatsapp_deps(request), salon)
         if not is_htmx(request):
             return RedirectResponse("/onboarding", status_code=303)
-        return self.render_widget(request, view, salon.integration_status)
+        attempt = await _attempt(request) if counts_attempts else 0
+        return self.render_widget(request, view, salon.integration_status, attempt)
 
     async def pairing_code(self, request: Request) -> Response:
         salon = await _acting_salon(request, limited=False)
@@ -202,13 +203,7 @@ class WidgetPages:
 
     async def passkey_confirm(self, request: Request) -> Response:
         """The owner's "the codes match" in the passkey step."""
-        salon = await _acting_salon(request)
-        if isinstance(salon, Response):
-            return salon
-        view = await linking.confirm_passkey(whatsapp_deps(request), salon)
-        if not is_htmx(request):
-            return RedirectResponse("/onboarding", status_code=303)
-        return self.render_widget(request, view, salon.integration_status)
+        return await self._act(request, linking.confirm_passkey)
 
     async def _phone_form(self, request: Request, context: dict[str, Any], status_code: int) -> Response:
         """The phone form again: with an error, or with the number as understood to confirm."""
