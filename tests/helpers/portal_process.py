@@ -80,7 +80,11 @@ def portal_process(env: dict[str, str], port: int, workdir: Path, name: str = "p
     with log_path.open("wb") as log:
         process = subprocess.Popen([*program, "serve", "--host", "127.0.0.1",
                                     "--port", str(port), *args], env=_env(env, program), cwd=workdir,
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   # Its own process group, so that the end of the test can
+                                   # reach uvicorn's workers too: a supervisor killed by SIGKILL
+                                   # leaves them running, listening and using the CPU.
+                                   start_new_session=True)
     running = PortalProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
         _wait_for_livez(running, startup_timeout_s)
@@ -93,6 +97,8 @@ def portal_process(env: dict[str, str], port: int, workdir: Path, name: str = "p
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of its group outlived it
 
 
 def _wait_for_livez(running: PortalProcess, timeout_s: float) -> None:
