@@ -64,7 +64,7 @@ async def onboarding_page(request: Request, extra: dict[str, Any] | None = None,
 async def onboarding_page_of(request: Request, found: tuple[OnboardingClaims, Salon] | None,
                              extra: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     """The page for an owner already resolved (`owner_with_salon`): one lookup per request."""
-    poll = await linking.current(whatsapp_deps(request), found[1].yclients_salon_id) if found else None
+    poll = await linking.current(whatsapp_deps(request), found[1]) if found else None
     if found is None or poll is None:  # no credential, or no such salon (any more)
         return render(request, "onboarding_start.html", status_code=401)
     owner, salon = found

@@ -65,9 +65,7 @@ async def salon_page(request: Request, extra: dict[str, Any] | None = None, stat
 
 
 async def _salon_page_of(request: Request, salon: Salon, extra: dict[str, Any] | None, status_code: int) -> Response:
-    poll = await linking.current(whatsapp_deps(request), salon.yclients_salon_id)
-    if poll is None:
-        return _not_for_this_salon(request)
+    poll = await linking.current(whatsapp_deps(request), salon)
     context = {"salon": salon, "branches": await _install_branches(request, salon),
                **widget_context(request, poll.view, salon_mode=True), **(extra or {})}
     response = render(request, "salon.html", context, status_code=status_code,
@@ -174,8 +172,7 @@ async def _act(request: Request, *, relink: bool) -> Response:
         refused = await _refused_code(request, salon, "relink" if relink else "disconnect")
         if refused is not None:
             return refused
-    poll = await linking.current(runtime, salon.yclients_salon_id)
-    view = poll.view if poll is not None else LinkView(LinkStatus.IDLE)
+    view = (await linking.current(runtime, salon)).view
     if view.status in _LINKED:
         await linking.disconnect(runtime, salon, by="owner", relink=relink)
         view = LinkView(LinkStatus.LOGGED_OUT)  # what was just stored

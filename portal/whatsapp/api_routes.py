@@ -56,7 +56,7 @@ async def qr(request: Request) -> Response:
 
 async def status(request: Request) -> JSONResponse:
     owner = current_owner(request, allow_session=False)
-    poll = await linking.current(whatsapp_deps(request), owner.yclients_salon_id) if owner else None
+    poll = await linking.current_by_credential(whatsapp_deps(request), owner.yclients_salon_id) if owner else None
     if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
         return _unauthorized()
     view = poll.view

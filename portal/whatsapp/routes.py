@@ -144,7 +144,7 @@ class WidgetPages:
 
     async def link_status(self, request: Request) -> Response:
         owner = current_owner(request)
-        poll = await linking.current(whatsapp_deps(request), owner.yclients_salon_id) if owner else None
+        poll = await linking.current_by_credential(whatsapp_deps(request), owner.yclients_salon_id) if owner else None
         if poll is None or owner is None or not poll.shown_to(owner.yclients_user_id):
             return _session_over(request)
         if _moved(request.query_params.get("page"), page_of(poll.integration_status)):

@@ -3,14 +3,16 @@
 The link state lives in PostgreSQL so any instance answers any poll. The hot path is one
 round trip: `read_for_owner` with the gateway's events on (a read; the safety sweep asks the
 gateway, `watched_links` and the sweep lock here), `read_for_poll` without them (it also
-claims, at most once per refresh interval per salon, the right to ask the gateway).
+claims, at most once per refresh interval per salon, the right to ask the gateway). A page
+that already holds the salon reads the same through `read_salon_link` / `read_salon_for_poll`,
+which take the salon's fields as given and read `whatsapp_links` alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import asyncpg
 
@@ -56,12 +58,21 @@ _LINK_COLUMNS = ("l.salon_id, l.session_name, l.status, l.qr, l.qr_expires_at, l
                  " l.pairing_code, l.pairing_expires_at, l.version, now() AS now,"
                  " l.connected_at, l.connected_phone, l.passkey_code, l.failed_starts")
 
-# One round trip for the hottest path: the salon (read through the view `salon_links`,
-# migrations/019, this module's), its link, and the claim. The CTE claims the refresh (moving
-# checked_at) only when it is due; the outer SELECT still sees the row as it was, which is
-# what the caller shows if it did not win.
-_POLL = f"""
-WITH s AS (SELECT salon_pk AS id, integration_status, owner_user_id FROM salon_links WHERE yclients_salon_id = $1),
+# The poll's salon, from either of two places: the view `salon_links` (migrations/019, this
+# module's) by the token's YClients id, for the owner's polls that hold nothing else; or bound
+# parameters, from the `Salon` a page already read (its pk, integration status and owner), so
+# the page's poll reads `whatsapp_links` alone and `salons` is not read twice in one request.
+_SALON_BY_CREDENTIAL = ("SELECT salon_pk AS id, integration_status, owner_user_id FROM salon_links"
+                        " WHERE yclients_salon_id = $1")
+_SALON_GIVEN = "SELECT $1::bigint AS id, $6::text AS integration_status, $7::bigint AS owner_user_id"
+
+
+def _poll_sql(salon: str) -> str:
+    """One round trip for the hottest path: the salon (the CTE `s`, from `salon`), its link,
+    and the claim. The CTE claims the refresh (moving checked_at) only when it is due; the
+    outer SELECT still sees the row as it was, which is what the caller shows if it did not win."""
+    return f"""
+WITH s AS ({salon}),
 claim AS (
     UPDATE whatsapp_links l SET checked_at = now() FROM s
     WHERE l.salon_id = s.id AND (
@@ -84,6 +95,10 @@ FROM s LEFT JOIN whatsapp_links l ON l.salon_id = s.id
 """
 
 
+_POLL = _poll_sql(_SALON_BY_CREDENTIAL)
+_POLL_GIVEN = _poll_sql(_SALON_GIVEN)
+
+
 @dataclass(frozen=True)
 class PollRead:
     salon_pk: SalonPk
@@ -92,19 +107,44 @@ class PollRead:
     claimed: bool  # this caller may ask the gateway now
     owner_user_id: int | None  # who may see it (onboarding/owner.py `opens`)
 
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> PollRead:
+        link = Link.from_row(row) if row["session_name"] is not None else None
+        return cls(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, row["claimed"],
+                   row["owner_user_id"])
+
+
+class PolledSalon(Protocol):
+    """What a poll needs of a salon its caller already holds (`salons.store.Salon` is one)."""
+
+    @property
+    def pk(self) -> SalonPk: ...
+    @property
+    def integration_status(self) -> IntegrationStatus: ...
+    @property
+    def owner_user_id(self) -> int | None: ...
+
+
+def _poll_args(refresh_s: float, connected_refresh_s: float | None) -> tuple[list[str], float, float, float]:
+    """$2..$5 of the poll: a connected link is claimed every `connected_refresh_s` (default: `refresh_s`)."""
+    return ([s.value for s in WAITING], refresh_s, refresh_s if connected_refresh_s is None else connected_refresh_s,
+            QR_REFRESH_MARGIN_S)
+
 
 async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
                         refresh_s: float, connected_refresh_s: float | None = None) -> PollRead | None:
-    """None when there is no such salon. A connected link is claimed every
-    `connected_refresh_s` (default: `refresh_s`)."""
-    row = await conn.fetchrow(_POLL, yclients_salon_id, [s.value for s in WAITING], refresh_s,
-                              refresh_s if connected_refresh_s is None else connected_refresh_s,
-                              QR_REFRESH_MARGIN_S)
-    if row is None:
-        return None
-    link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, row["claimed"],
-                    row["owner_user_id"])
+    """The owner's poll by the token's YClients id; None when there is no such salon."""
+    row = await conn.fetchrow(_POLL, yclients_salon_id, *_poll_args(refresh_s, connected_refresh_s))
+    return PollRead.from_row(row) if row is not None else None
+
+
+async def read_salon_for_poll(conn: Connection, salon: PolledSalon,
+                              refresh_s: float, connected_refresh_s: float | None = None) -> PollRead:
+    """`read_for_poll` for a salon already read: its link (from `whatsapp_links` alone) and the claim."""
+    row = await conn.fetchrow(_POLL_GIVEN, salon.pk, *_poll_args(refresh_s, connected_refresh_s),
+                              salon.integration_status.value, salon.owner_user_id)
+    assert row is not None  # the CTE `s` of bound parameters always has its one row
+    return PollRead.from_row(row)
 
 
 # The poll with the gateway's events on: a read, nothing claimed (the sweep looks at the gateway).
@@ -117,11 +157,14 @@ FROM salon_links l WHERE l.yclients_salon_id = $1
 async def read_for_owner(conn: Connection, yclients_salon_id: YclientsSalonId) -> PollRead | None:
     """The salon and its link as stored, claiming nothing; None when there is no such salon."""
     row = await conn.fetchrow(_READ, yclients_salon_id)
-    if row is None:
-        return None
-    link = Link.from_row(row) if row["session_name"] is not None else None
-    return PollRead(SalonPk(row["salon_pk"]), IntegrationStatus(row["integration_status"]), link, False,
-                    row["owner_user_id"])
+    return PollRead.from_row(row) if row is not None else None
+
+
+async def read_salon_link(conn: Connection, salon: PolledSalon) -> PollRead:
+    """`read_for_owner` for a salon already read: its link alone (none yet: None), claiming nothing."""
+    row = await conn.fetchrow(_LINK, salon.pk)
+    return PollRead(salon.pk, salon.integration_status, Link.from_row(row) if row is not None else None, False,
+                    salon.owner_user_id)
 
 
 async def watched_links(conn: Connection) -> list[Link]:

@@ -109,7 +109,7 @@ def test_with_a_thousand_links_waiting_polls_never_call_the_gateway(make_setting
         state.requests.clear()
         start = runtime.sweep.sweeps
         for salon_id in ids:  # each owner's poll: what the status endpoints answer with
-            poll = c.portal.call(linking.current, runtime, YclientsSalonId(salon_id))
+            poll = c.portal.call(linking.current_by_credential, runtime, YclientsSalonId(salon_id))
             assert poll is not None and poll.view.status == "awaiting_scan"
         for _ in range(20):  # and a real owner's page, over HTTP
             assert state_of(c) == "awaiting_scan"
