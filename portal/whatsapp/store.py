@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import asyncpg
 
@@ -20,6 +20,7 @@ from portal.platform.database import Connection
 from portal.platform.locks import SWEEP_LOCK
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.status import IntegrationStatus
+from portal.salons.store import Salon
 from portal.whatsapp.link import LinkState, LinkStatus, session_name
 
 # A QR is fetched again only this close to its expiry (the gateway rotates it every ~20 s).
@@ -114,17 +115,6 @@ class PollRead:
                    row["owner_user_id"])
 
 
-class PolledSalon(Protocol):
-    """What a poll needs of a salon its caller already holds (`salons.store.Salon` is one)."""
-
-    @property
-    def pk(self) -> SalonPk: ...
-    @property
-    def integration_status(self) -> IntegrationStatus: ...
-    @property
-    def owner_user_id(self) -> int | None: ...
-
-
 def _poll_args(refresh_s: float, connected_refresh_s: float | None) -> tuple[list[str], float, float, float]:
     """$2..$5 of the poll: a connected link is claimed every `connected_refresh_s` (default: `refresh_s`)."""
     return ([s.value for s in WAITING], refresh_s, refresh_s if connected_refresh_s is None else connected_refresh_s,
@@ -138,7 +128,7 @@ async def read_for_poll(conn: Connection, yclients_salon_id: YclientsSalonId,
     return PollRead.from_row(row) if row is not None else None
 
 
-async def read_salon_for_poll(conn: Connection, salon: PolledSalon,
+async def read_salon_for_poll(conn: Connection, salon: Salon,
                               refresh_s: float, connected_refresh_s: float | None = None) -> PollRead:
     """`read_for_poll` for a salon already read: its link (from `whatsapp_links` alone) and the claim."""
     row = await conn.fetchrow(_POLL_GIVEN, salon.pk, *_poll_args(refresh_s, connected_refresh_s),
@@ -160,7 +150,7 @@ async def read_for_owner(conn: Connection, yclients_salon_id: YclientsSalonId) -
     return PollRead.from_row(row) if row is not None else None
 
 
-async def read_salon_link(conn: Connection, salon: PolledSalon) -> PollRead:
+async def read_salon_link(conn: Connection, salon: Salon) -> PollRead:
     """`read_for_owner` for a salon already read: its link alone (none yet: None), claiming nothing."""
     row = await conn.fetchrow(_LINK, salon.pk)
     return PollRead(salon.pk, salon.integration_status, Link.from_row(row) if row is not None else None, False,

@@ -11,8 +11,10 @@ from datetime import datetime
 import asyncpg
 import pytest
 
+from portal.salons import store as salons
 from portal.salons.ids import SalonPk, YclientsSalonId
 from portal.salons.status import IntegrationStatus
+from portal.salons.store import Salon
 from portal.whatsapp import store
 
 YCLIENTS_ID = YclientsSalonId(880101)
@@ -20,11 +22,11 @@ REFRESH_S, CONNECTED_REFRESH_S = 2.0, 30.0
 EPOCH = datetime(2000, 1, 1)
 
 
-@dataclasses.dataclass(frozen=True)
-class Given:  # what a page holds: `salons.store.Salon` has these fields among others
-    pk: SalonPk
-    integration_status: IntegrationStatus
-    owner_user_id: int | None
+async def _salon(conn: asyncpg.Connection) -> Salon:
+    """The salon as a page holds it (its owner's lookup read it)."""
+    found = await salons.by_yclients_id(conn, YCLIENTS_ID)
+    assert found is not None
+    return found
 
 
 def _same_moment(read: store.PollRead | None) -> store.PollRead | None:
@@ -51,7 +53,7 @@ async def conn(database_url):
         await conn.close()
 
 
-async def _reads(conn: asyncpg.Connection, salon: Given, link_status: str | None, checked_ago: float | None,
+async def _reads(conn: asyncpg.Connection, salon: Salon, link_status: str | None, checked_ago: float | None,
                  qr_in: float | None) -> tuple[store.PollRead | None, store.PollRead]:
     """The two reads without events (each in a transaction rolled back: a claim moves checked_at)."""
     reads = []
@@ -84,7 +86,8 @@ async def test_a_salon_given_is_read_and_claimed_as_by_its_yclients_id(conn):
             pk = SalonPk(await conn.fetchval(
                 "INSERT INTO salons (yclients_salon_id, landed_at, integration_status, owner_user_id)"
                 " VALUES ($1, now(), $2, 7) RETURNING id", YCLIENTS_ID, status))
-            salon = Given(pk, IntegrationStatus(status), 7)
+            salon = await _salon(conn)
+            assert (salon.pk, salon.integration_status, salon.owner_user_id) == (pk, status, 7)
             by_id, given = await _reads(conn, salon, link, checked_ago, qr_in)
             assert _same_moment(given) == _same_moment(by_id), (status, link, checked_ago, qr_in)
             claims.add(given.claimed)
@@ -101,11 +104,12 @@ async def test_the_salon_given_decides_the_claim_not_a_second_read_of_salons(con
         " RETURNING id", YCLIENTS_ID))
     await conn.execute("INSERT INTO whatsapp_links (salon_id, session_name, status, checked_at)"
                        " VALUES ($1, 'salon-880101', 'connected', now() - interval '1 hour')", pk)
-    uninstalled = Given(pk, IntegrationStatus.UNINSTALLED, 9)
+    uninstalled = dataclasses.replace(await _salon(conn), integration_status=IntegrationStatus.UNINSTALLED,
+                                      owner_user_id=9)
     read = await store.read_salon_for_poll(conn, uninstalled, REFRESH_S, CONNECTED_REFRESH_S)
     assert not read.claimed and read.integration_status is IntegrationStatus.UNINSTALLED
     assert read.owner_user_id == 9 and read.link is not None and read.link.status == "connected"
-    active = Given(pk, IntegrationStatus.ACTIVE, None)
+    active = dataclasses.replace(uninstalled, integration_status=IntegrationStatus.ACTIVE, owner_user_id=None)
     assert (await store.read_salon_for_poll(conn, active, REFRESH_S, CONNECTED_REFRESH_S)).claimed
 
 
@@ -113,7 +117,7 @@ async def test_with_events_a_salon_given_reads_its_link_as_by_its_yclients_id(co
     pk = SalonPk(await conn.fetchval(
         "INSERT INTO salons (yclients_salon_id, landed_at, owner_user_id) VALUES ($1, now(), 7) RETURNING id",
         YCLIENTS_ID))
-    salon = Given(pk, IntegrationStatus.PENDING_WHATSAPP, 7)
+    salon = await _salon(conn)
     assert _same_moment(await store.read_salon_link(conn, salon)) == _same_moment(
         await store.read_for_owner(conn, YCLIENTS_ID))  # no link yet
     await conn.execute("INSERT INTO whatsapp_links (salon_id, session_name, status, checked_at)"
