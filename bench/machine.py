@@ -18,10 +18,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_seconds(roots: list[int], *, reaped: bool = False) -> float:
-    """user+system CPU of `roots` and all their descendants, from /proc (Linux only); with
-    `reaped`, for the roots also their reaped children's (PostgreSQL's backends that have
-    exited, e.g. pgbench's)."""
+def _children() -> dict[int, list[int]]:
+    """Each running process's children, by parent pid, from /proc (Linux only)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -29,6 +27,14 @@ def cpu_seconds(roots: list[int], *, reaped: bool = False) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def cpu_seconds(roots: list[int], *, reaped: bool = False) -> float:
+    """user+system CPU of `roots` and all their descendants, from /proc (Linux only); with
+    `reaped`, for the roots also their reaped children's (PostgreSQL's backends that have
+    exited, e.g. pgbench's)."""
+    children = _children()
     total, todo = 0, list(roots)
     while todo:
         pid = todo.pop()
@@ -74,13 +80,7 @@ def stop_process(proc: subprocess.Popen, wait_s: float) -> None:
 def worker_rss_mb(root: int) -> list[float]:
     """Resident memory (MB) of each worker of the server process `root`: its spawned children
     (`serve --workers N`), or `root` itself when it serves alone (Linux only)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    children = _children()
     workers, todo = [], list(children.get(root, []))
     while todo:
         pid = todo.pop()
