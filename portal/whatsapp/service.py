@@ -105,7 +105,7 @@ SETTLED_RECHECK_S = 60.0
 
 async def current(runtime: WhatsAppDeps, salon: Salon) -> Poll:
     """The poll of a salon its caller already holds (a page): the salon is not read again."""
-    poll = await _current(runtime, salon.yclients_salon_id, salon)
+    poll = await _current(runtime, salon)
     assert poll is not None  # a salon given has a poll, with its link or with none yet
     return poll
 
@@ -113,19 +113,20 @@ async def current(runtime: WhatsAppDeps, salon: Salon) -> Poll:
 async def current_by_credential(runtime: WhatsAppDeps, yclients_salon_id: YclientsSalonId) -> Poll | None:
     """The poll of the salon a token names (the owner's polls, which hold nothing else): the
     salon and its link in the same one round trip. None: no such salon."""
-    return await _current(runtime, yclients_salon_id, None)
+    return await _current(runtime, yclients_salon_id)
 
 
-async def _current(runtime: WhatsAppDeps, yclients_salon_id: YclientsSalonId, salon: Salon | None) -> Poll | None:
+async def _current(runtime: WhatsAppDeps, of: Salon | YclientsSalonId) -> Poll | None:
     """The poll: from this instance's memory while unchanged and not due, else the stored state.
     With events on it never waits for the gateway (events and the sweep keep the row current; a
     QR about to expire is renewed in the background); without, it refreshes when due."""
+    yclients_salon_id = of.yclients_salon_id if isinstance(of, Salon) else of
     cached = runtime.link_versions.fresh(yclients_salon_id)
     if cached is not None:
         return cached
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
-        read = await _read(conn, settings, yclients_salon_id, salon)
+        read = await _read(conn, settings, of)
     if read is None:
         return None
     link = read.link
@@ -134,22 +135,21 @@ async def _current(runtime: WhatsAppDeps, yclients_salon_id: YclientsSalonId, sa
             link = await _refresh(runtime, read.salon_pk, link)
         elif settings.gateway_events and _qr_expiring(link):  # fetched in the background
             runtime.qr_renewals.renew(read.salon_pk, lambda: _refresh(runtime, read.salon_pk, link))
-    poll = Poll(LinkView.of(link), IntegrationStatus(read.integration_status), read.owner_user_id)
+    poll = Poll(LinkView.of(link), read.integration_status, read.owner_user_id)
     runtime.link_versions.remember(yclients_salon_id, read.salon_pk, link.version if link else 0, poll,
                                    _recheck_in(settings.link_recheck_s, poll.view, connected_recheck_s(settings)))
     return poll
 
 
-async def _read(conn: Connection, settings: Settings, yclients_salon_id: YclientsSalonId,
-                salon: Salon | None) -> links.PollRead | None:
+async def _read(conn: Connection, settings: Settings, of: Salon | YclientsSalonId) -> links.PollRead | None:
     """With events on, a read; without, a read that may claim the right to ask the gateway.
     A salon given is not read again: its link is read alone."""
     refresh_s, connected_s = settings.link_recheck_s, connected_recheck_s(settings)
-    if salon is not None:
-        return (await links.read_salon_link(conn, salon) if settings.gateway_events else
-                await links.read_salon_for_poll(conn, salon, refresh_s, connected_s))
-    return (await links.read_for_owner(conn, yclients_salon_id) if settings.gateway_events else
-            await links.read_for_poll(conn, yclients_salon_id, refresh_s, connected_s))
+    if isinstance(of, Salon):
+        return (await links.read_salon_link(conn, of) if settings.gateway_events else
+                await links.read_salon_for_poll(conn, of, refresh_s, connected_s))
+    return (await links.read_for_owner(conn, of) if settings.gateway_events else
+            await links.read_for_poll(conn, of, refresh_s, connected_s))
 
 
 def _qr_expiring(link: Link) -> bool:
